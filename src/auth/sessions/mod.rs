@@ -1,0 +1,110 @@
+//! The session store: a token is honoured only while its session exists here, so logout,
+//! password change and account deletion really revoke. Redis when configured, else a table of
+//! the database; one trait, two implementations, chosen at start-up.
+
+mod redis;
+mod sql;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+pub use self::redis::RedisSessions;
+pub use self::sql::SqlSessions;
+use crate::error::AppError;
+
+/// A session to record.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The session id (the token's `jti`).
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When the session (and its token) expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a session store does. Every method fails with `Unavailable` when the store cannot be
+/// reached, so a token is never accepted unchecked.
+pub trait SessionStore: Send + Sync {
+    /// Records a new session.
+    fn create(&self, session: &NewSession) -> impl Future<Output = Result<(), AppError>> + Send;
+    /// Whether the session exists and has not expired; O(1) however many sessions the user has.
+    fn is_active(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> impl Future<Output = Result<bool, AppError>> + Send;
+    /// Ends one session.
+    fn revoke(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+    /// Ends every session of the user except `keep`.
+    fn revoke_all(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+    /// Checks that the store answers.
+    fn ping(&self) -> impl Future<Output = Result<(), AppError>> + Send;
+}
+
+/// The store chosen at start-up.
+#[derive(Debug, Clone)]
+pub enum Sessions {
+    /// Redis, shared by every replica.
+    Redis(RedisSessions),
+    /// The `sessions` table of the database.
+    Sql(SqlSessions),
+}
+
+impl Sessions {
+    /// Which store this is, for logs and readiness output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Sessions::Redis(_) => "redis",
+            Sessions::Sql(_) => "database",
+        }
+    }
+}
+
+impl SessionStore for Sessions {
+    async fn create(&self, session: &NewSession) -> Result<(), AppError> {
+        match self {
+            Sessions::Redis(s) => s.create(session).await,
+            Sessions::Sql(s) => s.create(session).await,
+        }
+    }
+
+    async fn is_active(&self, user_id: &str, session_id: &str) -> Result<bool, AppError> {
+        match self {
+            Sessions::Redis(s) => s.is_active(user_id, session_id).await,
+            Sessions::Sql(s) => s.is_active(user_id, session_id).await,
+        }
+    }
+
+    async fn revoke(&self, user_id: &str, session_id: &str) -> Result<(), AppError> {
+        match self {
+            Sessions::Redis(s) => s.revoke(user_id, session_id).await,
+            Sessions::Sql(s) => s.revoke(user_id, session_id).await,
+        }
+    }
+
+    async fn revoke_all(&self, user_id: &str, keep: Option<&str>) -> Result<(), AppError> {
+        match self {
+            Sessions::Redis(s) => s.revoke_all(user_id, keep).await,
+            Sessions::Sql(s) => s.revoke_all(user_id, keep).await,
+        }
+    }
+
+    async fn ping(&self) -> Result<(), AppError> {
+        match self {
+            Sessions::Redis(s) => s.ping().await,
+            Sessions::Sql(s) => s.ping().await,
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Configuration: command-line flags with environment-variable fallbacks (and a `.env` file,
+//! read by `main` in development). A bad value stops start-up with a line naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+/// Command line of the `user-api` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "user-api",
+    version,
+    about = "User-management API server: GraphQL first, with REST compatibility routes"
+)]
+pub struct Cli {
+    /// What to do; without a subcommand the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings shared by every subcommand.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Subcommands of the binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending database migrations, then run the server.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL) to standard output.
+    PrintSchema,
+}
+
+/// Every setting of the server, grouped by concern.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Where users (and, without Redis, sessions) are kept.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// The session store.
+    #[command(flatten)]
+    pub redis: RedisConfig,
+    /// Access tokens.
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    /// The HTTP listener.
+    #[command(flatten)]
+    pub http: HttpConfig,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// DATABASE_URL: `mysql://user:pass@host/db` or `sqlite://path` (the embedded default).
+    #[arg(id = "database-url", long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://data/users.db", value_parser = parse_database_url)]
+    pub url: DatabaseUrl,
+    /// DB_POOL_SIZE: connections in the database pool (default: 2 per core, at least 4).
+    #[arg(id = "db-pool-size", long = "db-pool-size", env = "DB_POOL_SIZE", value_name = "DB_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub pool_size: Option<u32>,
+    /// POOL_TIMEOUT: seconds a request waits for a database or Redis connection before it gets 503.
+    #[arg(id = "pool-timeout", long = "pool-timeout", env = "POOL_TIMEOUT", value_name = "POOL_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
+    pub pool_timeout: Duration,
+}
+
+/// Session-store settings.
+#[derive(Debug, Clone, Args)]
+pub struct RedisConfig {
+    /// REDIS_URL: `redis://host:port/db`; when unset, sessions live in the database.
+    #[arg(id = "redis-url", long = "redis-url", env = "REDIS_URL", value_name = "REDIS_URL", value_parser = parse_redis_url)]
+    pub url: Option<String>,
+    /// REDIS_KEY_PREFIX: prefix of every Redis key this server writes.
+    #[arg(id = "redis-key-prefix", long = "redis-key-prefix", env = "REDIS_KEY_PREFIX", value_name = "REDIS_KEY_PREFIX", default_value = "user-api:", value_parser = parse_key_prefix)]
+    pub key_prefix: String,
+}
+
+/// Token settings.
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// JWT_SECRET: HS256 key of access tokens. Required with MySQL; with SQLite it is generated
+    /// once and kept beside the database file when unset.
+    #[arg(id = "jwt-secret", long = "jwt-secret", env = "JWT_SECRET", value_name = "JWT_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub jwt_secret: Option<SecretString>,
+    /// JWT_ISSUER: the `iss` claim written into and required of every token.
+    #[arg(id = "jwt-issuer", long = "jwt-issuer", env = "JWT_ISSUER", value_name = "JWT_ISSUER", default_value = "user-api", value_parser = parse_non_empty)]
+    pub jwt_issuer: String,
+    /// ACCESS_TOKEN_TTL: lifetime of an access token, in seconds.
+    #[arg(id = "access-token-ttl", long = "access-token-ttl", env = "ACCESS_TOKEN_TTL", value_name = "ACCESS_TOKEN_TTL", default_value = "1800", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub access_token_ttl: u64,
+    /// HASH_CONCURRENCY: password hashes computed at once (default: the number of cores).
+    #[arg(id = "hash-concurrency", long = "hash-concurrency", env = "HASH_CONCURRENCY", value_name = "HASH_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub hash_concurrency: Option<u32>,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, Args)]
+pub struct HttpConfig {
+    /// BIND: address and port to listen on.
+    #[arg(
+        id = "bind",
+        long = "bind",
+        env = "BIND",
+        value_name = "BIND",
+        default_value = "127.0.0.1:8000"
+    )]
+    pub bind: SocketAddr,
+    /// CORS_ALLOWED_ORIGINS: comma-separated origins browsers may call from, or `*`; empty = none.
+    #[arg(id = "cors-allowed-origins", long = "cors-allowed-origins", env = "CORS_ALLOWED_ORIGINS", value_name = "CORS_ALLOWED_ORIGINS", default_value = "", value_parser = parse_origins)]
+    pub cors_allowed_origins: CorsOrigins,
+    /// MAX_BODY_BYTES: largest request body accepted, in bytes.
+    #[arg(id = "max-body-bytes", long = "max-body-bytes", env = "MAX_BODY_BYTES", value_name = "MAX_BODY_BYTES", default_value = "65536", value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
+    pub max_body_bytes: u64,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Args)]
+pub struct LogConfig {
+    /// RUST_LOG: log filter, e.g. `info` or `user_api=debug,tower_http=debug`.
+    #[arg(
+        id = "log",
+        long = "log",
+        env = "RUST_LOG",
+        value_name = "RUST_LOG",
+        default_value = "info"
+    )]
+    pub filter: String,
+    /// LOG_FORMAT: `text` or `json`.
+    #[arg(
+        id = "log-format",
+        long = "log-format",
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A parsed `DATABASE_URL`: the scheme picks the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `mysql://…`, passed to the driver as given.
+    Mysql(String),
+    /// `sqlite://path` (relative paths are relative to the working directory), or `sqlite::memory:`.
+    Sqlite(String),
+}
+
+impl DatabaseUrl {
+    /// The folder that holds the SQLite file, where generated secrets are kept too.
+    pub fn sqlite_dir(&self) -> Option<PathBuf> {
+        match self {
+            DatabaseUrl::Sqlite(path) if path != ":memory:" => Some(
+                PathBuf::from(path)
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Allowed CORS origins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No cross-origin access.
+    None,
+    /// Any origin, never with credentials.
+    Any,
+    /// These origins exactly.
+    List(Vec<String>),
+}
+
+fn parse_database_url(s: &str) -> Result<DatabaseUrl, String> {
+    if s.starts_with("mysql://") {
+        Ok(DatabaseUrl::Mysql(s.to_owned()))
+    } else if let Some(path) = s
+        .strip_prefix("sqlite://")
+        .or_else(|| s.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err("a sqlite URL needs a file path, e.g. sqlite://data/users.db".into());
+        }
+        Ok(DatabaseUrl::Sqlite(path.to_owned()))
+    } else {
+        Err("expected a mysql://… or sqlite://… URL".into())
+    }
+}
+
+fn parse_redis_url(s: &str) -> Result<String, String> {
+    if s.starts_with("redis://") || s.starts_with("rediss://") || s.starts_with("redis+unix://") {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a redis://… URL".into())
+    }
+}
+
+fn parse_key_prefix(s: &str) -> Result<String, String> {
+    // A brace would change the Redis Cluster hash tag the session keys rely on.
+    if s.contains(['{', '}']) {
+        Err("the prefix may not contain { or }".into())
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    if s.is_empty() {
+        Err("the secret is empty".into())
+    } else {
+        Ok(SecretString::from(s.to_owned()))
+    }
+}
+
+fn parse_non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err("expected seconds between 0 and 3600".into())
+    }
+}
+
+fn parse_origins(s: &str) -> Result<CorsOrigins, String> {
+    let items: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
+    if items.is_empty() {
+        return Ok(CorsOrigins::None);
+    }
+    if items.contains(&"*") {
+        return if items.len() == 1 {
+            Ok(CorsOrigins::Any)
+        } else {
+            Err("`*` cannot be combined with other origins".into())
+        };
+    }
+    for origin in &items {
+        let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+            && !origin.ends_with('/')
+            && axum::http::HeaderValue::from_str(origin).is_ok();
+        if !ok {
+            return Err(format!(
+                "`{origin}` is not an origin like https://app.example.com"
+            ));
+        }
+    }
+    Ok(CorsOrigins::List(
+        items.into_iter().map(str::to_owned).collect(),
+    ))
+}
+
+impl Config {
+    /// Parses settings from explicit arguments only (plus the environment), as tests do.
+    pub fn try_from_args<I, T>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Cli::try_parse_from(args).map(|cli| cli.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_scheme_picks_backend() {
+        assert_eq!(
+            parse_database_url("sqlite://data/users.db"),
+            Ok(DatabaseUrl::Sqlite("data/users.db".into()))
+        );
+        assert!(matches!(
+            parse_database_url("mysql://root@localhost/db"),
+            Ok(DatabaseUrl::Mysql(_))
+        ));
+        assert!(parse_database_url("postgres://x").is_err());
+        assert!(parse_database_url("sqlite://").is_err());
+    }
+
+    #[test]
+    fn origins_parse() {
+        assert_eq!(parse_origins(""), Ok(CorsOrigins::None));
+        assert_eq!(parse_origins("*"), Ok(CorsOrigins::Any));
+        assert!(parse_origins("*,https://a.example").is_err());
+        assert!(parse_origins("https://a.example/").is_err());
+        assert_eq!(
+            parse_origins("https://a.example, http://localhost:3000"),
+            Ok(CorsOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Config::try_from_args(["user-api", "--access-token-ttl", "zero"]).unwrap_err();
+        assert!(err.to_string().contains("--access-token-ttl"), "{err}");
+        let err = Config::try_from_args(["user-api", "--database-url", "ftp://x"]).unwrap_err();
+        assert!(err.to_string().contains("--database-url"), "{err}");
+    }
+}

@@ -1,0 +1,189 @@
+//! The database: one pool per backend behind the [`DbPool`] enum, the [`with_conn!`] macro that
+//! runs one query body on either, and the embedded migrations.
+//!
+//! diesel's `MultiConnection` does not cover async connections, so the enum and the macro stand
+//! in for it: the macro expands its body once per variant, and each arm type-checks against its
+//! own backend.
+
+pub mod checked;
+pub mod migrations;
+pub mod schema;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use diesel::SqliteConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
+use futures_util::FutureExt as _;
+
+use crate::config::{DatabaseConfig, DatabaseUrl};
+use crate::error::AppError;
+use checked::Checked;
+
+/// The embedded SQLite connection, run on the blocking pool by diesel-async.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// A bb8 pool of connections of type `C`.
+pub type Pool<C> = bb8::Pool<Checked<AsyncDieselConnectionManager<C>>>;
+
+/// The database pool; the URL scheme picks the variant at start-up.
+#[derive(Clone)]
+pub enum DbPool {
+    /// MySQL (or MariaDB).
+    Mysql(Pool<AsyncMysqlConnection>),
+    /// The embedded SQLite file.
+    Sqlite(Pool<SqliteConn>),
+}
+
+impl std::fmt::Debug for DbPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DbPool::Mysql(_) => "DbPool::Mysql",
+            DbPool::Sqlite(_) => "DbPool::Sqlite",
+        })
+    }
+}
+
+/// Runs `body` with `c` bound to a pooled connection of whichever backend `pool` holds.
+///
+/// `body` is a diesel-async expression yielding `QueryResult<T>`; the macro yields
+/// `Result<T, AppError>`. A connection whose query failed as a dead connection would is
+/// dropped from the pool.
+#[macro_export]
+macro_rules! with_conn {
+    ($pool:expr, |$c:ident| $body:expr) => {
+        match $pool {
+            $crate::db::DbPool::Mysql(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::pool_error)?;
+                let $c = &mut guard.conn;
+                let result = $body;
+                $crate::db::finish(&mut guard, result)
+            }
+            $crate::db::DbPool::Sqlite(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::pool_error)?;
+                let $c = &mut guard.conn;
+                let result = $body;
+                $crate::db::finish(&mut guard, result)
+            }
+        }
+    };
+}
+
+/// Maps a pool checkout failure (time-out, or the database refusing connections) to 503.
+pub fn pool_error<E: std::error::Error + Send + Sync + 'static>(err: bb8::RunError<E>) -> AppError {
+    AppError::database_unavailable(err)
+}
+
+/// Marks the connection broken when `result` says it may be dead, and converts the error.
+pub fn finish<C, T>(
+    conn: &mut checked::CheckedConn<C>,
+    result: diesel::QueryResult<T>,
+) -> Result<T, AppError> {
+    result.map_err(|err| {
+        if matches!(
+            err,
+            DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown
+                    | DatabaseErrorKind::ClosedConnection
+                    | DatabaseErrorKind::UnableToSendCommand,
+                _
+            ) | DieselError::BrokenTransactionManager
+        ) {
+            conn.mark_broken();
+        }
+        AppError::from(err)
+    })
+}
+
+/// SQLite settings applied to every new connection: WAL lets readers run beside the one
+/// writer, and busy_timeout makes a writer wait for the lock instead of failing at once.
+const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+/// Builds the pool for `config` without connecting; the first request or the migration
+/// step connects. A missing SQLite folder is created.
+pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    match &config.url {
+        DatabaseUrl::Mysql(url) => {
+            let mut manager_config = ManagerConfig::default();
+            manager_config.recycling_method = RecyclingMethod::Fast;
+            let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(
+                url,
+                manager_config,
+            );
+            let size = config.pool_size.unwrap_or((cores * 2).max(4));
+            Ok(DbPool::Mysql(
+                builder(size, config.pool_timeout).build_unchecked(Checked(manager)),
+            ))
+        }
+        DatabaseUrl::Sqlite(path) => {
+            ensure_sqlite_dir(&config.url).await?;
+            let mut manager_config = ManagerConfig::<SqliteConn>::default();
+            manager_config.recycling_method = RecyclingMethod::Fast;
+            manager_config.custom_setup = Box::new(|url| {
+                async move {
+                    let mut conn = SqliteConn::establish(url).await?;
+                    conn.batch_execute(SQLITE_SETUP)
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                }
+                .boxed()
+            });
+            let manager =
+                AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, manager_config);
+            // An in-memory database exists once per connection: it must be a pool of one.
+            let size = if path == ":memory:" {
+                1
+            } else {
+                config.pool_size.unwrap_or((cores * 2).max(4))
+            };
+            Ok(DbPool::Sqlite(
+                builder(size, config.pool_timeout).build_unchecked(Checked(manager)),
+            ))
+        }
+    }
+}
+
+/// Creates the folder of a SQLite file if it is missing.
+pub async fn ensure_sqlite_dir(url: &DatabaseUrl) -> anyhow::Result<()> {
+    if let Some(dir) = url.sqlite_dir().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn builder<M: bb8::ManageConnection>(size: u32, timeout: Duration) -> bb8::Builder<M> {
+    bb8::Pool::builder()
+        .max_size(size)
+        .connection_timeout(timeout)
+        // A failed connect answers 503 at once rather than retrying until the time-out.
+        .retry_connection(false)
+        .test_on_check_out(false)
+}
+
+impl DbPool {
+    /// Checks that the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        use diesel::IntoSql as _;
+        use diesel_async::RunQueryDsl as _;
+        let one = diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>());
+        with_conn!(self, |c| one.get_result::<i32>(c).await).map(|_| ())
+    }
+
+    /// Connections in use and idle, for readiness reporting.
+    pub fn state(&self) -> bb8::State {
+        match self {
+            DbPool::Mysql(p) => p.state(),
+            DbPool::Sqlite(p) => p.state(),
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! GraphQL over HTTP: GET and POST `/graphql` per the GraphQL-over-HTTP spec, and GraphiQL.
+//!
+//! Written by hand rather than with async-graphql-axum's extractor because that one answers
+//! `application/graphql-response+json` to clients that asked for `application/json`, reads
+//! batches unasked, and runs mutations sent by GET.
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, ServerError};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{ApiSchema, RequestAuth};
+use crate::error::AppError;
+
+/// The JSON media type of GraphQL responses defined by the GraphQL-over-HTTP spec.
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// Which response media type the client accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    /// `application/json`: every well-formed request answers 200.
+    Json,
+    /// `application/graphql-response+json`: request errors answer 4xx.
+    GraphqlResponse,
+}
+
+impl MediaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            MediaType::Json => "application/json",
+            MediaType::GraphqlResponse => GRAPHQL_RESPONSE_JSON,
+        }
+    }
+}
+
+/// Picks the response type from `Accept`: the supported type with the highest q, the one
+/// listed first on a tie; no header means `application/json`; `None` when nothing fits.
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(MediaType::Json);
+    };
+    let mut best: Option<(f32, MediaType)> = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
+            .next()
+            .unwrap_or(1.0);
+        let kind = match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => MediaType::GraphqlResponse,
+            "application/json" | "application/*" | "*/*" => MediaType::Json,
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(best_q, _)| q > best_q) {
+            best = Some((q, kind));
+        }
+    }
+    best.map(|(_, kind)| kind)
+}
+
+/// A request-level failure (before execution), in the shape of a GraphQL response.
+fn request_error(status: StatusCode, media: MediaType, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    (
+        status,
+        [(header::CONTENT_TYPE, media.as_str())],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn authorization(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// `GET /graphql`: queries from the query string. Mutations are refused with 405.
+pub async fn get_graphql(
+    State(schema): State<ApiSchema>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
+        Ok(request) if !request.query.is_empty() => request,
+        _ => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                "BAD_REQUEST",
+                "a GET request needs a `query` parameter",
+            );
+        }
+    };
+    execute(schema, request, &headers, media, true).await
+}
+
+/// `POST /graphql`: one request as JSON (`application/json`) or a bare document
+/// (`application/graphql`). Batches are refused.
+pub async fn post_graphql(
+    State(schema): State<ApiSchema>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let request = match content_type.as_deref() {
+        Some("application/json") => match serde_json::from_slice::<BatchRequest>(&body) {
+            Ok(BatchRequest::Single(request)) => request,
+            Ok(BatchRequest::Batch(_)) => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    "BAD_REQUEST",
+                    "batched requests are not supported; send one operation per request",
+                );
+            }
+            Err(_) => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    "BAD_REQUEST",
+                    "the body is not a JSON GraphQL request ({\"query\": …})",
+                );
+            }
+        },
+        Some("application/graphql") => match std::str::from_utf8(&body) {
+            Ok(query) => async_graphql::Request::new(query),
+            Err(_) => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    "BAD_REQUEST",
+                    "the body is not UTF-8",
+                );
+            }
+        },
+        _ => {
+            return request_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                media,
+                "BAD_REQUEST",
+                "send the request as application/json",
+            );
+        }
+    };
+    execute(schema, request, &headers, media, false).await
+}
+
+async fn execute(
+    schema: ApiSchema,
+    mut request: async_graphql::Request,
+    headers: &HeaderMap,
+    media: MediaType,
+    by_get: bool,
+) -> Response {
+    let operation_name = request.operation_name.clone();
+    let parse_failed = match request.parsed_query() {
+        Ok(doc) => {
+            if by_get && selected_operation_is_mutation(doc, operation_name.as_deref()) {
+                let mut response = request_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    media,
+                    "BAD_REQUEST",
+                    "mutations must be sent with POST",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return response;
+            }
+            false
+        }
+        Err(_) => true,
+    };
+    let request = request.data(RequestAuth::new(authorization(headers)));
+    let mut response = schema.execute(request).await;
+    let request_failed = classify_errors(&mut response.errors, parse_failed);
+    let status = if request_failed && media == MediaType::GraphqlResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = match serde_json::to_string(&response) {
+        Ok(body) => body,
+        Err(e) => {
+            AppError::internal(e).log();
+            return request_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                media,
+                "INTERNAL_SERVER_ERROR",
+                "internal server error",
+            );
+        }
+    };
+    (status, [(header::CONTENT_TYPE, media.as_str())], body).into_response()
+}
+
+fn selected_operation_is_mutation(
+    doc: &async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> bool {
+    use async_graphql::parser::types::DocumentOperations;
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => op.node.ty == OperationType::Mutation,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .get(name)
+            .is_some_and(|op| op.node.ty == OperationType::Mutation),
+        // Several operations and no name: execution will refuse it anyway.
+        (DocumentOperations::Multiple(_), None) => false,
+    }
+}
+
+/// Gives every error its `extensions.code` — from the `AppError` a resolver returned, or from
+/// where it arose — and replaces unexpected messages with a generic one. Returns whether the
+/// request failed before execution (parse or validation).
+fn classify_errors(errors: &mut [ServerError], parse_failed: bool) -> bool {
+    let mut request_failed = false;
+    for err in errors.iter_mut() {
+        let known = err.source::<AppError>().map(|app| {
+            app.log();
+            let detail = match app {
+                AppError::Validation { field, .. } => {
+                    Some(("field", async_graphql::Value::from(*field)))
+                }
+                AppError::RateLimited { retry_after } => {
+                    Some(("retryAfter", async_graphql::Value::from(*retry_after)))
+                }
+                _ => None,
+            };
+            (app.code(), detail, app.to_string())
+        });
+        let extensions = err.extensions.get_or_insert_with(Default::default);
+        match known {
+            Some((code, detail, message)) => {
+                extensions.set("code", code);
+                if let Some((name, value)) = detail {
+                    extensions.set(name, value);
+                }
+                err.message = message;
+            }
+            None if err.path.is_empty() => {
+                request_failed = true;
+                extensions.set(
+                    "code",
+                    if parse_failed {
+                        "GRAPHQL_PARSE_FAILED"
+                    } else {
+                        "GRAPHQL_VALIDATION_FAILED"
+                    },
+                );
+            }
+            None => {
+                tracing::error!(error = %err.message, path = ?err.path, "unexpected resolver error");
+                extensions.set("code", "INTERNAL_SERVER_ERROR");
+                err.message = "internal server error".to_owned();
+            }
+        }
+    }
+    request_failed
+}
+
+/// `GET /graphiql`: the GraphiQL playground, pointed at `/graphql`.
+pub async fn graphiql() -> Html<String> {
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("user-api GraphiQL")
+            .finish(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(MediaType::Json));
+        assert_eq!(
+            negotiate(&accept("application/json")),
+            Some(MediaType::Json)
+        );
+        assert_eq!(negotiate(&accept("*/*")), Some(MediaType::Json));
+        assert_eq!(
+            negotiate(&accept(GRAPHQL_RESPONSE_JSON)),
+            Some(MediaType::GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Some(MediaType::GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/json, application/graphql-response+json"
+            )),
+            Some(MediaType::Json)
+        );
+        assert_eq!(negotiate(&accept("text/html")), None);
+    }
+}

@@ -1,0 +1,79 @@
+//! The GraphQL API: schema building and limits, the resolvers, and the HTTP handler.
+
+pub mod http;
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+use async_graphql::{Context, EmptySubscription, Schema};
+use tokio::sync::OnceCell;
+
+use crate::auth::token_from_header;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::users::service::{self, Viewer};
+use mutation::MutationRoot;
+use query::QueryRoot;
+
+/// The executable schema.
+pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Deepest query accepted; GraphiQL's introspection query needs about 13 levels.
+pub const MAX_DEPTH: usize = 16;
+/// Highest complexity (fields selected, roughly) accepted.
+pub const MAX_COMPLEXITY: usize = 1000;
+
+/// Builds the schema; with `state`, ready to execute, without, enough to print the SDL.
+pub fn build_schema(state: Option<AppState>) -> ApiSchema {
+    let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY);
+    if let Some(state) = state {
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+/// The schema as SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(None).sdl()
+}
+
+/// Per-request authentication: the raw `Authorization` header, resolved to a viewer the first
+/// time a resolver needs one.
+#[derive(Debug, Default)]
+pub struct RequestAuth {
+    header: Option<String>,
+    viewer: OnceCell<Viewer>,
+}
+
+impl RequestAuth {
+    /// Authentication from the request's `Authorization` header, if any.
+    pub fn new(header: Option<String>) -> Self {
+        RequestAuth {
+            header,
+            viewer: OnceCell::new(),
+        }
+    }
+}
+
+/// The application state.
+pub(crate) fn state<'a>(ctx: &'a Context<'_>) -> Result<&'a AppState, AppError> {
+    ctx.data::<AppState>().map_err(|e| {
+        AppError::internal(anyhow::anyhow!("schema built without state: {}", e.message))
+    })
+}
+
+/// The authenticated caller, or `UNAUTHENTICATED`.
+pub(crate) async fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer, AppError> {
+    let auth = ctx.data::<RequestAuth>().map_err(|e| {
+        AppError::internal(anyhow::anyhow!("request without auth data: {}", e.message))
+    })?;
+    let state = state(ctx)?;
+    auth.viewer
+        .get_or_try_init(|| async {
+            let token = auth.header.as_deref().map(token_from_header).transpose()?;
+            service::authenticate(state, token).await
+        })
+        .await
+}

@@ -1,0 +1,65 @@
+//! Mutation resolvers: thin adapters over `users::service`.
+
+use async_graphql::{Context, Object, Result};
+
+use super::types::{AuthPayload, RegisterInput, UpdateMeInput, UserObject};
+use super::{state, viewer};
+use crate::users::service::{self, CurrentPassword, NewUser, UpdateMe};
+
+/// Write operations.
+#[derive(Debug, Default)]
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Creates an account (role USER) and returns a token for it.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+        let input = NewUser {
+            username: input.username,
+            email: input.email,
+            password: input.password,
+        };
+        Ok(service::register(state(ctx)?, input).await?.into())
+    }
+
+    /// Signs in; each login is a separate session with its own token. A wrong password and an
+    /// unknown username give the same error.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        username: String,
+        password: String,
+    ) -> Result<AuthPayload> {
+        Ok(service::login(state(ctx)?, &username, password)
+            .await?
+            .into())
+    }
+
+    /// Revokes the token that made the request.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        service::logout(state(ctx)?, viewer(ctx).await?).await?;
+        Ok(true)
+    }
+
+    /// Changes the caller's email and/or password. Changing the password needs
+    /// `currentPassword` and revokes every other token of the caller.
+    async fn update_me(&self, ctx: &Context<'_>, input: UpdateMeInput) -> Result<UserObject> {
+        let viewer = viewer(ctx).await?;
+        let input = UpdateMe {
+            email: input.email,
+            password: input.password,
+            current_password: input.current_password,
+        };
+        Ok(
+            service::update_me(state(ctx)?, viewer, input, CurrentPassword::Required)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Deletes the caller's account and revokes all its tokens.
+    async fn delete_me(&self, ctx: &Context<'_>) -> Result<bool> {
+        service::delete_me(state(ctx)?, viewer(ctx).await?).await?;
+        Ok(true)
+    }
+}

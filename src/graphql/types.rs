@@ -1,0 +1,125 @@
+//! GraphQL object, input and scalar types. `///` comments here become schema descriptions.
+
+use async_graphql::{
+    Enum, ID, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject,
+    Value,
+};
+use chrono::{SecondsFormat, Utc};
+
+use crate::users::model::{self, UserView};
+use crate::users::service::AuthSession;
+
+/// A point in time: an RFC 3339 string in UTC, e.g. "2026-11-27T09:41:07Z".
+#[derive(Debug, Clone, Copy)]
+pub struct DateTime(pub chrono::DateTime<Utc>);
+
+#[Scalar(
+    name = "DateTime",
+    specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339"
+)]
+impl ScalarType for DateTime {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| DateTime(t.with_timezone(&Utc)))
+                .map_err(|_| InputValueError::custom("expected an RFC 3339 date-time")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum Role {
+    /// A regular user; every new account starts here.
+    User,
+    /// An administrator: sees every user's email.
+    Admin,
+}
+
+impl From<model::Role> for Role {
+    fn from(role: model::Role) -> Self {
+        match role {
+            model::Role::User => Role::User,
+            model::Role::Admin => Role::Admin,
+        }
+    }
+}
+
+/// A registered user.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "User")]
+pub struct UserObject {
+    /// Unique, assigned by the server; ids sort by registration time.
+    pub id: ID,
+    /// Unique regardless of letter case; 3–32 characters from A–Z a–z 0–9 _ -.
+    pub username: String,
+    /// Visible to the user themself and to admins; null for anyone else.
+    pub email: Option<String>,
+    /// The user's role.
+    pub role: Role,
+    /// When the account was created (UTC).
+    pub registration_date: DateTime,
+}
+
+impl From<UserView> for UserObject {
+    fn from(user: UserView) -> Self {
+        UserObject {
+            id: ID(user.id),
+            username: user.username,
+            email: user.email,
+            role: user.role.into(),
+            registration_date: DateTime(user.registration_date),
+        }
+    }
+}
+
+/// A new session.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct AuthPayload {
+    /// Send as `Authorization: Bearer <accessToken>`.
+    pub access_token: String,
+    /// Always "bearer".
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i32,
+    /// The signed-in user.
+    pub user: UserObject,
+}
+
+impl From<AuthSession> for AuthPayload {
+    fn from(session: AuthSession) -> Self {
+        AuthPayload {
+            access_token: session.token.token,
+            token_type: "bearer".to_owned(),
+            expires_in: i32::try_from(session.token.expires_in).unwrap_or(i32::MAX),
+            user: session.user.into(),
+        }
+    }
+}
+
+/// Registration details.
+#[derive(Debug, Clone, InputObject)]
+pub struct RegisterInput {
+    /// 3–32 characters from A–Z a–z 0–9 _ -; unique regardless of letter case.
+    pub username: String,
+    /// A valid address, at most 254 characters; unique regardless of letter case.
+    pub email: String,
+    /// 8–128 characters; any characters.
+    pub password: String,
+}
+
+/// Changes to the caller's account; give at least one of `email` and `password`.
+#[derive(Debug, Clone, InputObject)]
+pub struct UpdateMeInput {
+    /// The new email.
+    pub email: Option<String>,
+    /// The new password; needs `currentPassword`, and signs out every other session.
+    pub password: Option<String>,
+    /// The current password, required to change it.
+    pub current_password: Option<String>,
+}

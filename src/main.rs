@@ -1,0 +1,136 @@
+//! The `user-api` binary: parse the command line, load the configuration, start logging and
+//! run the chosen subcommand (the server by default).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+use user_api::auth::sessions::Sessions;
+use user_api::config::{Cli, Command, Config, LogFormat};
+use user_api::{AppState, app, db, graphql};
+
+fn main() -> ExitCode {
+    // A missing .env is normal; a malformed one is reported by the settings it breaks.
+    let _ = dotenvy::dotenv();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) {
+                err.exit();
+            }
+            // One line that names the flag and its variable, e.g. `--access-token-ttl <ACCESS_TOKEN_TTL>`.
+            let text = err.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("invalid configuration"));
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(Command::PrintSchema) = cli.command {
+        print!("{}", graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    init_tracing(&cli.config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Some(Command::Migrate) => migrate(&cli.config).await,
+            _ => serve(cli.config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let applied = db::migrations::run(&config.database.url).await?;
+    tracing::info!(applied, "migrations are up to date");
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    migrate(&config).await?;
+    let bind = config.http.bind;
+    let state = AppState::build(config).await?;
+    if let Sessions::Sql(store) = &state.sessions {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                if let Err(e) = store.purge_expired().await {
+                    tracing::warn!(error = %e, "could not purge expired sessions");
+                }
+            }
+        });
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on BIND={bind}"))?;
+    tracing::info!(
+        address = %bind,
+        database = ?state.db,
+        sessions = state.sessions.kind(),
+        "listening; GraphiQL at http://{bind}/graphiql"
+    );
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,133 @@
+//! User records as stored, and as a given viewer may see them.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::users;
+use crate::error::AppError;
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Every new user.
+    User,
+    /// Sees every email.
+    Admin,
+}
+
+impl Role {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Role, AppError> {
+        match s {
+            "user" => Ok(Role::User),
+            "admin" => Ok(Role::Admin),
+            other => Err(AppError::internal(anyhow::anyhow!(
+                "unknown role {other:?} in the database"
+            ))),
+        }
+    }
+}
+
+/// A row of the `users` table.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    /// UUIDv7.
+    pub id: String,
+    /// As typed.
+    pub username: String,
+    /// Lower-cased, for uniqueness.
+    pub username_lower: String,
+    /// As typed.
+    pub email: String,
+    /// Lower-cased, for uniqueness.
+    pub email_lower: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// UTC.
+    pub registration_date: NaiveDateTime,
+    /// UTC.
+    pub updated_at: NaiveDateTime,
+}
+
+/// A user as the domain sees it.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// UUIDv7 string.
+    pub id: String,
+    /// As typed at registration.
+    pub username: String,
+    /// As last set.
+    pub email: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+    /// When the account was created.
+    pub registration_date: DateTime<Utc>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = AppError;
+
+    fn try_from(row: UserRow) -> Result<User, AppError> {
+        Ok(User {
+            role: Role::parse(&row.role)?,
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            password_hash: row.password_hash,
+            registration_date: row.registration_date.and_utc(),
+        })
+    }
+}
+
+/// A user as one viewer may see them: `email` is `None` unless the viewer is that user or an
+/// admin. Built only by [`UserView::for_viewer`], so the rule lives in one place.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    /// UUIDv7 string.
+    pub id: String,
+    /// Username.
+    pub username: String,
+    /// Email, where the viewer may see it.
+    pub email: Option<String>,
+    /// Role.
+    pub role: Role,
+    /// When the account was created.
+    pub registration_date: DateTime<Utc>,
+}
+
+impl UserView {
+    /// `user` as seen by `viewer`.
+    pub fn for_viewer(user: User, viewer: &User) -> UserView {
+        let sees_email = viewer.id == user.id || viewer.role == Role::Admin;
+        UserView {
+            email: sees_email.then_some(user.email),
+            id: user.id,
+            username: user.username,
+            role: user.role,
+            registration_date: user.registration_date,
+        }
+    }
+
+    /// `user` as seen by themself.
+    pub fn own(user: User) -> UserView {
+        UserView {
+            email: Some(user.email),
+            id: user.id,
+            username: user.username,
+            role: user.role,
+            registration_date: user.registration_date,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Queries on the `users` table, each written once for both backends.
+
+use chrono::NaiveDateTime;
+use diesel::{
+    AsChangeset, ExpressionMethods as _, OptionalExtension as _, QueryDsl as _,
+    SelectableHelper as _,
+};
+use diesel_async::RunQueryDsl as _;
+
+use super::model::{User, UserRow};
+use crate::db::DbPool;
+use crate::db::schema::users;
+use crate::error::AppError;
+use crate::with_conn;
+
+/// Changes to one user; `None` leaves a column as it is.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    /// New email as typed.
+    pub email: Option<String>,
+    /// Its lower-cased copy.
+    pub email_lower: Option<String>,
+    /// New password hash.
+    pub password_hash: Option<String>,
+    /// Always set.
+    pub updated_at: NaiveDateTime,
+}
+
+/// The user with this id.
+pub async fn find_by_id(db: &DbPool, id: &str) -> Result<Option<User>, AppError> {
+    with_conn!(db, |c| users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(c)
+        .await
+        .optional())?
+    .map(User::try_from)
+    .transpose()
+}
+
+/// The user with this username, in any letter case.
+pub async fn find_by_username(db: &DbPool, username: &str) -> Result<Option<User>, AppError> {
+    let lower = username.to_lowercase();
+    with_conn!(db, |c| {
+        users::table
+            .filter(users::username_lower.eq(&lower))
+            .select(UserRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?
+    .map(User::try_from)
+    .transpose()
+}
+
+/// Whether a user other than `except_id` holds this lower-cased username / email.
+pub async fn find_taken(
+    db: &DbPool,
+    username_lower: Option<&str>,
+    email_lower: Option<&str>,
+    except_id: Option<&str>,
+) -> Result<(bool, bool), AppError> {
+    let except = except_id.unwrap_or("");
+    let username_taken = match username_lower {
+        Some(name) => {
+            let q = diesel::select(diesel::dsl::exists(
+                users::table
+                    .filter(users::username_lower.eq(name))
+                    .filter(users::id.ne(except)),
+            ));
+            with_conn!(db, |c| q.get_result::<bool>(c).await)?
+        }
+        None => false,
+    };
+    let email_taken = match email_lower {
+        Some(email) => {
+            let q = diesel::select(diesel::dsl::exists(
+                users::table
+                    .filter(users::email_lower.eq(email))
+                    .filter(users::id.ne(except)),
+            ));
+            with_conn!(db, |c| q.get_result::<bool>(c).await)?
+        }
+        None => false,
+    };
+    Ok((username_taken, email_taken))
+}
+
+/// Inserts a user. A taken username or email fails with `Conflict` from the unique indexes.
+pub async fn create_user(db: &DbPool, row: &UserRow) -> Result<(), AppError> {
+    let query = diesel::insert_into(users::table).values(row);
+    with_conn!(db, |c| query.execute(c).await).map(|_| ())
+}
+
+/// Applies `changes` to the user; returns whether the user existed.
+pub async fn update_user(db: &DbPool, id: &str, changes: &UserChanges) -> Result<bool, AppError> {
+    let query = diesel::update(users::table.find(id)).set(changes);
+    with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
+}
+
+/// Deletes the user; returns whether the user existed.
+pub async fn delete_user(db: &DbPool, id: &str) -> Result<bool, AppError> {
+    let query = diesel::delete(users::table.find(id));
+    with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
+}
+
+/// Up to `limit` users with ids greater than `after`, by id: keyset pagination on the primary
+/// key, so page 5,000 costs what page 1 costs.
+pub async fn list_users(
+    db: &DbPool,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<User>, AppError> {
+    // Every id is greater than "", so the first page needs no second query shape.
+    let after = after.unwrap_or("");
+    with_conn!(db, |c| {
+        users::table
+            .filter(users::id.gt(after))
+            .order(users::id.asc())
+            .limit(limit)
+            .select(UserRow::as_select())
+            .load(c)
+            .await
+    })?
+    .into_iter()
+    .map(User::try_from)
+    .collect()
+}

@@ -1,0 +1,339 @@
+//! User operations, shared by the GraphQL and REST adapters. Every business rule — who sees an
+//! email, what revokes a session, what counts as a conflict — lives here once.
+
+use chrono::Utc;
+
+use super::model::{Role, User, UserRow, UserView};
+use super::repo::{self, UserChanges};
+use super::{cursor, validation};
+use crate::auth::jwt::IssuedToken;
+use crate::auth::sessions::{NewSession, SessionStore as _};
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// The caller's account, as stored now.
+    pub user: User,
+    /// The session (token `jti`) that made the request.
+    pub session_id: String,
+}
+
+/// A new session: its token and the user it belongs to.
+#[derive(Debug, Clone)]
+pub struct AuthSession {
+    /// The access token.
+    pub token: IssuedToken,
+    /// The user, as they see themself.
+    pub user: UserView,
+}
+
+/// Registration input.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Username.
+    pub username: String,
+    /// Email.
+    pub email: String,
+    /// Password in clear.
+    pub password: String,
+}
+
+/// Changes a user asks for on their own account.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateMe {
+    /// New email.
+    pub email: Option<String>,
+    /// New password.
+    pub password: Option<String>,
+    /// The current password, required by GraphQL for a password change.
+    pub current_password: Option<String>,
+}
+
+/// Whether a password change must prove the current password (GraphQL does; the legacy REST
+/// body has no field for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CurrentPassword {
+    /// `current_password` must be given and correct.
+    Required,
+    /// The token alone suffices.
+    NotAsked,
+}
+
+/// How to address one user.
+#[derive(Debug, Clone)]
+pub enum UserKey {
+    /// By id.
+    Id(String),
+    /// By username, in any letter case.
+    Username(String),
+}
+
+/// One page of users.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Users, by id, each with the cursor that points just after it.
+    pub users: Vec<(String, UserView)>,
+    /// Whether users remain after this page.
+    pub has_next: bool,
+}
+
+impl Page {
+    /// The cursor after the last user of the page.
+    pub fn end_cursor(&self) -> Option<&str> {
+        self.users.last().map(|(c, _)| c.as_str())
+    }
+}
+
+/// The wrong-credentials error: one message for an unknown user and a wrong password.
+const BAD_CREDENTIALS: AppError = AppError::Unauthenticated("invalid username or password");
+
+/// Creates an account and signs it in.
+pub async fn register(state: &AppState, input: NewUser) -> Result<AuthSession, AppError> {
+    validation::username(&input.username)?;
+    validation::email(&input.email)?;
+    validation::password("password", &input.password)?;
+    let username_lower = input.username.to_lowercase();
+    let email_lower = input.email.to_lowercase();
+    // Checked first so that a taken name costs no hash and names the field; the unique
+    // indexes still decide races.
+    conflict_error(
+        repo::find_taken(&state.db, Some(&username_lower), Some(&email_lower), None).await?,
+    )?;
+    let password_hash = state.hasher.hash(input.password).await?;
+    let now = Utc::now();
+    let row = UserRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: input.username,
+        username_lower,
+        email: input.email,
+        email_lower,
+        password_hash,
+        role: Role::User.as_str().to_owned(),
+        registration_date: now.naive_utc(),
+        updated_at: now.naive_utc(),
+    };
+    match repo::create_user(&state.db, &row).await {
+        Ok(()) => {}
+        Err(AppError::Conflict(_)) => {
+            let taken = repo::find_taken(
+                &state.db,
+                Some(&row.username_lower),
+                Some(&row.email_lower),
+                None,
+            )
+            .await?;
+            conflict_error(taken)?;
+            return Err(AppError::Conflict("username or email already taken"));
+        }
+        Err(e) => return Err(e),
+    }
+    let user = User::try_from(row)?;
+    start_session(state, user).await
+}
+
+fn conflict_error((username_taken, email_taken): (bool, bool)) -> Result<(), AppError> {
+    if username_taken {
+        Err(AppError::Conflict("username already taken"))
+    } else if email_taken {
+        Err(AppError::Conflict("email already taken"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks credentials and opens a new session. An unknown username spends a hash too, so the
+/// two failures look alike in time as well as in message.
+pub async fn login(
+    state: &AppState,
+    username: &str,
+    password: String,
+) -> Result<AuthSession, AppError> {
+    let user = if validation::username(username).is_ok() {
+        repo::find_by_username(&state.db, username).await?
+    } else {
+        None
+    };
+    let valid = match &user {
+        Some(user) => {
+            state
+                .hasher
+                .verify(password, user.password_hash.clone())
+                .await?
+        }
+        None => state.hasher.verify_dummy(password).await?,
+    };
+    match user {
+        Some(user) if valid => start_session(state, user).await,
+        _ => Err(BAD_CREDENTIALS),
+    }
+}
+
+async fn start_session(state: &AppState, user: User) -> Result<AuthSession, AppError> {
+    let token = state.jwt.issue(&user.id)?;
+    let session = NewSession {
+        id: token.session_id.clone(),
+        user_id: user.id.clone(),
+        created_at: token.issued_at,
+        expires_at: token.expires_at,
+    };
+    state.sessions.create(&session).await?;
+    Ok(AuthSession {
+        token,
+        user: UserView::own(user),
+    })
+}
+
+/// Resolves a bearer token to its caller: a valid signature, a live session and an existing
+/// account are all required.
+pub async fn authenticate(state: &AppState, token: Option<&str>) -> Result<Viewer, AppError> {
+    let token = token.ok_or(AppError::Unauthenticated("missing access token"))?;
+    let claims = state.jwt.verify(token)?;
+    if !state.sessions.is_active(&claims.sub, &claims.jti).await? {
+        return Err(AppError::Unauthenticated(
+            "the token has been revoked or has expired",
+        ));
+    }
+    let user = repo::find_by_id(&state.db, &claims.sub)
+        .await?
+        .ok_or(AppError::Unauthenticated("the account no longer exists"))?;
+    Ok(Viewer {
+        user,
+        session_id: claims.jti,
+    })
+}
+
+/// Ends the caller's session.
+pub async fn logout(state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
+    state
+        .sessions
+        .revoke(&viewer.user.id, &viewer.session_id)
+        .await
+}
+
+/// Changes the caller's email and/or password. A password change revokes every other session
+/// of the caller; the one that asked stays valid.
+pub async fn update_me(
+    state: &AppState,
+    viewer: &Viewer,
+    input: UpdateMe,
+    current: CurrentPassword,
+) -> Result<UserView, AppError> {
+    if input.email.is_none() && input.password.is_none() {
+        return Err(AppError::validation(
+            "email",
+            "give at least one of email and password",
+        ));
+    }
+    if let Some(email) = &input.email {
+        validation::email(email)?;
+    }
+    if let Some(password) = &input.password {
+        validation::password("password", password)?;
+        if current == CurrentPassword::Required {
+            let given = input.current_password.clone().ok_or_else(|| {
+                AppError::validation(
+                    "currentPassword",
+                    "currentPassword is required to change the password",
+                )
+            })?;
+            if !state
+                .hasher
+                .verify(given, viewer.user.password_hash.clone())
+                .await?
+            {
+                return Err(AppError::Unauthenticated("currentPassword is incorrect"));
+            }
+        }
+    }
+    let email_lower = input.email.as_deref().map(str::to_lowercase);
+    if let Some(email_lower) = &email_lower {
+        conflict_error(
+            repo::find_taken(&state.db, None, Some(email_lower), Some(&viewer.user.id)).await?,
+        )?;
+    }
+    let password_hash = match input.password {
+        Some(password) => Some(state.hasher.hash(password).await?),
+        None => None,
+    };
+    let changes = UserChanges {
+        email: input.email.clone(),
+        email_lower,
+        password_hash: password_hash.clone(),
+        updated_at: Utc::now().naive_utc(),
+    };
+    let existed = match repo::update_user(&state.db, &viewer.user.id, &changes).await {
+        Err(AppError::Conflict(_)) => return Err(AppError::Conflict("email already taken")),
+        other => other?,
+    };
+    if !existed {
+        return Err(AppError::Unauthenticated("the account no longer exists"));
+    }
+    if password_hash.is_some() {
+        state
+            .sessions
+            .revoke_all(&viewer.user.id, Some(&viewer.session_id))
+            .await?;
+    }
+    let mut user = viewer.user.clone();
+    if let Some(email) = input.email {
+        user.email = email;
+    }
+    if let Some(hash) = password_hash {
+        user.password_hash = hash;
+    }
+    Ok(UserView::own(user))
+}
+
+/// Deletes the caller's account and revokes all its sessions.
+pub async fn delete_me(state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
+    repo::delete_user(&state.db, &viewer.user.id).await?;
+    // Tokens of a deleted account already fail (the account lookup), but the sessions
+    // should not outlive it.
+    state.sessions.revoke_all(&viewer.user.id, None).await
+}
+
+/// The user addressed by `key`, as the viewer may see them; `None` when there is none.
+pub async fn find_user(
+    state: &AppState,
+    viewer: &Viewer,
+    key: UserKey,
+) -> Result<Option<UserView>, AppError> {
+    let user = match key {
+        // Not a UUID: no such user, without asking the database.
+        UserKey::Id(id) if uuid::Uuid::try_parse(&id).is_err() => None,
+        UserKey::Id(id) => repo::find_by_id(&state.db, &id).await?,
+        UserKey::Username(name) => repo::find_by_username(&state.db, &name).await?,
+    };
+    Ok(user.map(|u| UserView::for_viewer(u, &viewer.user)))
+}
+
+/// Largest page.
+pub const MAX_PAGE: i64 = 100;
+
+/// A page of users in id (registration) order, after the user the cursor `after` points at.
+/// `limit_field` and `after_field` name the arguments for validation errors.
+pub async fn list_users(
+    state: &AppState,
+    viewer: &Viewer,
+    limit: i64,
+    after: Option<&str>,
+    (limit_field, after_field): (&'static str, &'static str),
+) -> Result<Page, AppError> {
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::validation(
+            limit_field,
+            format!("{limit_field} must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let after = after.map(|c| cursor::decode(after_field, c)).transpose()?;
+    let mut users = repo::list_users(&state.db, after.as_deref(), limit + 1).await?;
+    let has_next = users.len() as i64 > limit;
+    users.truncate(limit as usize);
+    let users = users
+        .into_iter()
+        .map(|u| (cursor::encode(&u.id), UserView::for_viewer(u, &viewer.user)))
+        .collect();
+    Ok(Page { users, has_next })
+}
