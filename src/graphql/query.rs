@@ -13,7 +13,7 @@ use crate::users::service::{self, UserKey};
 #[derive(Debug, Default)]
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The caller's own account. Needs a token.
     async fn me(&self, ctx: &Context<'_>) -> Result<UserObject> {
@@ -52,10 +52,12 @@ impl QueryRoot {
     async fn users(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, UserObject>> {
         let viewer = viewer(ctx).await?;
+        // An explicit null means the default, as if `first` were left out.
+        let first = first.unwrap_or(20);
         let page = service::list_users(
             state(ctx)?,
             viewer,

@@ -4,3 +4,4 @@
 mod common;
 
 mod graphql_core;
+mod schema_file;
