@@ -33,6 +33,8 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) to standard output.
     PrintSchema,
+    /// Exit 0 if the server at BIND answers /readyz with 200 (for container health checks).
+    Healthcheck,
 }
 
 /// Every setting of the server, grouped by concern.

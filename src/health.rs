@@ -32,3 +32,39 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     });
     (status, Json(body))
 }
+
+/// The `healthcheck` subcommand: asks the server listening on `bind` for `/readyz` and
+/// succeeds on 200. Lets a container image without curl check itself.
+pub async fn probe(bind: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut addr = bind;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = vec![0u8; 64];
+        let n = stream.read(&mut head).await?;
+        head.truncate(n);
+        anyhow::Ok(head)
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from {addr} within 5 s"))??;
+    let status_line = String::from_utf8_lossy(&head);
+    if status_line.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{addr} is not ready: {}",
+            status_line.lines().next().unwrap_or("")
+        )
+    }
+}

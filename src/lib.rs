@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod health;
+pub mod metrics;
 pub mod state;
 pub mod users;
 
@@ -17,6 +18,9 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 use crate::config::CorsOrigins;
@@ -24,24 +28,45 @@ pub use crate::state::AppState;
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    let schema = graphql::build_schema(Some(state.clone()));
     let body_limit = usize::try_from(state.config.http.max_body_bytes).unwrap_or(usize::MAX);
+    let endpoint = graphql::http::Endpoint::new(state.clone());
     let graphql_routes = Router::new()
         .route(
             "/graphql",
             get(graphql::http::get_graphql).post(graphql::http::post_graphql),
         )
-        .with_state(schema);
+        .with_state(endpoint);
     Router::new()
         .route("/graphiql", get(graphql::http::graphiql))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .merge(graphql_routes)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(cors(&state.config.http.cors_allowed_origins))
-        .layer(TraceLayer::new_for_http())
+        // Outermost first: the id is set (or an incoming one kept), every log line of the
+        // request carries it, and the response echoes it.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+/// The request-id header.
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", request_id = %id, method = %request.method(), uri = %request.uri())
 }
 
 /// CORS for browser frontends: only the configured origins, with proper preflight answers.

@@ -7,9 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
-use user_api::auth::sessions::Sessions;
 use user_api::config::{Cli, Command, Config, LogFormat};
-use user_api::{AppState, app, db, graphql};
+use user_api::{AppState, app, db, graphql, health};
 
 fn main() -> ExitCode {
     // A missing .env is normal; a malformed one is reported by the settings it breaks.
@@ -48,6 +47,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Migrate) => migrate(&cli.config).await,
+            Some(Command::Healthcheck) => health::probe(cli.config.http.bind).await,
             _ => serve(cli.config).await,
         }
     });
@@ -76,10 +76,12 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    migrate(&config).await?;
     let bind = config.http.bind;
+    // Settings are checked (state built, nothing connected yet) before anything touches the
+    // database, so a bad secret is reported as such rather than as a connection failure.
     let state = AppState::build(config).await?;
-    if let Sessions::Sql(store) = &state.sessions {
+    migrate(&state.config).await?;
+    if let Some(store) = state.sessions.sql() {
         let store = store.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(600));

@@ -13,9 +13,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
-use crate::auth::sessions::{RedisSessions, Sessions, SqlSessions};
+use crate::auth::sessions::{Backend, RedisSessions, Sessions, SqlSessions};
 use crate::config::{Config, DatabaseUrl};
 use crate::db::{self, DbPool};
+use crate::metrics::Metrics;
 
 /// Shortest HS256 key accepted: RFC 7518 asks for a key at least as long as the hash (32 bytes).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -35,6 +36,8 @@ pub struct Inner {
     pub jwt: JwtKeys,
     /// Password hashing, bounded.
     pub hasher: PasswordHasher,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
     /// The settings it was built from.
     pub config: Config,
 }
@@ -54,13 +57,15 @@ impl AppState {
         let secret = resolve_secret(&config).await?;
         let db = db::connect(&config.database).await?;
         let sessions = match &config.redis.url {
-            Some(url) => Sessions::Redis(RedisSessions::new(
+            Some(url) => Backend::Redis(RedisSessions::new(
                 url,
                 &config.redis.key_prefix,
                 config.database.pool_timeout,
             )?),
-            None => Sessions::Sql(SqlSessions::new(db.clone())),
+            None => Backend::Sql(SqlSessions::new(db.clone())),
         };
+        let metrics = Metrics::new()?;
+        let sessions = Sessions::new(sessions, metrics.session_store_errors.clone());
         let jwt = JwtKeys::new(
             &secret,
             &config.auth.jwt_issuer,
@@ -74,6 +79,7 @@ impl AppState {
             sessions,
             jwt,
             hasher,
+            metrics,
             config,
         })))
     }

@@ -16,7 +16,11 @@ pub fn token_from_header(value: &str) -> Result<&str, AppError> {
         Some(_) => return Err(AppError::Unauthenticated("malformed Authorization header")),
         None => value,
     };
-    if token.is_empty() || token.contains(char::is_whitespace) {
+    // `Bearer` alone is a scheme without a token, not a bare token.
+    if token.is_empty()
+        || token.contains(char::is_whitespace)
+        || token.eq_ignore_ascii_case("bearer")
+    {
         return Err(AppError::Unauthenticated("malformed Authorization header"));
     }
     Ok(token)

@@ -22,7 +22,7 @@ pub async fn run(url: &DatabaseUrl) -> anyhow::Result<usize> {
         DatabaseUrl::Mysql(url) => {
             let conn = AsyncMysqlConnection::establish(url)
                 .await
-                .context("cannot connect to the database to migrate it")?;
+                .context("cannot connect to the database at DATABASE_URL")?;
             let mut harness = AsyncMigrationHarness::new(conn);
             let done = tokio::task::block_in_place(|| {
                 harness.run_pending_migrations(MYSQL).map(|v| v.len())
@@ -34,8 +34,9 @@ pub async fn run(url: &DatabaseUrl) -> anyhow::Result<usize> {
             super::ensure_sqlite_dir(url).await?;
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
-                let mut conn = diesel::SqliteConnection::establish(&path)
-                    .with_context(|| format!("cannot open the SQLite database {path}"))?;
+                let mut conn = diesel::SqliteConnection::establish(&path).with_context(|| {
+                    format!("cannot open the SQLite database at DATABASE_URL ({path})")
+                })?;
                 conn.run_pending_migrations(SQLITE)
                     .map(|v| v.len())
                     .map_err(|e| anyhow::anyhow!("migration failed: {e}"))

@@ -179,11 +179,19 @@ impl DbPool {
         with_conn!(self, |c| one.get_result::<i32>(c).await).map(|_| ())
     }
 
-    /// Connections in use and idle, for readiness reporting.
+    /// Connections in use and idle.
     pub fn state(&self) -> bb8::State {
         match self {
             DbPool::Mysql(p) => p.state(),
             DbPool::Sqlite(p) => p.state(),
+        }
+    }
+
+    /// The pool's size.
+    pub fn max_size(&self) -> u32 {
+        match self {
+            DbPool::Mysql(p) => p.config().max_size,
+            DbPool::Sqlite(p) => p.config().max_size,
         }
     }
 }

@@ -11,8 +11,26 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::{ApiSchema, RequestAuth};
+use super::{ApiSchema, RequestAuth, build_schema};
 use crate::error::AppError;
+use crate::state::AppState;
+
+/// What the GraphQL handlers need: the schema (built once) and the state (for metrics).
+#[derive(Clone)]
+pub struct Endpoint {
+    schema: ApiSchema,
+    state: AppState,
+}
+
+impl Endpoint {
+    /// Builds the schema for `state`.
+    pub fn new(state: AppState) -> Self {
+        Endpoint {
+            schema: build_schema(Some(state.clone())),
+            state,
+        }
+    }
+}
 
 /// The JSON media type of GraphQL responses defined by the GraphQL-over-HTTP spec.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -80,7 +98,7 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
 
 /// `GET /graphql`: queries from the query string. Mutations are refused with 405.
 pub async fn get_graphql(
-    State(schema): State<ApiSchema>,
+    State(endpoint): State<Endpoint>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -98,13 +116,13 @@ pub async fn get_graphql(
             );
         }
     };
-    execute(schema, request, &headers, media, true).await
+    execute(&endpoint, request, &headers, media, true).await
 }
 
 /// `POST /graphql`: one request as JSON (`application/json`) or a bare document
 /// (`application/graphql`). Batches are refused.
 pub async fn post_graphql(
-    State(schema): State<ApiSchema>,
+    State(endpoint): State<Endpoint>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -156,11 +174,11 @@ pub async fn post_graphql(
             );
         }
     };
-    execute(schema, request, &headers, media, false).await
+    execute(&endpoint, request, &headers, media, false).await
 }
 
 async fn execute(
-    schema: ApiSchema,
+    endpoint: &Endpoint,
     mut request: async_graphql::Request,
     headers: &HeaderMap,
     media: MediaType,
@@ -186,8 +204,14 @@ async fn execute(
         Err(_) => true,
     };
     let request = request.data(RequestAuth::new(authorization(headers)));
-    let mut response = schema.execute(request).await;
+    let started = std::time::Instant::now();
+    let mut response = endpoint.schema.execute(request).await;
     let request_failed = classify_errors(&mut response.errors, parse_failed);
+    endpoint.state.metrics.observe_graphql(
+        operation_name.as_deref(),
+        response.errors.is_empty(),
+        started,
+    );
     let status = if request_failed && media == MediaType::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {

@@ -8,6 +8,7 @@ mod sql;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use prometheus::IntCounter;
 
 pub use self::redis::RedisSessions;
 pub use self::sql::SqlSessions;
@@ -53,9 +54,16 @@ pub trait SessionStore: Send + Sync {
     fn ping(&self) -> impl Future<Output = Result<(), AppError>> + Send;
 }
 
-/// The store chosen at start-up.
+/// The store chosen at start-up, counting the calls that could not reach it.
 #[derive(Debug, Clone)]
-pub enum Sessions {
+pub struct Sessions {
+    backend: Backend,
+    unreachable: IntCounter,
+}
+
+/// The two implementations.
+#[derive(Debug, Clone)]
+pub enum Backend {
     /// Redis, shared by every replica.
     Redis(RedisSessions),
     /// The `sessions` table of the database.
@@ -63,48 +71,79 @@ pub enum Sessions {
 }
 
 impl Sessions {
+    /// The store `backend`; `unreachable` counts calls that fail with `Unavailable`.
+    pub fn new(backend: Backend, unreachable: IntCounter) -> Self {
+        Sessions {
+            backend,
+            unreachable,
+        }
+    }
+
     /// Which store this is, for logs and readiness output.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Sessions::Redis(_) => "redis",
-            Sessions::Sql(_) => "database",
+        match &self.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Sql(_) => "database",
         }
+    }
+
+    /// The SQL store, which needs a periodic purge of expired rows.
+    pub fn sql(&self) -> Option<&SqlSessions> {
+        match &self.backend {
+            Backend::Sql(s) => Some(s),
+            Backend::Redis(_) => None,
+        }
+    }
+
+    /// The Redis pool's state and size, when the store is Redis.
+    pub fn redis_pool_state(&self) -> Option<(bb8::State, u32)> {
+        match &self.backend {
+            Backend::Redis(s) => Some(s.pool_state()),
+            Backend::Sql(_) => None,
+        }
+    }
+
+    fn count<T>(&self, result: Result<T, AppError>) -> Result<T, AppError> {
+        if let Err(AppError::Unavailable { .. }) = &result {
+            self.unreachable.inc();
+        }
+        result
     }
 }
 
 impl SessionStore for Sessions {
     async fn create(&self, session: &NewSession) -> Result<(), AppError> {
-        match self {
-            Sessions::Redis(s) => s.create(session).await,
-            Sessions::Sql(s) => s.create(session).await,
-        }
+        self.count(match &self.backend {
+            Backend::Redis(s) => s.create(session).await,
+            Backend::Sql(s) => s.create(session).await,
+        })
     }
 
     async fn is_active(&self, user_id: &str, session_id: &str) -> Result<bool, AppError> {
-        match self {
-            Sessions::Redis(s) => s.is_active(user_id, session_id).await,
-            Sessions::Sql(s) => s.is_active(user_id, session_id).await,
-        }
+        self.count(match &self.backend {
+            Backend::Redis(s) => s.is_active(user_id, session_id).await,
+            Backend::Sql(s) => s.is_active(user_id, session_id).await,
+        })
     }
 
     async fn revoke(&self, user_id: &str, session_id: &str) -> Result<(), AppError> {
-        match self {
-            Sessions::Redis(s) => s.revoke(user_id, session_id).await,
-            Sessions::Sql(s) => s.revoke(user_id, session_id).await,
-        }
+        self.count(match &self.backend {
+            Backend::Redis(s) => s.revoke(user_id, session_id).await,
+            Backend::Sql(s) => s.revoke(user_id, session_id).await,
+        })
     }
 
     async fn revoke_all(&self, user_id: &str, keep: Option<&str>) -> Result<(), AppError> {
-        match self {
-            Sessions::Redis(s) => s.revoke_all(user_id, keep).await,
-            Sessions::Sql(s) => s.revoke_all(user_id, keep).await,
-        }
+        self.count(match &self.backend {
+            Backend::Redis(s) => s.revoke_all(user_id, keep).await,
+            Backend::Sql(s) => s.revoke_all(user_id, keep).await,
+        })
     }
 
     async fn ping(&self) -> Result<(), AppError> {
-        match self {
-            Sessions::Redis(s) => s.ping().await,
-            Sessions::Sql(s) => s.ping().await,
-        }
+        self.count(match &self.backend {
+            Backend::Redis(s) => s.ping().await,
+            Backend::Sql(s) => s.ping().await,
+        })
     }
 }

@@ -50,9 +50,9 @@ impl RedisSessions {
         })
     }
 
-    /// Connections in use and idle.
-    pub fn state(&self) -> bb8::State {
-        self.pool.state()
+    /// Connections in use and idle, and the pool's size.
+    pub fn pool_state(&self) -> (bb8::State, u32) {
+        (self.pool.state(), self.pool.config().max_size)
     }
 
     fn session_key(&self, user_id: &str, session_id: &str) -> String {
