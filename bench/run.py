@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""Benchmarks of user-api: one command builds the release server, runs it on MySQL + Redis and
+on the embedded SQLite default, drives it with wrk from a second process on loopback, and
+writes bench/RESULTS.md.
+
+    bench/run.py                       # both backends, 15 s per scenario
+    bench/run.py --backend sqlite      # one backend
+    bench/run.py --duration 5 --users 100000   # a quicker, smaller run
+
+MySQL/MariaDB must answer at --mysql (default mysql://root@127.0.0.1:3306) and Redis at
+--redis; a database named user_api_bench is dropped and re-created there.
+"""
+
+import argparse
+import base64
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+BIN = os.path.join(ROOT, "target", "release", "user-api")
+SECRET = "bench-secret-bench-secret-bench-secret-0123456789"
+PASSWORD = "bench password 1"
+
+ME_QUERY = json.dumps({"query": "{ me { id username email } }"})
+LOGIN_BODY = json.dumps(
+    {
+        "query": "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { expiresIn } }",
+        "variables": {"u": "bench", "p": PASSWORD},
+    }
+)
+
+
+def users_query(after):
+    return json.dumps(
+        {
+            "query": "query($after: String) { users(first: 20, after: $after) { nodes { id username } pageInfo { hasNextPage endCursor } } }",
+            "variables": {"after": after},
+        }
+    )
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return
+    print("installing wrk (Debian package)", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, token=None, timeout=10):
+    req = urllib.request.Request(url, data=body.encode() if body else None, method=method)
+    req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak(pid):
+    # Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+class Server:
+    def __init__(self, env, workdir):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            "PATH": os.environ.get("PATH", ""),
+            "BIND": f"127.0.0.1:{self.port}",
+            "JWT_SECRET": SECRET,
+            "ACCESS_TOKEN_TTL": "7200",
+            "RUST_LOG": "warn",
+            **env,
+        }
+        started = time.monotonic()
+        self.proc = subprocess.Popen([BIN], env=full_env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "server.log"), "w"))
+        while True:
+            try:
+                status, _ = http("GET", self.url + "/readyz", timeout=1)
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited: see {workdir}/server.log")
+            if time.monotonic() - started > 60:
+                raise SystemExit("server did not become ready")
+            time.sleep(0.002)
+        self.ready_ms = (time.monotonic() - started) * 1000
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def parse_wrk(out):
+    def latency(pct):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return None
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    failed = re.search(r"Failed answers: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": latency(50),
+        "p99": latency(99),
+        "requests": int(total.group(1)) if total else 0,
+        "failed": int(failed.group(1)) if failed else 0,
+        "socket_errors": socket_errors.group(1).strip() if socket_errors else "",
+    }
+
+
+def wrk(url, script, connections, duration, env, threads=1):
+    cmd = ["wrk", "--latency", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", os.path.join(BENCH, "wrk", script), url]
+    out = subprocess.run(cmd, check=True, text=True, capture_output=True, env={**os.environ, **env}).stdout
+    return parse_wrk(out)
+
+
+def scenario(results, server, name, url, script, connections, duration, env, note=""):
+    reset_peak(server.proc.pid)
+    r = wrk(url, script, connections, duration, env)
+    r["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
+    r["name"], r["connections"], r["note"] = name, connections, note
+    results.append(r)
+    print(f"  {name:<42} c{connections:<4} {r['rps']:>9.0f} req/s  p50 {fmt_ms(r['p50'])}  p99 {fmt_ms(r['p99'])}  failed {r['failed']}  peak RSS {r['peak_rss_mib']:.1f} MiB", flush=True)
+    return r
+
+
+def fmt_ms(v):
+    return "-" if v is None else f"{v:.2f} ms"
+
+
+def uuid7(ms, counter):
+    # 48-bit ms timestamp, version 7, 12 bits of counter, variant, 62 bits of counter/randomness.
+    value = (ms << 80) | (0x7 << 76) | ((counter >> 62) & 0xFFF) << 64 | (0b10 << 62) | (counter & ((1 << 62) - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def seed_rows(count, phc):
+    """Rows for bulk insert: ids are valid UUIDv7s in registration order, all sharing one hash."""
+    base_ms = int(time.time() * 1000) - count
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    for i in range(count):
+        name = f"seed{i:07d}"
+        yield (uuid7(base_ms + i, i), name, name, f"{name}@example.com", f"{name}@example.com", phc, "user", now, now)
+
+
+def mysql_cli(mysql_url):
+    """The mysql command line for a mysql://user@host:port URL (no password)."""
+    user_host = mysql_url[len("mysql://"):].split("/")[0]
+    user, host = user_host.split("@")
+    host, _, port = host.partition(":")
+    return ["mysql", "-h", host, "-P", port or "3306", "-u", user.split(":")[0]]
+
+
+def seed_mysql(mysql_url, database, count, phc):
+    proc = subprocess.Popen(mysql_cli(mysql_url) + [database], stdin=subprocess.PIPE, text=True)
+    batch = []
+
+    def flush():
+        values = ",".join("(" + ",".join(f"'{v}'" for v in row) + ")" for row in batch)
+        proc.stdin.write(
+            "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, role, registration_date, updated_at) VALUES "
+            + values + ";\n"
+        )
+        batch.clear()
+
+    proc.stdin.write("SET unique_checks=0; SET autocommit=0;\n")
+    for row in seed_rows(count, phc):
+        batch.append(row)
+        if len(batch) == 5000:
+            flush()
+    if batch:
+        flush()
+    proc.stdin.write("COMMIT;\n")
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise SystemExit("seeding MySQL failed")
+
+
+def seed_sqlite(path, count, phc):
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.executemany(
+        "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, role, registration_date, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        seed_rows(count, phc),
+    )
+    conn.commit()
+    conn.close()
+
+
+def cursor_for(user_id):
+    return base64.urlsafe_b64encode(json.dumps(user_id).encode()).decode().rstrip("=")
+
+
+def run_backend(backend, args, workdir):
+    results = []
+    env = {}
+    if backend == "mysql":
+        db = "user_api_bench"
+        server_url = args.mysql.rstrip("/")
+        mysql_cmd = mysql_cli(server_url)
+        sh(mysql_cmd + ["-e", f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"])
+        prefix = f"bench{int(time.time())}:"
+        env = {"DATABASE_URL": f"{server_url}/{db}", "REDIS_URL": args.redis, "REDIS_KEY_PREFIX": prefix}
+    else:
+        env = {"DATABASE_URL": "sqlite://data/users.db"}
+
+    print(f"\n== {backend}", flush=True)
+    server = Server(env, workdir)
+    time.sleep(1)
+    startup = {"ready_ms": server.ready_ms, "idle_rss_mib": rss_kib(server.proc.pid) / 1024}
+    print(f"  ready after {startup['ready_ms']:.0f} ms, idle RSS {startup['idle_rss_mib']:.1f} MiB", flush=True)
+
+    body = json.dumps({"query": "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }", "variables": {"i": {"username": "bench", "email": "bench@example.com", "password": PASSWORD}}})
+    status, text = http("POST", server.url + "/graphql", body)
+    token = json.loads(text)["data"]["register"]["accessToken"]
+    gql = server.url + "/graphql"
+    d = args.duration
+
+    for c in (32, 256):
+        scenario(results, server, "GraphQL me", gql, "post.lua", c, d, {"BODY": ME_QUERY, "TOKEN": token})
+    rest_status, _ = http("GET", server.url + "/users/me", token=token)
+    if rest_status == 200:
+        for c in (32, 256):
+            scenario(results, server, "REST GET /users/me", server.url + "/users/me", "get.lua", c, d, {"TOKEN": token})
+    else:
+        print(f"  (REST /users/me answered {rest_status}: skipped)")
+
+    login = scenario(results, server, "login", gql, "post.lua", 8, d, {"BODY": LOGIN_BODY})
+
+    # me at c32 while a login flood runs in another wrk.
+    flood = subprocess.Popen(
+        ["wrk", "-t1", "-c16", f"-d{d + 4}s", "-s", os.path.join(BENCH, "wrk", "post.lua"), gql],
+        env={**os.environ, "BODY": LOGIN_BODY}, stdout=subprocess.DEVNULL,
+    )
+    time.sleep(2)
+    scenario(results, server, "GraphQL me during a login flood", gql, "post.lua", 32, d, {"BODY": ME_QUERY, "TOKEN": token})
+    flood.wait()
+
+    scenario(results, server, "register", gql, "register.lua", 8, d, {"RUN": str(int(time.time()) % 100000)})
+
+    # Seed users directly (not through the API) for the pagination scenarios.
+    server.stop()
+    if backend == "mysql":
+        phc = sh(mysql_cmd + ["-N", "-e", "SELECT password_hash FROM user_api_bench.users WHERE username='bench'"]).strip()
+        seed_mysql(server_url, "user_api_bench", args.users, phc)
+        page_id = sh(mysql_cmd + ["-N", "-e", f"SELECT id FROM user_api_bench.users ORDER BY id LIMIT 1 OFFSET {5000 * 20 - 1}"]).strip()
+    else:
+        import sqlite3
+
+        path = os.path.join(workdir, "data", "users.db")
+        conn = sqlite3.connect(path)
+        phc = conn.execute("SELECT password_hash FROM users WHERE username='bench'").fetchone()[0]
+        conn.close()
+        seed_sqlite(path, args.users, phc)
+        conn = sqlite3.connect(path)
+        page_id = conn.execute(f"SELECT id FROM users ORDER BY id LIMIT 1 OFFSET {5000 * 20 - 1}").fetchone()[0]
+        conn.close()
+    print(f"  seeded {args.users} users", flush=True)
+    server = Server(env, workdir)
+    status, text = http("POST", gql, LOGIN_BODY.replace("{ expiresIn }", "{ accessToken }"))
+    token = json.loads(text)["data"]["login"]["accessToken"]
+    first = scenario(results, server, f"users, first page ({args.users} users)", gql, "post.lua", 32, d, {"BODY": users_query(None), "TOKEN": token})
+    deep = scenario(results, server, "users, page 5,000", gql, "post.lua", 32, d, {"BODY": users_query(cursor_for(page_id)), "TOKEN": token})
+    server.stop()
+    return {"backend": backend, "startup": startup, "results": results, "login": login, "pages": (first, deep)}
+
+
+def hash_time():
+    out = sh(["cargo", "bench", "-q", "--bench", "hash"], cwd=ROOT)
+    m = re.search(r"([\d.]+) ms per hash", out)
+    return float(m.group(1)) if m else None
+
+
+def machine():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+def write_results(args, runs, per_hash_ms, started):
+    cores = os.cpu_count() or 1
+    rev = sh(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).strip()
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Command: `{' '.join(['bench/run.py'] + sys.argv[1:])}`  ",
+        f"Date: {started:%Y-%m-%d %H:%M} UTC; commit {rev}  ",
+        f"Machine: {machine()}; wrk, the server, MariaDB and Redis share the cores.  ",
+        f"Each scenario runs {args.duration} s with one wrk thread; latencies are wrk's; peak RSS is the server's VmHWM, reset before each scenario.",
+        "",
+    ]
+    if per_hash_ms:
+        limit = cores / (per_hash_ms / 1000)
+        lines += [f"One argon2id hash (m=19 MiB, t=2, p=1): {per_hash_ms:.2f} ms (`cargo bench --bench hash`), so the hashing limit is {cores} cores ÷ {per_hash_ms:.2f} ms = **{limit:.0f} logins/s**.", ""]
+    for run in runs:
+        s = run["startup"]
+        lines += [
+            f"## {'MySQL + Redis' if run['backend'] == 'mysql' else 'embedded SQLite (sessions in SQLite)'}",
+            "",
+            f"Start to first 200 on /readyz: {s['ready_ms']:.0f} ms (migrations included). Idle RSS: {s['idle_rss_mib']:.1f} MiB.",
+            "",
+            "| scenario | connections | req/s | p50 | p99 | failed | peak RSS |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in run["results"]:
+            lines.append(f"| {r['name']} | {r['connections']} | {r['rps']:.0f} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {r['failed']} | {r['peak_rss_mib']:.1f} MiB |")
+        lines.append("")
+        by = {(r["name"], r["connections"]): r for r in run["results"]}
+        checks = []
+        gme, rme = by.get(("GraphQL me", 32)), by.get(("REST GET /users/me", 32))
+        if gme and rme:
+            checks.append(f"GraphQL `me` ÷ REST `/users/me` at c32: {gme['rps'] / rme['rps']:.0%} (target ≥ 80%)")
+        if gme:
+            checks.append(f"`me` p99 at c32: {fmt_ms(gme['p99'])} (target ≤ 10 ms)")
+        flood = by.get(("GraphQL me during a login flood", 32))
+        if gme and flood and gme["p99"] and flood["p99"]:
+            checks.append(f"`me` p99 during the login flood ÷ idle p99: {flood['p99'] / gme['p99']:.2f}× (target ≤ 2×)")
+        first, deep = run["pages"]
+        if first["p50"] and deep["p50"]:
+            checks.append(f"page 5,000 ÷ first page, p50: {deep['p50'] / first['p50']:.2f}×; req/s {deep['rps']:.0f} vs {first['rps']:.0f} (target ≤ 1.2×)")
+        if per_hash_ms:
+            checks.append(f"login ÷ hashing limit: {run['login']['rps'] / (cores / (per_hash_ms / 1000)):.0%} (target ≥ 85%)")
+        checks.append(f"idle RSS {s['idle_rss_mib']:.1f} MiB (target ≤ 30 MiB); peak RSS at c256 {max((r['peak_rss_mib'] for r in run['results'] if r['connections'] == 256), default=0):.1f} MiB (target ≤ 150 MiB)")
+        lines += ["Against the targets:", ""] + [f"- {c}" for c in checks] + [""]
+    with open(os.path.join(BENCH, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines))
+    print(f"\nwrote {os.path.join(BENCH, 'RESULTS.md')}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=["mysql", "sqlite", "both"], default="both")
+    p.add_argument("--duration", type=int, default=15, help="seconds per scenario")
+    p.add_argument("--users", type=int, default=1_000_000, help="users seeded for the pagination scenarios")
+    p.add_argument("--mysql", default="mysql://root@127.0.0.1:3306")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379")
+    args = p.parse_args()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    ensure_wrk()
+    print("building the release binary", flush=True)
+    subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
+    per_hash_ms = hash_time()
+    print(f"one hash: {per_hash_ms} ms", flush=True)
+    runs = []
+    for backend in (["mysql", "sqlite"] if args.backend == "both" else [args.backend]):
+        with tempfile.TemporaryDirectory() as workdir:
+            runs.append(run_backend(backend, args, workdir))
+    write_results(args, runs, per_hash_ms, started)
+
+
+if __name__ == "__main__":
+    main()
