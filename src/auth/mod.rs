@@ -1,6 +1,7 @@
 //! Authentication: password hashing, access tokens, the session store, and reading the token
 //! a request carries.
 
+pub mod extract;
 pub mod jwt;
 pub mod password;
 pub mod sessions;
