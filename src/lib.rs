@@ -8,13 +8,17 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod health;
+pub mod rest;
 pub mod state;
 pub mod users;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::uri::PathAndQuery;
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
+use axum::response::Redirect;
 use axum::routing::get;
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -22,8 +26,10 @@ use tower_http::trace::TraceLayer;
 use crate::config::CorsOrigins;
 pub use crate::state::AppState;
 
-/// The whole HTTP application.
+/// The whole HTTP application. Trailing slashes are already handled inside it (see
+/// [`trim_trailing_slash`]), so `main` and the tests serve the very same thing.
 pub fn app(state: AppState) -> Router {
+    let (rest_routes, openapi) = rest::router().split_for_parts();
     let schema = graphql::build_schema(Some(state.clone()));
     let body_limit = usize::try_from(state.config.http.max_body_bytes).unwrap_or(usize::MAX);
     let graphql_routes = Router::new()
@@ -32,16 +38,59 @@ pub fn app(state: AppState) -> Router {
             get(graphql::http::get_graphql).post(graphql::http::post_graphql),
         )
         .with_state(schema);
-    Router::new()
+    let routes = Router::new()
+        .route("/", get(|| async { Redirect::temporary(rest::DOCS_PATH) }))
         .route("/graphiql", get(graphql::http::graphiql))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(graphql_routes)
+        .merge(rest_routes)
+        .merge(rest::docs(openapi))
+        .fallback(rest::not_found)
+        // Last, so that it reaches every route registered above.
+        .method_not_allowed_fallback(rest::method_not_allowed)
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(cors(&state.config.http.cors_allowed_origins))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http());
+    // Rewriting the path must happen before routing, which a layer on the Router (applied
+    // after a route matched) cannot do; so the routes sit behind a router that only forwards.
+    Router::new().fallback_service(
+        ServiceBuilder::new()
+            .map_request(trim_trailing_slash)
+            .service(routes),
+    )
+}
+
+/// Serves `/users/` as `/users` (legacy clients add the slash), keeping the query string.
+/// Paths under `/docs/` are left alone: Swagger UI's page is `/docs/` and loads its assets
+/// relative to it (and `/docs` redirects there, so trimming would loop).
+fn trim_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    let under_docs = path
+        .strip_prefix(rest::DOCS_PATH)
+        .is_some_and(|rest| rest.starts_with('/'));
+    if path.len() <= 1 || !path.ends_with('/') || under_docs {
+        return req;
+    }
+    let trimmed = match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    let path_and_query = match req.uri().query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_owned(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    // Cannot fail: a prefix of a valid path plus the valid query it had.
+    if let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 /// CORS for browser frontends: only the configured origins, with proper preflight answers.
