@@ -33,6 +33,8 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) to standard output.
     PrintSchema,
+    /// Print the OpenAPI document of the REST routes (JSON) to standard output.
+    Openapi,
 }
 
 /// Every setting of the server, grouped by concern.
