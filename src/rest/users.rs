@@ -38,8 +38,9 @@ pub async fn register(
     Ok(Json(session.into()))
 }
 
-/// Creates an account (role USER) and signs it in; like `/users/register`, but answers 201
-/// with the new user's URL in `Location`.
+/// Creates an account and signs it in.
+///
+/// Like `/users/register` (role USER), but answers 201 with the new user's URL in `Location`.
 #[utoipa::path(
     post,
     path = "/users",
@@ -67,8 +68,10 @@ pub async fn create_user(
         .into_response())
 }
 
-/// Signs in and returns a new token; each login is a separate session. Takes JSON or the
-/// OAuth2 password form. A wrong password and an unknown username give the same answer.
+/// Signs in and returns a new token.
+///
+/// Each login is a separate session. Takes JSON or the OAuth2 password form (what Swagger
+/// UI's "Authorize" sends). A wrong password and an unknown username give the same answer.
 #[utoipa::path(
     post,
     path = "/users/login",
@@ -128,7 +131,9 @@ pub async fn me(CurrentUser(viewer): CurrentUser) -> Json<UserData> {
     Json(UserView::own(viewer.user).into())
 }
 
-/// One user, by id. `email` is null unless the caller is that user or an admin.
+/// One user, by id.
+///
+/// `email` is null unless the caller is that user or an admin.
 #[utoipa::path(
     get,
     path = "/users/{id}",
@@ -157,9 +162,11 @@ pub async fn find_user(
         .ok_or(AppError::NotFound("user not found"))
 }
 
-/// Users in registration order, a page at a time (keyset pagination: every page costs the
-/// same). While more remain, `Link: </users?limit=…&after=…>; rel="next"` points at the next
-/// page. `email` is null except on the caller's own entry (or for an admin).
+/// Users in registration order, a page at a time.
+///
+/// Keyset pagination: every page costs the same. While more remain,
+/// `Link: </users?limit=…&after=…>; rel="next"` points at the next page. `email` is null
+/// except on the caller's own entry (or for an admin).
 #[utoipa::path(
     get,
     path = "/users",
@@ -216,9 +223,11 @@ fn next_link(limit: i64, cursor: &str) -> Option<HeaderValue> {
     .ok()
 }
 
-/// Changes the caller's email and/or password (at least one). A password change signs out
-/// every other session of the caller; the token that asked stays valid. The legacy body has no
-/// current-password field, so none is asked.
+/// Changes the caller's email and/or password.
+///
+/// Give at least one. A password change signs out every other session of the caller; the
+/// token that asked stays valid. The legacy body has no current-password field, so none is
+/// asked.
 #[utoipa::path(
     put,
     path = "/users",
