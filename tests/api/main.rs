@@ -9,3 +9,6 @@
 mod common;
 
 mod graphql_core;
+mod rest_openapi;
+mod rest_support;
+mod rest_users;
