@@ -26,8 +26,8 @@ use tower_http::trace::TraceLayer;
 use crate::config::CorsOrigins;
 pub use crate::state::AppState;
 
-/// The whole HTTP application. Trailing slashes are already handled inside it (see
-/// [`trim_trailing_slash`]), so `main` and the tests serve the very same thing.
+/// The whole HTTP application. Trailing slashes are handled inside it (`/users/` is served as
+/// `/users`), so `main` and the tests, which both serve what this returns, see the same thing.
 pub fn app(state: AppState) -> Router {
     let (rest_routes, openapi) = rest::router().split_for_parts();
     let schema = graphql::build_schema(Some(state.clone()));
