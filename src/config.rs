@@ -35,6 +35,8 @@ pub enum Command {
     PrintSchema,
     /// Exit 0 if the server at BIND answers /readyz with 200 (for container health checks).
     Healthcheck,
+    /// Print the OpenAPI document of the REST routes (JSON) to standard output.
+    Openapi,
 }
 
 /// Every setting of the server, grouped by concern.

@@ -1,8 +1,32 @@
 //! The one domain error type, with its HTTP status and its GraphQL `extensions.code`, each
-//! mapped here and nowhere else.
+//! mapped here and nowhere else; and its REST response (FastAPI-style `{"detail": …}` bodies).
 
-use axum::http::StatusCode;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Where a REST client put the input that a validation error is about: the first element of
+/// the error's `loc` in a 422 body. GraphQL has no such notion and ignores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputLocation {
+    /// The request body (JSON or form); the default.
+    Body,
+    /// The query string, e.g. `?limit=`.
+    Query,
+}
+
+impl InputLocation {
+    /// The spelling in `loc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputLocation::Body => "body",
+            InputLocation::Query => "query",
+        }
+    }
+}
 
 /// Everything a request can fail with that a client can act on, plus `Internal`.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +50,24 @@ pub enum AppError {
         field: &'static str,
         /// What is wrong with it.
         message: String,
+        /// Where a REST client sent it.
+        location: InputLocation,
     },
+    /// The request body cannot be read as the route expects (REST): not JSON, not an object.
+    #[error("{0}")]
+    MalformedBody(String),
+    /// The request body has a media type the route does not read (REST).
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
+    /// The request body is larger than the server accepts.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// No route has this path.
+    #[error("Not Found")]
+    RouteNotFound,
+    /// The path exists, but not with this method; the router adds the `Allow` header.
+    #[error("Method Not Allowed")]
+    MethodNotAllowed,
     /// Too many attempts.
     #[error("too many attempts; retry in {retry_after} s")]
     RateLimited {
@@ -53,6 +94,20 @@ impl AppError {
         AppError::Validation {
             field,
             message: message.into(),
+            location: InputLocation::Body,
+        }
+    }
+
+    /// The same error, but about a query-string parameter (REST reports where the bad input
+    /// was); any other error is returned unchanged.
+    pub fn in_query(self) -> Self {
+        match self {
+            AppError::Validation { field, message, .. } => AppError::Validation {
+                field,
+                message,
+                location: InputLocation::Query,
+            },
+            other => other,
         }
     }
 
@@ -85,6 +140,11 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RouteNotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,6 +159,12 @@ impl AppError {
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::Conflict(_) => "CONFLICT",
             AppError::Validation { .. } => "BAD_USER_INPUT",
+            // Only the REST adapter raises these; GraphQL reports its own request errors.
+            AppError::MalformedBody(_)
+            | AppError::UnsupportedMediaType(_)
+            | AppError::PayloadTooLarge
+            | AppError::MethodNotAllowed => "BAD_REQUEST",
+            AppError::RouteNotFound => "NOT_FOUND",
             AppError::RateLimited { .. } => "RATE_LIMITED",
             AppError::Unavailable { .. } => "SERVICE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -116,6 +182,82 @@ impl AppError {
             }
             _ => {}
         }
+    }
+}
+
+/// A REST error body: `{"detail": "<message>"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    #[schema(example = "invalid username or password")]
+    pub detail: String,
+}
+
+/// A REST validation error body (422), as FastAPI writes it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationErrorBody {
+    /// One entry per invalid input.
+    pub detail: Vec<ValidationIssue>,
+}
+
+/// One invalid input of a 422.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationIssue {
+    /// Where the input was and its name, e.g. `["body", "email"]` or `["query", "limit"]`.
+    #[schema(example = json!(["body", "email"]))]
+    pub loc: Vec<&'static str>,
+    /// What is wrong with it.
+    #[schema(example = "email is not a valid address")]
+    pub msg: String,
+    /// Always `value_error`.
+    #[serde(rename = "type")]
+    #[schema(example = "value_error")]
+    pub kind: &'static str,
+}
+
+/// The REST response of an error: its status, a `{"detail": …}` body, and the headers the
+/// contract asks for (`WWW-Authenticate` on 401, `Retry-After` on 429). Server-side failures
+/// are logged here, where they become responses.
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let status = self.status();
+        let mut response = match &self {
+            AppError::Validation {
+                field,
+                message,
+                location,
+            } => {
+                let body = ValidationErrorBody {
+                    detail: vec![ValidationIssue {
+                        loc: vec![location.as_str(), field],
+                        msg: message.clone(),
+                        kind: "value_error",
+                    }],
+                };
+                (status, Json(body)).into_response()
+            }
+            other => {
+                let body = ErrorBody {
+                    detail: other.to_string(),
+                };
+                (status, Json(body)).into_response()
+            }
+        };
+        match &self {
+            AppError::Unauthenticated(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            AppError::RateLimited { retry_after } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -143,6 +285,45 @@ impl From<DieselError> for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn rest_reply(err: AppError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = err.into_response();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn rest_bodies_follow_the_contract() {
+        let (status, _, body) = rest_reply(AppError::validation("email", "bad email")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            body,
+            serde_json::json!({"detail": [{"loc": ["body", "email"], "msg": "bad email", "type": "value_error"}]})
+        );
+        let (_, _, body) = rest_reply(AppError::validation("limit", "too big").in_query()).await;
+        assert_eq!(
+            body["detail"][0]["loc"],
+            serde_json::json!(["query", "limit"])
+        );
+
+        let (status, headers, body) = rest_reply(AppError::Unauthenticated("no token")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(body, serde_json::json!({"detail": "no token"}));
+
+        let (status, headers, _) = rest_reply(AppError::RateLimited { retry_after: 42 }).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[header::RETRY_AFTER], "42");
+
+        let (status, _, body) =
+            rest_reply(AppError::internal(anyhow::anyhow!("secret detail"))).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, serde_json::json!({"detail": "internal server error"}));
+    }
 
     #[test]
     fn internal_errors_reveal_nothing() {

@@ -9,13 +9,17 @@ pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
+pub mod rest;
 pub mod state;
 pub mod users;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::uri::PathAndQuery;
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
+use axum::response::Redirect;
 use axum::routing::get;
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
@@ -26,8 +30,10 @@ use tower_http::trace::TraceLayer;
 use crate::config::CorsOrigins;
 pub use crate::state::AppState;
 
-/// The whole HTTP application.
+/// The whole HTTP application. Trailing slashes are handled inside it (`/users/` is served as
+/// `/users`), so `main` and the tests, which both serve what this returns, see the same thing.
 pub fn app(state: AppState) -> Router {
+    let (rest_routes, openapi) = rest::router().split_for_parts();
     let body_limit = usize::try_from(state.config.http.max_body_bytes).unwrap_or(usize::MAX);
     let endpoint = graphql::http::Endpoint::new(state.clone());
     let graphql_routes = Router::new()
@@ -36,12 +42,18 @@ pub fn app(state: AppState) -> Router {
             get(graphql::http::get_graphql).post(graphql::http::post_graphql),
         )
         .with_state(endpoint);
-    Router::new()
+    let routes = Router::new()
+        .route("/", get(|| async { Redirect::temporary(rest::DOCS_PATH) }))
         .route("/graphiql", get(graphql::http::graphiql))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .merge(graphql_routes)
+        .merge(rest_routes)
+        .merge(rest::docs(openapi))
+        .fallback(rest::not_found)
+        // Last, so that it reaches every route registered above.
+        .method_not_allowed_fallback(rest::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -54,7 +66,44 @@ pub fn app(state: AppState) -> Router {
         // request carries it, and the response echoes it.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid));
+    // Rewriting the path must happen before routing, which a layer on the Router (applied
+    // after a route matched) cannot do; so the routes sit behind a router that only forwards.
+    Router::new().fallback_service(
+        ServiceBuilder::new()
+            .map_request(trim_trailing_slash)
+            .service(routes),
+    )
+}
+
+/// Serves `/users/` as `/users` (legacy clients add the slash), keeping the query string.
+/// Paths under `/docs/` are left alone: Swagger UI's page is `/docs/` and loads its assets
+/// relative to it (and `/docs` redirects there, so trimming would loop).
+fn trim_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    let under_docs = path
+        .strip_prefix(rest::DOCS_PATH)
+        .is_some_and(|rest| rest.starts_with('/'));
+    if path.len() <= 1 || !path.ends_with('/') || under_docs {
+        return req;
+    }
+    let trimmed = match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    let path_and_query = match req.uri().query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_owned(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    // Cannot fail: a prefix of a valid path plus the valid query it had.
+    if let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 /// The request-id header.

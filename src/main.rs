@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 use user_api::config::{Cli, Command, Config, LogFormat};
-use user_api::{AppState, app, db, graphql, health};
+use user_api::{AppState, app, db, graphql, health, rest};
 
 fn main() -> ExitCode {
     // A missing .env is normal; a malformed one is reported by the settings it breaks.
@@ -29,9 +29,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(Command::PrintSchema) = cli.command {
-        print!("{}", graphql::sdl());
-        return ExitCode::SUCCESS;
+    match cli.command {
+        Some(Command::PrintSchema) => {
+            print!("{}", graphql::sdl());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Openapi) => {
+            return match rest::openapi().to_pretty_json() {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot write the OpenAPI document: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
     }
     init_tracing(&cli.config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -100,7 +115,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         address = %bind,
         database = ?state.db,
         sessions = state.sessions.kind(),
-        "listening; GraphiQL at http://{bind}/graphiql"
+        "listening; GraphiQL at http://{bind}/graphiql, Swagger UI at http://{bind}/docs"
     );
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())

@@ -311,6 +311,8 @@ pub async fn find_user(
 
 /// Largest page.
 pub const MAX_PAGE: i64 = 100;
+/// Page size when the caller names none.
+pub const DEFAULT_PAGE: i64 = 20;
 
 /// A page of users in id (registration) order, after the user the cursor `after` points at.
 /// `limit_field` and `after_field` name the arguments for validation errors.

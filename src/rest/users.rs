@@ -1,0 +1,272 @@
+//! The `/users` handlers: parse, call `users::service`, shape the reply. The
+//! `#[utoipa::path]` on each is its entry in the OpenAPI document, registered together with the
+//! route in `rest::router`, so the two cannot drift apart.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::extract::{JsonBody, JsonOrForm, QueryParams};
+use super::types::{
+    LoginForm, LoginRequest, RegisterRequest, Registered, Token, UpdateRequest, User, UserData,
+};
+use crate::auth::extract::CurrentUser;
+use crate::error::{AppError, ErrorBody, ValidationErrorBody};
+use crate::state::AppState;
+use crate::users::model::UserView;
+use crate::users::service::{self, CurrentPassword, DEFAULT_PAGE, UserKey};
+
+/// Registers an account (role USER) and signs it in.
+#[utoipa::path(
+    post,
+    path = "/users/register",
+    tag = "users",
+    request_body = RegisterRequest,
+    responses(
+        (status = 200, description = "Registered and signed in", body = Registered),
+        (status = 409, description = "Username or email already taken", body = ErrorBody),
+        (status = 422, description = "A field fails validation", body = ValidationErrorBody),
+    )
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<RegisterRequest>,
+) -> Result<Json<Registered>, AppError> {
+    let session = service::register(&state, body.into()).await?;
+    Ok(Json(session.into()))
+}
+
+/// Creates an account and signs it in.
+///
+/// Like `/users/register` (role USER), but answers 201 with the new user's URL in `Location`.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Created and signed in", body = Registered,
+            headers(("Location" = String, description = "`/users/{id}` of the new user"))),
+        (status = 409, description = "Username or email already taken", body = ErrorBody),
+        (status = 422, description = "A field fails validation", body = ValidationErrorBody),
+    )
+)]
+pub async fn create_user(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<RegisterRequest>,
+) -> Result<Response, AppError> {
+    let session = service::register(&state, body.into()).await?;
+    let location = format!("/users/{}", session.user.id);
+    let body: Registered = session.into();
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// Signs in and returns a new token.
+///
+/// Each login is a separate session. Takes JSON or the OAuth2 password form (what Swagger
+/// UI's "Authorize" sends). A wrong password and an unknown username give the same answer.
+#[utoipa::path(
+    post,
+    path = "/users/login",
+    tag = "users",
+    request_body(content(
+        (LoginRequest = "application/json"),
+        (LoginForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Signed in", body = Token),
+        (status = 401, description = "Wrong username or password", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 422, description = "A field is missing", body = ValidationErrorBody),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    JsonOrForm(body): JsonOrForm<LoginRequest>,
+) -> Result<Json<Token>, AppError> {
+    let session = service::login(&state, &body.username, body.password).await?;
+    Ok(Json(session.into()))
+}
+
+/// Revokes the token that made the request.
+#[utoipa::path(
+    post,
+    path = "/users/logout",
+    tag = "users",
+    security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Signed out; the token no longer works"),
+        (status = 401, description = "No valid token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    CurrentUser(viewer): CurrentUser,
+) -> Result<StatusCode, AppError> {
+    service::logout(&state, &viewer).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's own account.
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    tag = "users",
+    security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserData),
+        (status = 401, description = "No valid token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+pub async fn me(CurrentUser(viewer): CurrentUser) -> Json<UserData> {
+    Json(UserView::own(viewer.user).into())
+}
+
+/// One user, by id.
+///
+/// `email` is null unless the caller is that user or an admin.
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 401, description = "No valid token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+pub async fn find_user(
+    State(state): State<AppState>,
+    CurrentUser(viewer): CurrentUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<User>, AppError> {
+    // A segment that does not even decode (bad percent-encoding) cannot be anyone's id.
+    let Ok(Path(id)) = id else {
+        return Err(AppError::NotFound("user not found"));
+    };
+    service::find_user(&state, &viewer, UserKey::Id(id))
+        .await?
+        .map(|user| Json(user.into()))
+        .ok_or(AppError::NotFound("user not found"))
+}
+
+/// Users in registration order, a page at a time.
+///
+/// Keyset pagination: every page costs the same. While more remain,
+/// `Link: </users?limit=…&after=…>; rel="next"` points at the next page. `email` is null
+/// except on the caller's own entry (or for an admin).
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100,
+            description = "Users per page, 1 to 100 (default 20)"),
+        ("after" = Option<String>, Query,
+            description = "Opaque cursor: start after the last user of a previous page"),
+    ),
+    security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "A page of users", body = Vec<User>,
+            headers(("Link" = String, description = "`</users?limit=…&after=…>; rel=\"next\"` while more remain"))),
+        (status = 401, description = "No valid token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 422, description = "`limit` out of range or `after` not a cursor", body = ValidationErrorBody),
+    )
+)]
+pub async fn list_users(
+    State(state): State<AppState>,
+    CurrentUser(viewer): CurrentUser,
+    query: QueryParams,
+) -> Result<Response, AppError> {
+    let limit = query.integer("limit")?.unwrap_or(DEFAULT_PAGE);
+    let page = service::list_users(
+        &state,
+        &viewer,
+        limit,
+        query.get("after"),
+        ("limit", "after"),
+    )
+    .await
+    .map_err(AppError::in_query)?;
+    let link = page
+        .end_cursor()
+        .filter(|_| page.has_next)
+        .and_then(|cursor| next_link(limit, cursor));
+    let users: Vec<User> = page.users.into_iter().map(|(_, u)| u.into()).collect();
+    let mut response = Json(users).into_response();
+    if let Some(link) = link {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+/// The `Link` header value of the next page: a relative URL that keeps `limit`. (Always
+/// `Some`: percent-encoding leaves only visible ASCII, which a header value accepts.)
+fn next_link(limit: i64, cursor: &str) -> Option<HeaderValue> {
+    let cursor: String = form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
+    HeaderValue::try_from(format!(
+        "</users?limit={limit}&after={cursor}>; rel=\"next\""
+    ))
+    .ok()
+}
+
+/// Changes the caller's email and/or password.
+///
+/// Give at least one. A password change signs out every other session of the caller; the
+/// token that asked stays valid. The legacy body has no current-password field, so none is
+/// asked.
+#[utoipa::path(
+    put,
+    path = "/users",
+    tag = "users",
+    request_body = UpdateRequest,
+    security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The updated user", body = UserData),
+        (status = 401, description = "No valid token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 409, description = "Email already taken", body = ErrorBody),
+        (status = 422, description = "Neither field given, or a field fails validation", body = ValidationErrorBody),
+    )
+)]
+pub async fn update_me(
+    State(state): State<AppState>,
+    CurrentUser(viewer): CurrentUser,
+    JsonBody(body): JsonBody<UpdateRequest>,
+) -> Result<Json<UserData>, AppError> {
+    let user = service::update_me(&state, &viewer, body.into(), CurrentPassword::NotAsked).await?;
+    Ok(Json(user.into()))
+}
+
+/// Deletes the caller's account and revokes all its tokens.
+#[utoipa::path(
+    delete,
+    path = "/users",
+    tag = "users",
+    security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Deleted; every token of the account is revoked"),
+        (status = 401, description = "No valid token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+pub async fn delete_me(
+    State(state): State<AppState>,
+    CurrentUser(viewer): CurrentUser,
+) -> Result<StatusCode, AppError> {
+    service::delete_me(&state, &viewer).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
