@@ -159,7 +159,7 @@ pub enum LogFormat {
 pub enum DatabaseUrl {
     /// `mysql://…`, passed to the driver as given.
     Mysql(String),
-    /// `sqlite://path` (relative paths are relative to the working directory), or `sqlite::memory:`.
+    /// `sqlite://path`; a relative path is relative to the working directory.
     Sqlite(String),
 }
 
@@ -167,7 +167,7 @@ impl DatabaseUrl {
     /// The folder that holds the SQLite file, where generated secrets are kept too.
     pub fn sqlite_dir(&self) -> Option<PathBuf> {
         match self {
-            DatabaseUrl::Sqlite(path) if path != ":memory:" => Some(
+            DatabaseUrl::Sqlite(path) => Some(
                 PathBuf::from(path)
                     .parent()
                     .map(PathBuf::from)
@@ -198,6 +198,11 @@ fn parse_database_url(s: &str) -> Result<DatabaseUrl, String> {
     {
         if path.is_empty() {
             return Err("a sqlite URL needs a file path, e.g. sqlite://data/users.db".into());
+        }
+        // Each connection would get its own empty in-memory database, and every user would
+        // be lost at exit: not a mode a user-management server should offer.
+        if path == ":memory:" || path.starts_with("file::memory:") {
+            return Err("an in-memory database is not supported; give a file path".into());
         }
         Ok(DatabaseUrl::Sqlite(path.to_owned()))
     } else {
@@ -307,6 +312,7 @@ mod tests {
         ));
         assert!(parse_database_url("postgres://x").is_err());
         assert!(parse_database_url("sqlite://").is_err());
+        assert!(parse_database_url("sqlite::memory:").is_err());
     }
 
     #[test]

@@ -138,12 +138,7 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
             });
             let manager =
                 AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, manager_config);
-            // An in-memory database exists once per connection: it must be a pool of one.
-            let size = if path == ":memory:" {
-                1
-            } else {
-                config.pool_size.unwrap_or((cores * 2).max(4))
-            };
+            let size = config.pool_size.unwrap_or((cores * 2).max(4));
             Ok(DbPool::Sqlite(
                 builder(size, config.pool_timeout).build_unchecked(Checked(manager)),
             ))
