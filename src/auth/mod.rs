@@ -14,6 +14,8 @@ pub fn token_from_header(value: &str) -> Result<&str, AppError> {
     let token = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
         Some(_) => return Err(AppError::Unauthenticated("malformed Authorization header")),
+        // The scheme with its token missing, not a bare token.
+        None if value.eq_ignore_ascii_case("bearer") => "",
         None => value,
     };
     if token.is_empty() || token.contains(char::is_whitespace) {
