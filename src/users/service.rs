@@ -130,7 +130,16 @@ pub async fn register(state: &AppState, input: NewUser) -> Result<AuthSession, A
         Err(e) => return Err(e),
     }
     let user = User::try_from(row)?;
-    start_session(state, user).await
+    let id = user.id.clone();
+    let session = start_session(state, user).await;
+    if session.is_err() {
+        // Without its token the registration failed: take the account back, so that a retry
+        // does not find its own username taken.
+        if let Err(e) = repo::delete_user(&state.db, &id).await {
+            e.log();
+        }
+    }
+    session
 }
 
 fn conflict_error((username_taken, email_taken): (bool, bool)) -> Result<(), AppError> {
