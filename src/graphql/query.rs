@@ -29,6 +29,7 @@ impl QueryRoot {
         id: Option<ID>,
         username: Option<String>,
     ) -> Result<Option<UserObject>> {
+        let viewer = viewer(ctx).await?;
         let key = match (id, username) {
             (Some(id), None) => UserKey::Id(id.0),
             (None, Some(username)) => UserKey::Username(username),
@@ -41,7 +42,6 @@ impl QueryRoot {
                 return Err(AppError::validation("id", "give one of id and username").into());
             }
         };
-        let viewer = viewer(ctx).await?;
         Ok(service::find_user(state(ctx)?, viewer, key)
             .await?
             .map(UserObject::from))
