@@ -7,7 +7,8 @@
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, ServerError};
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -78,25 +79,54 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
+/// The query-string parameters of a GET request, named as the GraphQL-over-HTTP spec names
+/// them (async-graphql's `parse_query_string` reads `operation_name`, not `operationName`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetParams {
+    #[serde(default)]
+    query: String,
+    operation_name: Option<String>,
+    /// JSON.
+    variables: Option<String>,
+    /// JSON.
+    extensions: Option<String>,
+}
+
+impl GetParams {
+    /// The request, or `None` without a query or with malformed JSON in a parameter.
+    fn into_request(self) -> Option<async_graphql::Request> {
+        if self.query.is_empty() {
+            return None;
+        }
+        let mut request = async_graphql::Request::new(self.query);
+        request.operation_name = self.operation_name;
+        if let Some(variables) = self.variables {
+            request.variables = serde_json::from_str(&variables).ok()?;
+        }
+        if let Some(extensions) = self.extensions {
+            request.extensions = serde_json::from_str(&extensions).ok()?;
+        }
+        Some(request)
+    }
+}
+
 /// `GET /graphql`: queries from the query string. Mutations are refused with 405.
 pub async fn get_graphql(
     State(schema): State<ApiSchema>,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    params: Result<Query<GetParams>, QueryRejection>,
 ) -> Response {
     let Some(media) = negotiate(&headers) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     };
-    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
-        Ok(request) if !request.query.is_empty() => request,
-        _ => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                media,
-                "BAD_REQUEST",
-                "a GET request needs a `query` parameter",
-            );
-        }
+    let Some(request) = params.ok().and_then(|Query(params)| params.into_request()) else {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            "BAD_REQUEST",
+            "a GET request needs a `query` parameter (and `variables`, if any, as JSON)",
+        );
     };
     execute(schema, request, &headers, media, true).await
 }
