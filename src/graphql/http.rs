@@ -223,7 +223,14 @@ async fn execute(
     } else {
         StatusCode::OK
     };
-    let body = match serde_json::to_string(&response) {
+    // A request that failed before execution has no `data` entry (GraphQL spec, "Response";
+    // the GraphQL-over-HTTP spec pairs its 400 with that).
+    let body = if request_failed {
+        serde_json::to_string(&serde_json::json!({"errors": response.errors}))
+    } else {
+        serde_json::to_string(&response)
+    };
+    let body = match body {
         Ok(body) => body,
         Err(e) => {
             AppError::internal(e).log();
