@@ -148,7 +148,15 @@ pub async fn post_graphql(
         .map(|v| v.trim().to_ascii_lowercase());
     let request = match content_type.as_deref() {
         Some("application/json") => match serde_json::from_slice::<BatchRequest>(&body) {
-            Ok(BatchRequest::Single(request)) => request,
+            Ok(BatchRequest::Single(request)) if !request.query.is_empty() => request,
+            Ok(BatchRequest::Single(_)) => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    "BAD_REQUEST",
+                    "the request needs a `query`",
+                );
+            }
             Ok(BatchRequest::Batch(_)) => {
                 return request_error(
                     StatusCode::BAD_REQUEST,
