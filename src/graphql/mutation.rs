@@ -10,7 +10,7 @@ use crate::users::service::{self, CurrentPassword, NewUser, UpdateMe};
 #[derive(Debug, Default)]
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates an account (role USER) and returns a token for it.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {

@@ -13,7 +13,7 @@ use crate::users::service::{self, UserKey};
 #[derive(Debug, Default)]
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The caller's own account. Needs a token.
     async fn me(&self, ctx: &Context<'_>) -> Result<UserObject> {
