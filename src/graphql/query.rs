@@ -52,14 +52,15 @@ impl QueryRoot {
     async fn users(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, UserObject>> {
         let viewer = viewer(ctx).await?;
         let page = service::list_users(
             state(ctx)?,
             viewer,
-            first.into(),
+            // An explicit null asks for the default too.
+            first.unwrap_or(20).into(),
             after.as_deref(),
             ("first", "after"),
         )
