@@ -9,4 +9,6 @@
 
 mod common;
 
+mod graphql_auth;
 mod graphql_core;
+mod graphql_support;
