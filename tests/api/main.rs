@@ -12,3 +12,4 @@ mod common;
 mod graphql_auth;
 mod graphql_core;
 mod graphql_support;
+mod graphql_users;
