@@ -13,3 +13,4 @@ mod graphql_auth;
 mod graphql_core;
 mod graphql_support;
 mod graphql_users;
+mod graphql_validation;
