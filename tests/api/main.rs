@@ -12,6 +12,7 @@ mod common;
 mod graphql_auth;
 mod graphql_core;
 mod graphql_http;
+mod graphql_outage;
 mod graphql_support;
 mod graphql_users;
 mod graphql_validation;
