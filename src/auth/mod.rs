@@ -15,10 +15,6 @@ pub fn token_from_header(value: &str) -> Result<&str, AppError> {
     let token = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
         Some(_) => return Err(AppError::Unauthenticated("malformed Authorization header")),
-        // `Bearer` with nothing after it (trimmed above) is a scheme without a token.
-        None if value.eq_ignore_ascii_case("bearer") => {
-            return Err(AppError::Unauthenticated("malformed Authorization header"));
-        }
         None => value,
     };
     // `Bearer` alone is a scheme without a token, not a bare token.

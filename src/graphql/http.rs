@@ -7,7 +7,8 @@
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, ServerError};
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -96,25 +97,54 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
+/// The query-string parameters of a GET request, named as the GraphQL-over-HTTP spec names
+/// them (async-graphql's `parse_query_string` reads `operation_name`, not `operationName`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetParams {
+    #[serde(default)]
+    query: String,
+    operation_name: Option<String>,
+    /// JSON.
+    variables: Option<String>,
+    /// JSON.
+    extensions: Option<String>,
+}
+
+impl GetParams {
+    /// The request, or `None` without a query or with malformed JSON in a parameter.
+    fn into_request(self) -> Option<async_graphql::Request> {
+        if self.query.is_empty() {
+            return None;
+        }
+        let mut request = async_graphql::Request::new(self.query);
+        request.operation_name = self.operation_name;
+        if let Some(variables) = self.variables {
+            request.variables = serde_json::from_str(&variables).ok()?;
+        }
+        if let Some(extensions) = self.extensions {
+            request.extensions = serde_json::from_str(&extensions).ok()?;
+        }
+        Some(request)
+    }
+}
+
 /// `GET /graphql`: queries from the query string. Mutations are refused with 405.
 pub async fn get_graphql(
     State(endpoint): State<Endpoint>,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    params: Result<Query<GetParams>, QueryRejection>,
 ) -> Response {
     let Some(media) = negotiate(&headers) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     };
-    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
-        Ok(request) if !request.query.is_empty() => request,
-        _ => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                media,
-                "BAD_REQUEST",
-                "a GET request needs a `query` parameter",
-            );
-        }
+    let Some(request) = params.ok().and_then(|Query(params)| params.into_request()) else {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            "BAD_REQUEST",
+            "a GET request needs a `query` parameter (and `variables`, if any, as JSON)",
+        );
     };
     execute(&endpoint, request, &headers, media, true).await
 }
@@ -136,7 +166,15 @@ pub async fn post_graphql(
         .map(|v| v.trim().to_ascii_lowercase());
     let request = match content_type.as_deref() {
         Some("application/json") => match serde_json::from_slice::<BatchRequest>(&body) {
-            Ok(BatchRequest::Single(request)) => request,
+            Ok(BatchRequest::Single(request)) if !request.query.is_empty() => request,
+            Ok(BatchRequest::Single(_)) => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    "BAD_REQUEST",
+                    "the request needs a `query`",
+                );
+            }
             Ok(BatchRequest::Batch(_)) => {
                 return request_error(
                     StatusCode::BAD_REQUEST,
@@ -217,7 +255,14 @@ async fn execute(
     } else {
         StatusCode::OK
     };
-    let body = match serde_json::to_string(&response) {
+    // A request that failed before execution has no `data` entry (GraphQL spec, "Response";
+    // the GraphQL-over-HTTP spec pairs its 400 with that).
+    let body = if request_failed {
+        serde_json::to_string(&serde_json::json!({"errors": response.errors}))
+    } else {
+        serde_json::to_string(&response)
+    };
+    let body = match body {
         Ok(body) => body,
         Err(e) => {
             AppError::internal(e).log();

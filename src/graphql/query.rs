@@ -29,6 +29,7 @@ impl QueryRoot {
         id: Option<ID>,
         username: Option<String>,
     ) -> Result<Option<UserObject>> {
+        let viewer = viewer(ctx).await?;
         let key = match (id, username) {
             (Some(id), None) => UserKey::Id(id.0),
             (None, Some(username)) => UserKey::Username(username),
@@ -41,7 +42,6 @@ impl QueryRoot {
                 return Err(AppError::validation("id", "give one of id and username").into());
             }
         };
-        let viewer = viewer(ctx).await?;
         Ok(service::find_user(state(ctx)?, viewer, key)
             .await?
             .map(UserObject::from))
@@ -56,12 +56,11 @@ impl QueryRoot {
         after: Option<String>,
     ) -> Result<Connection<String, UserObject>> {
         let viewer = viewer(ctx).await?;
-        // An explicit null means the default, as if `first` were left out.
-        let first = first.unwrap_or(20);
         let page = service::list_users(
             state(ctx)?,
             viewer,
-            first.into(),
+            // An explicit null asks for the default too.
+            first.unwrap_or(service::DEFAULT_PAGE as i32).into(),
             after.as_deref(),
             ("first", "after"),
         )

@@ -130,7 +130,16 @@ pub async fn register(state: &AppState, input: NewUser) -> Result<AuthSession, A
         Err(e) => return Err(e),
     }
     let user = User::try_from(row)?;
-    start_session(state, user).await
+    let id = user.id.clone();
+    let session = start_session(state, user).await;
+    if session.is_err() {
+        // Without its token the registration failed: take the account back, so that a retry
+        // does not find its own username taken.
+        if let Err(e) = repo::delete_user(&state.db, &id).await {
+            e.log();
+        }
+    }
+    session
 }
 
 fn conflict_error((username_taken, email_taken): (bool, bool)) -> Result<(), AppError> {
@@ -304,6 +313,9 @@ pub async fn find_user(
         // Not a UUID: no such user, without asking the database.
         UserKey::Id(id) if uuid::Uuid::try_parse(&id).is_err() => None,
         UserKey::Id(id) => repo::find_by_id(&state.db, &id).await?,
+        // Not a valid username: none, without asking the database (MySQL refuses to compare
+        // non-ASCII text with the ASCII column).
+        UserKey::Username(name) if validation::username(&name).is_err() => None,
         UserKey::Username(name) => repo::find_by_username(&state.db, &name).await?,
     };
     Ok(user.map(|u| UserView::for_viewer(u, &viewer.user)))

@@ -9,7 +9,13 @@
 mod common;
 
 mod deployment;
+mod graphql_auth;
 mod graphql_core;
+mod graphql_http;
+mod graphql_outage;
+mod graphql_support;
+mod graphql_users;
+mod graphql_validation;
 mod operations;
 mod rest_openapi;
 mod rest_support;

@@ -1,0 +1,1 @@
+ALTER TABLE users MODIFY email_lower VARCHAR(254) COLLATE utf8mb4_bin NOT NULL;

@@ -1,0 +1,1 @@
+-- See the MySQL migration of the same name. SQLite's TEXT has no length limit: nothing to do.
