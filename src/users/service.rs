@@ -94,6 +94,12 @@ pub async fn register(state: &AppState, input: NewUser) -> Result<AuthSession, A
     validation::username(&input.username)?;
     validation::email(&input.email)?;
     validation::password("password", &input.password)?;
+    validation::password_not_guessable(
+        "password",
+        &input.password,
+        &input.username,
+        &[&input.email],
+    )?;
     let username_lower = input.username.to_lowercase();
     let email_lower = input.email.to_lowercase();
     // Checked first so that a taken name costs no hash and names the field; the unique
@@ -231,6 +237,9 @@ pub async fn update_me(
     }
     if let Some(password) = &input.password {
         validation::password("password", password)?;
+        let mut emails = vec![viewer.user.email.as_str()];
+        emails.extend(input.email.as_deref());
+        validation::password_not_guessable("password", password, &viewer.user.username, &emails)?;
         if current == CurrentPassword::Required {
             let given = input.current_password.clone().ok_or_else(|| {
                 AppError::validation(
