@@ -244,8 +244,10 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let router = app(state.clone());
+        // As `main` serves it: with the peer address, which per-address rate limits key on.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(listener, service).await;
         });
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
