@@ -10,6 +10,7 @@ pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
+pub mod ratelimit;
 pub mod rest;
 pub mod state;
 pub mod users;

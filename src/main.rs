@@ -116,6 +116,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         address = %bind,
         database = ?state.db,
         sessions = state.sessions.kind(),
+        rate_limits = state.limiter.kind(),
         "listening; GraphiQL at http://{bind}/graphiql, Swagger UI at http://{bind}/docs"
     );
     // With the peer address: per-address rate limits key on it.

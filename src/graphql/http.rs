@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{ApiSchema, RequestAuth, build_schema};
+use crate::client::ClientInfo;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -99,6 +100,7 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
 /// `GET /graphql`: queries from the query string. Mutations are refused with 405.
 pub async fn get_graphql(
     State(endpoint): State<Endpoint>,
+    client: ClientInfo,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -116,13 +118,14 @@ pub async fn get_graphql(
             );
         }
     };
-    execute(&endpoint, request, &headers, media, true).await
+    execute(&endpoint, request, &headers, media, true, client).await
 }
 
 /// `POST /graphql`: one request as JSON (`application/json`) or a bare document
 /// (`application/graphql`). Batches are refused.
 pub async fn post_graphql(
     State(endpoint): State<Endpoint>,
+    client: ClientInfo,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -174,7 +177,7 @@ pub async fn post_graphql(
             );
         }
     };
-    execute(&endpoint, request, &headers, media, false).await
+    execute(&endpoint, request, &headers, media, false, client).await
 }
 
 async fn execute(
@@ -183,6 +186,7 @@ async fn execute(
     headers: &HeaderMap,
     media: MediaType,
     by_get: bool,
+    client: ClientInfo,
 ) -> Response {
     let operation_name = request.operation_name.clone();
     let parse_failed = match request.parsed_query() {
@@ -203,7 +207,9 @@ async fn execute(
         }
         Err(_) => true,
     };
-    let request = request.data(RequestAuth::new(authorization(headers)));
+    let request = request
+        .data(RequestAuth::new(authorization(headers)))
+        .data(client);
     let started = std::time::Instant::now();
     let mut response = endpoint.schema.execute(request).await;
     let request_failed = classify_errors(&mut response.errors, parse_failed);

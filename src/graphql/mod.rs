@@ -9,6 +9,7 @@ use async_graphql::{Context, EmptySubscription, Schema};
 use tokio::sync::OnceCell;
 
 use crate::auth::token_from_header;
+use crate::client::ClientInfo;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::users::service::{self, Viewer};
@@ -76,4 +77,14 @@ pub(crate) async fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer, AppEr
             service::authenticate(state, token).await
         })
         .await
+}
+
+/// The caller's address, as the HTTP handler passed it in.
+pub(crate) fn client<'a>(ctx: &'a Context<'_>) -> Result<&'a ClientInfo, AppError> {
+    ctx.data::<ClientInfo>().map_err(|e| {
+        AppError::internal(anyhow::anyhow!(
+            "request without client data: {}",
+            e.message
+        ))
+    })
 }

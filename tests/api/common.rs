@@ -61,6 +61,16 @@ pub struct Options {
     pub redis_url: Option<String>,
 }
 
+/// Rate limits of test servers, unless a test sets its own: the suite registers and logs in
+/// far more often from 127.0.0.1 than the production defaults allow. Tests of the limits
+/// pass the flags they test.
+const TEST_RATE_LIMITS: [(&str, &str); 4] = [
+    ("--rate-limit-login-per-username", "1000/min"),
+    ("--rate-limit-login-per-ip", "1000/min"),
+    ("--rate-limit-register-per-ip", "1000/min"),
+    ("--rate-limit-refresh-per-session", "1000/min"),
+];
+
 /// A running server and a client for it.
 pub struct TestApp {
     /// e.g. `http://127.0.0.1:41234`.
@@ -233,6 +243,11 @@ impl TestApp {
             ]);
         }
         args.extend(["--pool-timeout".into(), "2".into()]);
+        for (flag, value) in TEST_RATE_LIMITS {
+            if !options.args.iter().any(|a| a == flag) {
+                args.extend([flag.into(), value.into()]);
+            }
+        }
         args.extend(options.args);
         let config = Config::try_from_args(&args).expect("test configuration");
         db::migrations::run(&config.database.url)
