@@ -148,7 +148,7 @@ pub async fn post_graphql(
         .map(|v| v.trim().to_ascii_lowercase());
     let max_batch = usize::from(endpoint.state.config.graphql.max_batch);
     let (requests, batched) = match content_type.as_deref() {
-        Some("application/json") => match serde_json::from_slice::<BatchRequest>(&body) {
+        Some("application/json") => match read_json_body(&body) {
             Ok(BatchRequest::Single(request)) => (vec![request], false),
             Ok(BatchRequest::Batch(_)) if max_batch <= 1 => {
                 return request_error(
@@ -215,6 +215,17 @@ pub async fn post_graphql(
         client,
     };
     execute(&endpoint, requests, call).await
+}
+
+/// A JSON body: an array is a batch, anything else one request. Decided by the first byte
+/// rather than by `BatchRequest`'s untagged deserializer, which reads `[]` (and arrays of
+/// strings) as a single request, since serde lets a struct be read from a sequence.
+fn read_json_body(body: &[u8]) -> serde_json::Result<BatchRequest> {
+    if body.trim_ascii_start().first() == Some(&b'[') {
+        serde_json::from_slice(body).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice(body).map(BatchRequest::Single)
+    }
 }
 
 /// How an HTTP request carrying GraphQL requests came in.
