@@ -59,6 +59,10 @@ pub struct Options {
     pub args: Vec<String>,
     /// Replace the session store's Redis URL (e.g. with one nothing listens on).
     pub redis_url: Option<String>,
+    /// Use this Redis key prefix instead of the test's own (MySQL + Redis only), so that
+    /// two servers share their Redis state like two replicas. The prefix is cleaned up all
+    /// the same.
+    pub redis_key_prefix: Option<String>,
 }
 
 /// Rate limits of test servers, unless a test sets its own: the suite registers and logs in
@@ -222,7 +226,10 @@ impl TestApp {
                 .await
                 .expect("create test database");
                 cleanup.mysql = Some((server.clone(), name.clone()));
-                let prefix = format!("test:{id}:");
+                let prefix = options
+                    .redis_key_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("test:{id}:"));
                 cleanup.redis = Some((redis_url.clone(), prefix.clone()));
                 args.extend([
                     "--database-url".into(),

@@ -15,3 +15,5 @@ mod rest_openapi;
 mod rest_support;
 mod rest_users;
 mod schema_file;
+mod security_rate_limits;
+mod security_support;
