@@ -15,5 +15,6 @@ mod rest_openapi;
 mod rest_support;
 mod rest_users;
 mod schema_file;
+mod security_graphql_limits;
 mod security_rate_limits;
 mod security_support;
