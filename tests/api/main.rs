@@ -16,5 +16,6 @@ mod rest_support;
 mod rest_users;
 mod schema_file;
 mod security_graphql_limits;
+mod security_passwords;
 mod security_rate_limits;
 mod security_support;
