@@ -33,7 +33,7 @@ pub struct RateLimitConfig {
 /// for; a request over one is refused before anything runs.
 #[derive(Debug, Clone, Args)]
 pub struct GraphqlLimitsConfig {
-    /// GRAPHQL_MAX_DEPTH: deepest selection accepted (GraphiQL's introspection needs 13).
+    /// GRAPHQL_MAX_DEPTH: deepest selection accepted (GraphiQL's introspection needs 13-14).
     #[arg(id = "graphql-max-depth", long = "graphql-max-depth", env = "GRAPHQL_MAX_DEPTH", value_name = "GRAPHQL_MAX_DEPTH", default_value = "16", value_parser = clap::value_parser!(u16).range(2..=1000))]
     pub max_depth: u16,
     /// GRAPHQL_MAX_COMPLEXITY: most fields (each counting 1) one operation may select.

@@ -3,7 +3,7 @@
 //!
 //! Keys (usernames, addresses) come from clients, so the maps are swept of keys whose state
 //! is back to fresh: at least once a minute, and as often as once a second while they hold
-//! many keys. That bounds memory by the keys seen within one period.
+//! many keys. That bounds memory by the keys used within about one period plus a minute.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
