@@ -246,7 +246,7 @@ async fn execute(
     mut requests: Vec<async_graphql::Request>,
     call: Call<'_>,
 ) -> Response {
-    let limits = &endpoint.state.config.graphql;
+    let config = &endpoint.state.config.graphql;
     let media = call.media;
     let mut parse_failed = Vec::with_capacity(requests.len());
     let mut auth_fields = 0usize;
@@ -271,12 +271,12 @@ async fn execute(
             return response;
         }
         let stats = DocumentStats::of(doc, operation_name.as_deref());
-        if let Err(exceeded) = stats.check(limits) {
+        if let Err(exceeded) = stats.check(config) {
             return limit_error(media, call.batched, exceeded);
         }
         auth_fields = auth_fields.saturating_add(stats.auth_fields);
     }
-    if let Err(exceeded) = limits::check_auth_fields(auth_fields, limits) {
+    if let Err(exceeded) = limits::check_auth_fields(auth_fields, config) {
         return limit_error(media, call.batched, exceeded);
     }
     let authorization = authorization(call.headers);
