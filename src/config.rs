@@ -57,6 +57,12 @@ pub struct Config {
     /// Logging.
     #[command(flatten)]
     pub log: LogConfig,
+    /// Rate limits and the trusted proxies that decide whose address they count.
+    #[command(flatten)]
+    pub rate_limit: RateLimitConfig,
+    /// GraphQL document and request limits.
+    #[command(flatten)]
+    pub graphql: GraphqlLimitsConfig,
 }
 
 /// Database settings.
@@ -295,6 +301,9 @@ impl Config {
         Cli::try_parse_from(args).map(|cli| cli.config)
     }
 }
+
+mod limits;
+pub use limits::{GraphqlLimitsConfig, Rate, RateLimit, RateLimitConfig, TrustedProxies};
 
 #[cfg(test)]
 mod tests {

@@ -3,12 +3,14 @@
 //! [`app`] builds the whole router from an [`AppState`]; `main` and the tests both call it.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
+pub mod ratelimit;
 pub mod rest;
 pub mod state;
 pub mod users;
@@ -32,6 +34,8 @@ pub use crate::state::AppState;
 
 /// The whole HTTP application. Trailing slashes are handled inside it (`/users/` is served as
 /// `/users`), so `main` and the tests, which both serve what this returns, see the same thing.
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: per-address rate
+/// limits key on the peer address (without it, all clients share one address key).
 pub fn app(state: AppState) -> Router {
     let (rest_routes, openapi) = rest::router().split_for_parts();
     let body_limit = usize::try_from(state.config.http.max_body_bytes).unwrap_or(usize::MAX);
@@ -57,6 +61,10 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
+        ))
+        .layer(axum::middleware::map_request_with_state(
+            state.clone(),
+            client::attach,
         ))
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(body_limit))

@@ -17,6 +17,7 @@ use crate::auth::sessions::{Backend, RedisSessions, Sessions, SqlSessions};
 use crate::config::{Config, DatabaseUrl};
 use crate::db::{self, DbPool};
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
 
 /// Shortest HS256 key accepted: RFC 7518 asks for a key at least as long as the hash (32 bytes).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -40,6 +41,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The settings it was built from.
     pub config: Config,
+    /// Rate limits, counted in Redis when the sessions are there, else in process.
+    pub limiter: RateLimiter,
 }
 
 impl Deref for AppState {
@@ -64,6 +67,16 @@ impl AppState {
             )?),
             None => Backend::Sql(SqlSessions::new(db.clone())),
         };
+        // Counted where the sessions are: with Redis, every replica must see the same counts.
+        let limiter = match &sessions {
+            Backend::Redis(redis) => RateLimiter::redis(
+                &config.rate_limit,
+                redis.pool().clone(),
+                &config.redis.key_prefix,
+                config.database.pool_timeout,
+            ),
+            Backend::Sql(_) => RateLimiter::in_memory(&config.rate_limit),
+        };
         let metrics = Metrics::new()?;
         let sessions = Sessions::new(sessions, metrics.session_store_errors.clone());
         let jwt = JwtKeys::new(
@@ -81,6 +94,7 @@ impl AppState {
             hasher,
             metrics,
             config,
+            limiter,
         })))
     }
 }

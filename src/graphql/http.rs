@@ -12,7 +12,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::limits::{self, DocumentStats, LimitExceeded};
 use super::{ApiSchema, RequestAuth, build_schema};
+use crate::client::ClientInfo;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -132,6 +134,7 @@ impl GetParams {
 /// `GET /graphql`: queries from the query string. Mutations are refused with 405.
 pub async fn get_graphql(
     State(endpoint): State<Endpoint>,
+    client: ClientInfo,
     headers: HeaderMap,
     params: Result<Query<GetParams>, QueryRejection>,
 ) -> Response {
@@ -146,13 +149,22 @@ pub async fn get_graphql(
             "a GET request needs a `query` parameter (and `variables`, if any, as JSON)",
         );
     };
-    execute(&endpoint, request, &headers, media, true).await
+    let call = Call {
+        headers: &headers,
+        media,
+        by_get: true,
+        batched: false,
+        client,
+    };
+    execute(&endpoint, vec![request], call).await
 }
 
 /// `POST /graphql`: one request as JSON (`application/json`) or a bare document
-/// (`application/graphql`). Batches are refused.
+/// (`application/graphql`); or, when `GRAPHQL_MAX_BATCH` is above 1, a JSON array of up to
+/// that many requests, run in order and answered with an array.
 pub async fn post_graphql(
     State(endpoint): State<Endpoint>,
+    client: ClientInfo,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -164,9 +176,12 @@ pub async fn post_graphql(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
-    let request = match content_type.as_deref() {
-        Some("application/json") => match serde_json::from_slice::<BatchRequest>(&body) {
-            Ok(BatchRequest::Single(request)) if !request.query.is_empty() => request,
+    let max_batch = usize::from(endpoint.state.config.graphql.max_batch);
+    let (requests, batched) = match content_type.as_deref() {
+        Some("application/json") => match read_json_body(&body) {
+            Ok(BatchRequest::Single(request)) if !request.query.is_empty() => {
+                (vec![request], false)
+            }
             Ok(BatchRequest::Single(_)) => {
                 return request_error(
                     StatusCode::BAD_REQUEST,
@@ -175,7 +190,7 @@ pub async fn post_graphql(
                     "the request needs a `query`",
                 );
             }
-            Ok(BatchRequest::Batch(_)) => {
+            Ok(BatchRequest::Batch(_)) if max_batch <= 1 => {
                 return request_error(
                     StatusCode::BAD_REQUEST,
                     media,
@@ -183,6 +198,26 @@ pub async fn post_graphql(
                     "batched requests are not supported; send one operation per request",
                 );
             }
+            Ok(BatchRequest::Batch(requests)) if requests.is_empty() => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    "BAD_REQUEST",
+                    "the batch is empty",
+                );
+            }
+            Ok(BatchRequest::Batch(requests)) if requests.len() > max_batch => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    "BAD_REQUEST",
+                    &format!(
+                        "the batch has {} operations; at most {max_batch} are allowed",
+                        requests.len()
+                    ),
+                );
+            }
+            Ok(BatchRequest::Batch(requests)) => (requests, true),
             Err(_) => {
                 return request_error(
                     StatusCode::BAD_REQUEST,
@@ -193,7 +228,7 @@ pub async fn post_graphql(
             }
         },
         Some("application/graphql") => match std::str::from_utf8(&body) {
-            Ok(query) => async_graphql::Request::new(query),
+            Ok(query) => (vec![async_graphql::Request::new(query)], false),
             Err(_) => {
                 return request_error(
                     StatusCode::BAD_REQUEST,
@@ -212,55 +247,120 @@ pub async fn post_graphql(
             );
         }
     };
-    execute(&endpoint, request, &headers, media, false).await
+    let call = Call {
+        headers: &headers,
+        media,
+        by_get: false,
+        batched,
+        client,
+    };
+    execute(&endpoint, requests, call).await
 }
 
+/// A JSON body: an array is a batch, anything else one request. Decided by the first byte
+/// rather than by `BatchRequest`'s untagged deserializer, which reads `[]` (and arrays of
+/// strings) as a single request, since serde lets a struct be read from a sequence.
+fn read_json_body(body: &[u8]) -> serde_json::Result<BatchRequest> {
+    if body.trim_ascii_start().first() == Some(&b'[') {
+        serde_json::from_slice(body).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice(body).map(BatchRequest::Single)
+    }
+}
+
+/// How an HTTP request carrying GraphQL requests came in.
+struct Call<'a> {
+    headers: &'a HeaderMap,
+    media: MediaType,
+    /// Sent by GET, where mutations are refused.
+    by_get: bool,
+    /// A JSON array: answered with an array.
+    batched: bool,
+    client: ClientInfo,
+}
+
+/// Checks the limits of every request first, so that an over-limit batch runs nothing, then
+/// runs them in order.
 async fn execute(
     endpoint: &Endpoint,
-    mut request: async_graphql::Request,
-    headers: &HeaderMap,
-    media: MediaType,
-    by_get: bool,
+    mut requests: Vec<async_graphql::Request>,
+    call: Call<'_>,
 ) -> Response {
-    let operation_name = request.operation_name.clone();
-    let parse_failed = match request.parsed_query() {
-        Ok(doc) => {
-            if by_get && selected_operation_is_mutation(doc, operation_name.as_deref()) {
-                let mut response = request_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    media,
-                    "BAD_REQUEST",
-                    "mutations must be sent with POST",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
-                return response;
-            }
-            false
+    let config = &endpoint.state.config.graphql;
+    let media = call.media;
+    let mut parse_failed = Vec::with_capacity(requests.len());
+    let mut auth_fields = 0usize;
+    for request in &mut requests {
+        let operation_name = request.operation_name.clone();
+        let Ok(doc) = request.parsed_query() else {
+            // Execution reports the parse error in the request's own answer.
+            parse_failed.push(true);
+            continue;
+        };
+        parse_failed.push(false);
+        if call.by_get && selected_operation_is_mutation(doc, operation_name.as_deref()) {
+            let mut response = request_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                media,
+                "BAD_REQUEST",
+                "mutations must be sent with POST",
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
         }
-        Err(_) => true,
-    };
-    let request = request.data(RequestAuth::new(authorization(headers)));
-    let started = std::time::Instant::now();
-    let mut response = endpoint.schema.execute(request).await;
-    let request_failed = classify_errors(&mut response.errors, parse_failed);
-    endpoint.state.metrics.observe_graphql(
-        operation_name.as_deref(),
-        response.errors.is_empty(),
-        started,
-    );
-    let status = if request_failed && media == MediaType::GraphqlResponse {
+        let stats = DocumentStats::of(doc, operation_name.as_deref());
+        if let Err(exceeded) = stats.check(config) {
+            return limit_error(media, call.batched, exceeded);
+        }
+        auth_fields = auth_fields.saturating_add(stats.auth_fields);
+    }
+    if let Err(exceeded) = limits::check_auth_fields(auth_fields, config) {
+        return limit_error(media, call.batched, exceeded);
+    }
+    let authorization = authorization(call.headers);
+    let mut responses = Vec::with_capacity(requests.len());
+    let mut request_failed = false;
+    for (request, parse_failed) in requests.into_iter().zip(parse_failed) {
+        let operation_name = request.operation_name.clone();
+        let request = request
+            .data(RequestAuth::new(authorization.clone()))
+            .data(call.client.clone());
+        let started = std::time::Instant::now();
+        let mut response = endpoint.schema.execute(request).await;
+        let failed = classify_errors(&mut response.errors, parse_failed);
+        request_failed |= failed;
+        endpoint.state.metrics.observe_graphql(
+            operation_name.as_deref(),
+            response.errors.is_empty(),
+            started,
+        );
+        // A request that failed before execution has no `data` entry (GraphQL spec,
+        // "Response"; the GraphQL-over-HTTP spec pairs its 400 with that).
+        responses.push(if failed {
+            serde_json::json!({ "errors": response.errors })
+        } else {
+            serde_json::to_value(&response).unwrap_or_else(|e| {
+                AppError::internal(e).log();
+                serde_json::json!({ "errors": [{
+                    "message": "internal server error",
+                    "extensions": { "code": "INTERNAL_SERVER_ERROR" },
+                }] })
+            })
+        });
+    }
+    // A batch is outside the GraphQL-over-HTTP spec: its entries carry their own errors.
+    let status = if request_failed && media == MediaType::GraphqlResponse && !call.batched {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    // A request that failed before execution has no `data` entry (GraphQL spec, "Response";
-    // the GraphQL-over-HTTP spec pairs its 400 with that).
-    let body = if request_failed {
-        serde_json::to_string(&serde_json::json!({"errors": response.errors}))
+    let body = if call.batched {
+        serde_json::to_string(&responses)
     } else {
-        serde_json::to_string(&response)
+        // The one response (`pop` of a one-element list; it is never `None` here).
+        serde_json::to_string(&responses.pop())
     };
     let body = match body {
         Ok(body) => body,
@@ -275,6 +375,18 @@ async fn execute(
         }
     };
     (status, [(header::CONTENT_TYPE, media.as_str())], body).into_response()
+}
+
+/// A request over a document limit is refused like a document that fails validation (it is
+/// one, of the server's own rules): 400 with `application/graphql-response+json`, 200 with
+/// `application/json` as the GraphQL-over-HTTP spec asks. A batch is refused whole with 400.
+fn limit_error(media: MediaType, batched: bool, exceeded: LimitExceeded) -> Response {
+    let status = if batched || media == MediaType::GraphqlResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    request_error(status, media, "GRAPHQL_VALIDATION_FAILED", &exceeded.0)
 }
 
 fn selected_operation_is_mutation(

@@ -1,6 +1,7 @@
 //! The GraphQL API: schema building and limits, the resolvers, and the HTTP handler.
 
 pub mod http;
+pub mod limits;
 pub mod mutation;
 pub mod query;
 pub mod types;
@@ -9,6 +10,7 @@ use async_graphql::{Context, EmptySubscription, Schema};
 use tokio::sync::OnceCell;
 
 use crate::auth::token_from_header;
+use crate::client::ClientInfo;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::users::service::{self, Viewer};
@@ -18,16 +20,35 @@ use query::QueryRoot;
 /// The executable schema.
 pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Deepest query accepted; GraphiQL's introspection query needs about 13 levels.
+/// Deepest query accepted without configuration (`GRAPHQL_MAX_DEPTH` sets it); GraphiQL's
+/// introspection query needs about 13 levels.
 pub const MAX_DEPTH: usize = 16;
-/// Highest complexity (fields selected, roughly) accepted.
+/// Highest complexity (fields selected, roughly) accepted without configuration
+/// (`GRAPHQL_MAX_COMPLEXITY` sets it).
 pub const MAX_COMPLEXITY: usize = 1000;
 
-/// Builds the schema; with `state`, ready to execute, without, enough to print the SDL.
+/// Builds the schema; with `state`, ready to execute under its configured limits, without,
+/// enough to print the SDL.
 pub fn build_schema(state: Option<AppState>) -> ApiSchema {
+    let (depth, complexity, introspection) = match &state {
+        Some(state) => {
+            let limits = &state.config.graphql;
+            (
+                usize::from(limits.max_depth),
+                usize::try_from(limits.max_complexity).unwrap_or(usize::MAX),
+                limits.introspection,
+            )
+        }
+        None => (MAX_DEPTH, MAX_COMPLEXITY, true),
+    };
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY);
+        .limit_depth(depth)
+        .limit_complexity(complexity);
+    if !introspection {
+        // The HTTP handler refuses such documents with a clear error first; this is the
+        // backstop.
+        builder = builder.disable_introspection();
+    }
     if let Some(state) = state {
         builder = builder.data(state);
     }
@@ -76,4 +97,14 @@ pub(crate) async fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer, AppEr
             service::authenticate(state, token).await
         })
         .await
+}
+
+/// The caller's address, as the HTTP handler passed it in.
+pub(crate) fn client<'a>(ctx: &'a Context<'_>) -> Result<&'a ClientInfo, AppError> {
+    ctx.data::<ClientInfo>().map_err(|e| {
+        AppError::internal(anyhow::anyhow!(
+            "request without client data: {}",
+            e.message
+        ))
+    })
 }

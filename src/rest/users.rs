@@ -13,6 +13,7 @@ use super::types::{
     LoginForm, LoginRequest, RegisterRequest, Registered, Token, UpdateRequest, User, UserData,
 };
 use crate::auth::extract::CurrentUser;
+use crate::client::ClientInfo;
 use crate::error::{AppError, ErrorBody, ValidationErrorBody};
 use crate::state::AppState;
 use crate::users::model::UserView;
@@ -28,13 +29,16 @@ use crate::users::service::{self, CurrentPassword, DEFAULT_PAGE, UserKey};
         (status = 200, description = "Registered and signed in", body = Registered),
         (status = 409, description = "Username or email already taken", body = ErrorBody),
         (status = 422, description = "A field fails validation", body = ValidationErrorBody),
+        (status = 429, description = "Too many attempts from this client address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
     )
 )]
 pub async fn register(
     State(state): State<AppState>,
+    client: ClientInfo,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> Result<Json<Registered>, AppError> {
-    let session = service::register(&state, body.into()).await?;
+    let session = service::register(&state, body.into(), &client).await?;
     Ok(Json(session.into()))
 }
 
@@ -51,13 +55,16 @@ pub async fn register(
             headers(("Location" = String, description = "`/users/{id}` of the new user"))),
         (status = 409, description = "Username or email already taken", body = ErrorBody),
         (status = 422, description = "A field fails validation", body = ValidationErrorBody),
+        (status = 429, description = "Too many attempts from this client address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
     )
 )]
 pub async fn create_user(
     State(state): State<AppState>,
+    client: ClientInfo,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> Result<Response, AppError> {
-    let session = service::register(&state, body.into()).await?;
+    let session = service::register(&state, body.into(), &client).await?;
     let location = format!("/users/{}", session.user.id);
     let body: Registered = session.into();
     Ok((
@@ -85,13 +92,16 @@ pub async fn create_user(
         (status = 401, description = "Wrong username or password", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 422, description = "A field is missing", body = ValidationErrorBody),
+        (status = 429, description = "Too many attempts for this username or from this client address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
     )
 )]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientInfo,
     JsonOrForm(body): JsonOrForm<LoginRequest>,
 ) -> Result<Json<Token>, AppError> {
-    let session = service::login(&state, &body.username, body.password).await?;
+    let session = service::login(&state, &body.username, body.password, &client).await?;
     Ok(Json(session.into()))
 }
 

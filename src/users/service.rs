@@ -8,6 +8,7 @@ use super::repo::{self, UserChanges};
 use super::{cursor, validation};
 use crate::auth::jwt::IssuedToken;
 use crate::auth::sessions::{NewSession, SessionStore as _};
+use crate::client::ClientInfo;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -89,11 +90,24 @@ impl Page {
 /// The wrong-credentials error: one message for an unknown user and a wrong password.
 const BAD_CREDENTIALS: AppError = AppError::Unauthenticated("invalid username or password");
 
-/// Creates an account and signs it in.
-pub async fn register(state: &AppState, input: NewUser) -> Result<AuthSession, AppError> {
+/// Creates an account and signs it in. Registrations are rate-limited per client address;
+/// input that fails validation is refused before it counts, so typos do not use up the limit.
+pub async fn register(
+    state: &AppState,
+    input: NewUser,
+    client: &ClientInfo,
+) -> Result<AuthSession, AppError> {
     validation::username(&input.username)?;
     validation::email(&input.email)?;
     validation::password("password", &input.password)?;
+    validation::password_not_guessable(
+        "password",
+        &input.password,
+        &input.username,
+        &[&input.email],
+    )?;
+    // Before the conflict check, so the limit also slows probing for taken names.
+    state.limiter.check_register(client).await?;
     let username_lower = input.username.to_lowercase();
     let email_lower = input.email.to_lowercase();
     // Checked first so that a taken name costs no hash and names the field; the unique
@@ -153,13 +167,21 @@ fn conflict_error((username_taken, email_taken): (bool, bool)) -> Result<(), App
 }
 
 /// Checks credentials and opens a new session. An unknown username spends a hash too, so the
-/// two failures look alike in time as well as in message.
+/// two failures look alike in time as well as in message. Every attempt counts against the
+/// rate limits per client address and per username, checked before any hash is spent.
 pub async fn login(
     state: &AppState,
     username: &str,
     password: String,
+    client: &ClientInfo,
 ) -> Result<AuthSession, AppError> {
-    let user = if validation::username(username).is_ok() {
+    let valid_username = validation::username(username).is_ok();
+    let username_key = valid_username.then(|| username.to_lowercase());
+    state
+        .limiter
+        .check_login(username_key.as_deref(), client)
+        .await?;
+    let user = if valid_username {
         repo::find_by_username(&state.db, username).await?
     } else {
         None
@@ -240,6 +262,9 @@ pub async fn update_me(
     }
     if let Some(password) = &input.password {
         validation::password("password", password)?;
+        let mut emails = vec![viewer.user.email.as_str()];
+        emails.extend(input.email.as_deref());
+        validation::password_not_guessable("password", password, &viewer.user.username, &emails)?;
         if current == CurrentPassword::Required {
             let given = input.current_password.clone().ok_or_else(|| {
                 AppError::validation(

@@ -61,6 +61,44 @@ pub fn password(field: &'static str, value: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+/// NIST SP 800-63B's blocklist rule: a password that appears in breach corpora, or that is
+/// the account's own username or email, is refused. The corpus is the `passwords` crate's list
+/// of about 100,000 common passwords, compiled into the binary. It is checked as given and
+/// lower-cased, since the list is mostly lower case and `Password1` is no safer than
+/// `password1`; the account's names are compared ignoring case, the email's local part too.
+/// No composition rules: length (see [`password`]) and this list are the whole policy.
+pub fn password_not_guessable(
+    field: &'static str,
+    value: &str,
+    username: &str,
+    emails: &[&str],
+) -> Result<(), AppError> {
+    let lower = value.to_lowercase();
+    if passwords::analyzer::is_common_password(value)
+        || passwords::analyzer::is_common_password(&lower)
+    {
+        return Err(AppError::validation(
+            field,
+            format!("{field} is too common: it appears in lists of breached passwords"),
+        ));
+    }
+    let local_parts = emails
+        .iter()
+        .filter_map(|e| e.rsplit_once('@').map(|(l, _)| l));
+    let names = std::iter::once(username)
+        .chain(emails.iter().copied())
+        .chain(local_parts);
+    for name in names {
+        if !name.is_empty() && name.to_lowercase() == lower {
+            return Err(AppError::validation(
+                field,
+                format!("{field} must not be the username or the email"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +152,56 @@ mod tests {
         assert!(password("password", "éééééééé").is_ok());
         assert!(password("password", &"é".repeat(128)).is_ok());
         assert!(password("password", &"é".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn common_and_personal_passwords_are_refused() {
+        let ok = |p: &str| password_not_guessable("password", p, "alice", &["alice.s@example.com"]);
+        for common in [
+            "password",
+            "12345678",
+            "iloveyou",
+            "PASSWORD",
+            "Password1",
+            "qwertyuiop",
+        ] {
+            let err = ok(common).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    AppError::Validation {
+                        field: "password",
+                        ..
+                    }
+                ),
+                "{common}"
+            );
+        }
+        for personal in [
+            "alice",
+            "ALICE",
+            "alice.s@example.com",
+            "Alice.S@Example.com",
+            "alice.s",
+        ] {
+            assert!(ok(personal).is_err(), "{personal}");
+        }
+        for fine in [
+            "correct horse",
+            "alice in chains 77",
+            "a password",
+            "ünïcödé pässwörd",
+        ] {
+            assert!(ok(fine).is_ok(), "{fine}");
+        }
+        // The field named is the one given.
+        let err = password_not_guessable("newPassword", "password", "bob", &[]).unwrap_err();
+        assert!(matches!(
+            err,
+            AppError::Validation {
+                field: "newPassword",
+                ..
+            }
+        ));
     }
 }

@@ -59,7 +59,21 @@ pub struct Options {
     pub args: Vec<String>,
     /// Replace the session store's Redis URL (e.g. with one nothing listens on).
     pub redis_url: Option<String>,
+    /// Use this Redis key prefix instead of the test's own (MySQL + Redis only), so that
+    /// two servers share their Redis state like two replicas. The prefix is cleaned up all
+    /// the same.
+    pub redis_key_prefix: Option<String>,
 }
+
+/// Rate limits of test servers, unless a test sets its own: the suite registers and logs in
+/// far more often from 127.0.0.1 than the production defaults allow. Tests of the limits
+/// pass the flags they test.
+const TEST_RATE_LIMITS: [(&str, &str); 4] = [
+    ("--rate-limit-login-per-username", "1000/min"),
+    ("--rate-limit-login-per-ip", "1000/min"),
+    ("--rate-limit-register-per-ip", "1000/min"),
+    ("--rate-limit-refresh-per-session", "1000/min"),
+];
 
 /// A running server and a client for it.
 pub struct TestApp {
@@ -212,7 +226,10 @@ impl TestApp {
                 .await
                 .expect("create test database");
                 cleanup.mysql = Some((server.clone(), name.clone()));
-                let prefix = format!("test:{id}:");
+                let prefix = options
+                    .redis_key_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("test:{id}:"));
                 cleanup.redis = Some((redis_url.clone(), prefix.clone()));
                 args.extend([
                     "--database-url".into(),
@@ -233,6 +250,11 @@ impl TestApp {
             ]);
         }
         args.extend(["--pool-timeout".into(), "2".into()]);
+        for (flag, value) in TEST_RATE_LIMITS {
+            if !options.args.iter().any(|a| a == flag) {
+                args.extend([flag.into(), value.into()]);
+            }
+        }
         args.extend(options.args);
         let config = Config::try_from_args(&args).expect("test configuration");
         db::migrations::run(&config.database.url)
@@ -244,8 +266,10 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let router = app(state.clone());
+        // As `main` serves it: with the peer address, which per-address rate limits key on.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(listener, service).await;
         });
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -117,7 +117,7 @@ backend_tests! {
             ("unicode", "unicode@example.com", "éééééééé"),
             ("emoji", "emoji@example.com", "😀😀😀😀😀😀😀😀"),
             ("longpass", "longpass@example.com", &long_password),
-            ("ascii8", "ascii8@example.com", "12345678"),
+            ("ascii8", "ascii8@example.com", "zq8vX2mL"),
             // Lower-cased, İ takes two code points: the copy kept for uniqueness is longer.
             ("dotted", &dotted, PASSWORD),
         ];

@@ -21,3 +21,8 @@ mod rest_openapi;
 mod rest_support;
 mod rest_users;
 mod schema_file;
+mod security_graphql_limits;
+mod security_injection;
+mod security_passwords;
+mod security_rate_limits;
+mod security_support;

@@ -10,6 +10,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use prometheus::IntCounter;
 
+pub use self::redis::RedisPool;
 pub use self::redis::RedisSessions;
 pub use self::sql::SqlSessions;
 use crate::error::AppError;

@@ -93,6 +93,11 @@ impl RedisSessions {
                 AppError::sessions_unavailable(anyhow::anyhow!("redis did not answer in time"))
             })?
     }
+
+    /// The connection pool, shared with the rate limiter so one Redis costs one pool.
+    pub fn pool(&self) -> &RedisPool {
+        &self.pool
+    }
 }
 
 impl SessionStore for RedisSessions {

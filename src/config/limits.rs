@@ -1,0 +1,190 @@
+//! Settings of the abuse limits: rate limits (and the trusted proxies that decide which client
+//! address they key on) and the GraphQL document limits. Kept apart from the other groups so
+//! that each can grow without the other.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use clap::Args;
+use ipnet::IpNet;
+
+/// Rate limits and the proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitConfig {
+    /// TRUSTED_PROXIES: comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For
+    /// names the client; empty = the TCP peer is the client.
+    #[arg(id = "trusted-proxies", long = "trusted-proxies", env = "TRUSTED_PROXIES", value_name = "TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: TrustedProxies,
+    /// RATE_LIMIT_LOGIN_PER_USERNAME: logins per username, e.g. `10/min`, or `off`.
+    #[arg(id = "rate-limit-login-per-username", long = "rate-limit-login-per-username", env = "RATE_LIMIT_LOGIN_PER_USERNAME", value_name = "RATE_LIMIT_LOGIN_PER_USERNAME", default_value = "10/min", value_parser = parse_rate_limit)]
+    pub login_per_username: RateLimit,
+    /// RATE_LIMIT_LOGIN_PER_IP: logins per client address, e.g. `30/min`, or `off`.
+    #[arg(id = "rate-limit-login-per-ip", long = "rate-limit-login-per-ip", env = "RATE_LIMIT_LOGIN_PER_IP", value_name = "RATE_LIMIT_LOGIN_PER_IP", default_value = "30/min", value_parser = parse_rate_limit)]
+    pub login_per_ip: RateLimit,
+    /// RATE_LIMIT_REGISTER_PER_IP: registrations per client address, e.g. `10/hour`, or `off`.
+    #[arg(id = "rate-limit-register-per-ip", long = "rate-limit-register-per-ip", env = "RATE_LIMIT_REGISTER_PER_IP", value_name = "RATE_LIMIT_REGISTER_PER_IP", default_value = "10/hour", value_parser = parse_rate_limit)]
+    pub register_per_ip: RateLimit,
+    /// RATE_LIMIT_REFRESH_PER_SESSION: token refreshes per session, e.g. `10/min`, or `off`.
+    #[arg(id = "rate-limit-refresh-per-session", long = "rate-limit-refresh-per-session", env = "RATE_LIMIT_REFRESH_PER_SESSION", value_name = "RATE_LIMIT_REFRESH_PER_SESSION", default_value = "10/min", value_parser = parse_rate_limit)]
+    pub refresh_per_session: RateLimit,
+}
+
+/// Limits on GraphQL documents and requests. Each bounds the work one HTTP request can ask
+/// for; a request over one is refused before anything runs.
+#[derive(Debug, Clone, Args)]
+pub struct GraphqlLimitsConfig {
+    /// GRAPHQL_MAX_DEPTH: deepest selection accepted (GraphiQL's introspection needs 13-14).
+    #[arg(id = "graphql-max-depth", long = "graphql-max-depth", env = "GRAPHQL_MAX_DEPTH", value_name = "GRAPHQL_MAX_DEPTH", default_value = "16", value_parser = clap::value_parser!(u16).range(2..=1000))]
+    pub max_depth: u16,
+    /// GRAPHQL_MAX_COMPLEXITY: most fields (each counting 1) one operation may select.
+    #[arg(id = "graphql-max-complexity", long = "graphql-max-complexity", env = "GRAPHQL_MAX_COMPLEXITY", value_name = "GRAPHQL_MAX_COMPLEXITY", default_value = "1000", value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    pub max_complexity: u32,
+    /// GRAPHQL_MAX_ALIASES: most aliased fields in one document (operations and fragments).
+    #[arg(id = "graphql-max-aliases", long = "graphql-max-aliases", env = "GRAPHQL_MAX_ALIASES", value_name = "GRAPHQL_MAX_ALIASES", default_value = "30", value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub max_aliases: u32,
+    /// GRAPHQL_MAX_BATCH: most operations in one JSON batch; 1 refuses batches.
+    #[arg(id = "graphql-max-batch", long = "graphql-max-batch", env = "GRAPHQL_MAX_BATCH", value_name = "GRAPHQL_MAX_BATCH", default_value = "1", value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_batch: u16,
+    /// GRAPHQL_MAX_AUTH_FIELDS: most `login`, `register` and `refresh` fields in one HTTP
+    /// request, aliases and batch entries included.
+    #[arg(id = "graphql-max-auth-fields", long = "graphql-max-auth-fields", env = "GRAPHQL_MAX_AUTH_FIELDS", value_name = "GRAPHQL_MAX_AUTH_FIELDS", default_value = "1", value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_auth_fields: u16,
+    /// GRAPHQL_INTROSPECTION: `true` serves `__schema` and `__type` (GraphiQL needs them);
+    /// `false` refuses them.
+    #[arg(id = "graphql-introspection", long = "graphql-introspection", env = "GRAPHQL_INTROSPECTION", value_name = "GRAPHQL_INTROSPECTION", default_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool)]
+    pub introspection: bool,
+}
+
+/// At most `count` attempts per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Attempts allowed per period (and at once, after a quiet period).
+    pub count: NonZeroU32,
+    /// The period.
+    pub period: Duration,
+}
+
+/// A configured rate limit: a [`Rate`], or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit(pub Option<Rate>);
+
+/// Longest period a rate may name: a day. Longer windows would keep keys around for longer
+/// than any attack they slow down is worth.
+const MAX_PERIOD: Duration = Duration::from_secs(86_400);
+
+/// Parses `<count>/<period>`, where the period is a unit (`s`, `min`, `hour`, `day`) with an
+/// optional whole multiplier (`5/30s`, `100/15min`); or `off`.
+fn parse_rate_limit(s: &str) -> Result<RateLimit, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(RateLimit(None));
+    }
+    let hint = "expected <count>/<period> such as 10/min, 5/30s, 100/hour, or off";
+    let (count, period) = s.split_once('/').ok_or(hint)?;
+    let count: u32 = count.trim().parse().map_err(|_| hint)?;
+    let count = NonZeroU32::new(count).ok_or("the count must be at least 1 (or say off)")?;
+    if count.get() > 1_000_000 {
+        return Err("the count must be at most 1000000".into());
+    }
+    let period = period.trim();
+    let digits = period.len()
+        - period
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .len();
+    let (multiplier, unit) = period.split_at(digits);
+    let multiplier: u64 = if multiplier.is_empty() {
+        1
+    } else {
+        multiplier.parse().map_err(|_| hint)?
+    };
+    let unit_secs: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "s" | "sec" | "second" | "seconds" => 1,
+        "m" | "min" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        _ => return Err(hint.into()),
+    };
+    let period = Duration::from_secs(multiplier.saturating_mul(unit_secs));
+    if period.is_zero() || period > MAX_PERIOD {
+        return Err("the period must be between 1 s and 1 day".into());
+    }
+    Ok(RateLimit(Some(Rate { count, period })))
+}
+
+/// The reverse proxies trusted to say who the client is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+/// Parses comma-separated IP addresses (a single host) and CIDR networks.
+fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("`{item}` is not an IP address or CIDR network"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(TrustedProxies)
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(count: u32, secs: u64) -> RateLimit {
+        RateLimit(Some(Rate {
+            count: NonZeroU32::new(count).unwrap(),
+            period: Duration::from_secs(secs),
+        }))
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate_limit("10/min"), Ok(rate(10, 60)));
+        assert_eq!(parse_rate_limit("5/30s"), Ok(rate(5, 30)));
+        assert_eq!(parse_rate_limit(" 100 / 15min "), Ok(rate(100, 900)));
+        assert_eq!(parse_rate_limit("10/hour"), Ok(rate(10, 3600)));
+        assert_eq!(parse_rate_limit("1/day"), Ok(rate(1, 86_400)));
+        assert_eq!(parse_rate_limit("OFF"), Ok(RateLimit(None)));
+        for bad in [
+            "",
+            "10",
+            "0/min",
+            "x/min",
+            "10/fortnight",
+            "10/0s",
+            "10/2day",
+            "-1/s",
+        ] {
+            assert!(parse_rate_limit(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn proxies_parse() {
+        assert_eq!(parse_trusted_proxies(""), Ok(TrustedProxies(vec![])));
+        let parsed = parse_trusted_proxies("127.0.0.1, 10.0.0.0/8,::1").unwrap();
+        assert_eq!(parsed.0.len(), 3);
+        assert_eq!(parsed.0[0], "127.0.0.1/32".parse::<IpNet>().unwrap());
+        assert_eq!(parsed.0[2], "::1/128".parse::<IpNet>().unwrap());
+        assert!(parse_trusted_proxies("10.0.0.0/33").is_err());
+        assert!(parse_trusted_proxies("proxy.example").is_err());
+    }
+
+    #[test]
+    fn bools_parse() {
+        assert_eq!(parse_bool("false"), Ok(false));
+        assert_eq!(parse_bool("TRUE"), Ok(true));
+        assert!(parse_bool("maybe").is_err());
+    }
+}

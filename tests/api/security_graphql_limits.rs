@@ -1,0 +1,285 @@
+//! GraphQL limits: depth, complexity, aliases, batch size, body size and introspection, each
+//! configurable, each refused with a 4xx-class answer and a clear error, never a 5xx; and
+//! GraphiQL's introspection query fits the defaults.
+
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::common::{Backend, TestApp, error_code};
+use crate::on_each_backend;
+use crate::security_support::{GRAPHQL_RESPONSE, post_graphql, spawn};
+
+/// The introspection query GraphiQL sends (graphql-js `getIntrospectionQuery` with every
+/// option on), the deepest and largest a well-behaved client sends.
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    description
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives {
+      name
+      description
+      isRepeatable
+      locations
+      args(includeDeprecated: true) { ...InputValue }
+    }
+  }
+}
+fragment FullType on __Type {
+  kind
+  name
+  description
+  specifiedByURL
+  fields(includeDeprecated: true) {
+    name
+    description
+    args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated
+    deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) {
+    name
+    description
+    isDeprecated
+    deprecationReason
+  }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name
+  description
+  type { ...TypeRef }
+  defaultValue
+  isDeprecated
+  deprecationReason
+}
+fragment TypeRef on __Type {
+  kind
+  name
+  ofType {
+    kind
+    name
+    ofType {
+      kind
+      name
+      ofType {
+        kind
+        name
+        ofType {
+          kind
+          name
+          ofType {
+            kind
+            name
+            ofType {
+              kind
+              name
+              ofType {
+                kind
+                name
+                ofType {
+                  kind
+                  name
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"#;
+
+/// Sends `query` with each Accept type and checks the refusal: a validation failure with a
+/// message, 400 with graphql-response+json and 200 with application/json, never data.
+async fn assert_refused(app: &TestApp, query: &str, needle: &str) {
+    for (accept, status) in [(GRAPHQL_RESPONSE, 400), ("application/json", 200)] {
+        let response = post_graphql(app, &json!({"query": query}), &[("accept", accept)]).await;
+        assert_eq!(response.status(), status, "{accept}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("GRAPHQL_VALIDATION_FAILED"),
+            "{body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.to_lowercase().contains(needle), "{message}");
+        assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+    }
+}
+
+backend_tests! {
+    async fn graphiql_introspection_fits_the_default_limits(app) {
+        let body = app.gql(INTROSPECTION, json!({}), None).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+        let page = app.client.get(app.url("/graphiql")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+    }
+
+    async fn batches_are_refused_by_default(app) {
+        let batch = json!([{"query": "{ __typename }"}, {"query": "{ __typename }"}]);
+        let response = post_graphql(&app, &batch, &[]).await;
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body).as_deref(), Some("BAD_REQUEST"), "{body}");
+    }
+}
+
+on_each_backend!(
+    depth_is_limited,
+    complexity_is_limited,
+    aliases_are_limited,
+    introspection_can_be_switched_off,
+    batches_run_up_to_the_configured_size,
+    bodies_over_the_limit_are_413,
+);
+
+async fn depth_is_limited(backend: Backend) {
+    let Some(app) = spawn(backend, &["--graphql-max-depth", "3"]).await else {
+        return;
+    };
+    // Depth 3 runs (and asks for a token).
+    let body = app.gql("{ users { nodes { id } } }", json!({}), None).await;
+    assert_eq!(
+        error_code(&body).as_deref(),
+        Some("UNAUTHENTICATED"),
+        "{body}"
+    );
+    assert_refused(&app, "{ users { edges { node { id } } } }", "deep").await;
+}
+
+async fn complexity_is_limited(backend: Backend) {
+    let Some(app) = spawn(backend, &["--graphql-max-complexity", "10"]).await else {
+        return;
+    };
+    let body = app.gql("{ me { id username } }", json!({}), None).await;
+    assert_eq!(
+        error_code(&body).as_deref(),
+        Some("UNAUTHENTICATED"),
+        "{body}"
+    );
+    assert_refused(
+        &app,
+        "{ users(first: 100) { nodes { id username email role registrationDate } edges { cursor } pageInfo { hasNextPage endCursor } } }",
+        "complex",
+    )
+    .await;
+}
+
+async fn aliases_are_limited(backend: Backend) {
+    let Some(app) = spawn(backend, &["--graphql-max-aliases", "2"]).await else {
+        return;
+    };
+    let body = app
+        .gql("{ a: __typename b: __typename }", json!({}), None)
+        .await;
+    assert_eq!(body["data"], json!({"a": "Query", "b": "Query"}), "{body}");
+    assert_refused(
+        &app,
+        "{ a: __typename b: __typename c: __typename }",
+        "alias",
+    )
+    .await;
+    // Aliases in fragments count too.
+    assert_refused(
+        &app,
+        "{ a: __typename ...F } fragment F on Query { b: __typename c: __typename }",
+        "alias",
+    )
+    .await;
+}
+
+async fn introspection_can_be_switched_off(backend: Backend) {
+    let Some(app) = spawn(backend, &["--graphql-introspection", "false"]).await else {
+        return;
+    };
+    assert_refused(&app, INTROSPECTION, "introspection").await;
+    assert_refused(
+        &app,
+        r#"{ __type(name: "User") { name } }"#,
+        "introspection",
+    )
+    .await;
+    // Ordinary queries still run, `__typename` included.
+    let body = app.gql("{ __typename }", json!({}), None).await;
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+    let (token, id) = app.register("seer", "correct horse").await;
+    let body = app
+        .gql("{ me { id __typename } }", json!({}), Some(&token))
+        .await;
+    assert_eq!(body["data"]["me"]["id"], id.as_str(), "{body}");
+}
+
+async fn batches_run_up_to_the_configured_size(backend: Backend) {
+    let Some(app) = spawn(backend, &["--graphql-max-batch", "3"]).await else {
+        return;
+    };
+    let (token, id) = app.register("batcher", "correct horse").await;
+    let bearer = format!("Bearer {token}");
+    let batch = json!([{"query": "{ me { id } }"}, {"query": "{ __typename }"}]);
+    let response = post_graphql(&app, &batch, &[("authorization", &bearer)]).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!([{"data": {"me": {"id": id}}}, {"data": {"__typename": "Query"}}])
+    );
+    let entry = json!({"query": "{ __typename }"});
+    for (batch, needle) in [
+        (json!([entry, entry, entry, entry]), "at most 3"),
+        (json!([]), "empty"),
+    ] {
+        for accept in ["application/json", GRAPHQL_RESPONSE] {
+            let response = post_graphql(&app, &batch, &[("accept", accept)]).await;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(status, 400, "{batch}: {body}");
+            assert_eq!(error_code(&body).as_deref(), Some("BAD_REQUEST"), "{body}");
+            assert!(
+                body["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(needle),
+                "{body}"
+            );
+        }
+    }
+    // Per-document limits hold for every entry: one over the alias limit (default 30)
+    // refuses the whole batch, and nothing in it runs.
+    let aliases: String = (0..31).map(|i| format!("a{i}: __typename ")).collect();
+    let batch = json!([entry, {"query": format!("{{ {aliases} }}")}]);
+    let response = post_graphql(&app, &batch, &[]).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        error_code(&body).as_deref(),
+        Some("GRAPHQL_VALIDATION_FAILED"),
+        "{body}"
+    );
+}
+
+async fn bodies_over_the_limit_are_413(backend: Backend) {
+    let Some(app) = spawn(backend, &["--max-body-bytes", "2048"]).await else {
+        return;
+    };
+    let padding = "x".repeat(3000);
+    let body = json!({"query": format!("{{ __typename }} # {padding}")});
+    let response = post_graphql(&app, &body, &[]).await;
+    assert_eq!(response.status(), 413);
+    let response = app
+        .client
+        .post(app.url("/users/login"))
+        .json(&json!({"username": "someone", "password": padding}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
