@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{ApiSchema, RequestAuth, build_schema};
+use crate::auth::session_meta::SessionMeta;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -204,6 +205,7 @@ async fn execute(
         Err(_) => true,
     };
     let request = request.data(RequestAuth::new(authorization(headers)));
+    let request = request.data(SessionMeta::from_headers(headers));
     let started = std::time::Instant::now();
     let mut response = endpoint.schema.execute(request).await;
     let request_failed = classify_errors(&mut response.errors, parse_failed);

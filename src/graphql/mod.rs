@@ -8,6 +8,7 @@ pub mod types;
 use async_graphql::{Context, EmptySubscription, Schema};
 use tokio::sync::OnceCell;
 
+use crate::auth::session_meta::SessionMeta;
 use crate::auth::token_from_header;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -76,4 +77,10 @@ pub(crate) async fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer, AppEr
             service::authenticate(state, token).await
         })
         .await
+}
+
+/// What the request says about its client, for the sessions it opens (the HTTP handler adds
+/// it to every request; a schema executed without it records nothing).
+pub(crate) fn session_meta(ctx: &Context<'_>) -> SessionMeta {
+    ctx.data_opt::<SessionMeta>().cloned().unwrap_or_default()
 }

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Object, Result};
 
 use super::types::{AuthPayload, RegisterInput, UpdateMeInput, UserObject};
-use super::{state, viewer};
+use super::{session_meta, state, viewer};
 use crate::users::service::{self, CurrentPassword, NewUser, UpdateMe};
 
 /// Write operations.
@@ -19,7 +19,9 @@ impl MutationRoot {
             email: input.email,
             password: input.password,
         };
-        Ok(service::register(state(ctx)?, input).await?.into())
+        Ok(service::register(state(ctx)?, input, &session_meta(ctx))
+            .await?
+            .into())
     }
 
     /// Signs in; each login is a separate session with its own token. A wrong password and an
@@ -30,9 +32,11 @@ impl MutationRoot {
         username: String,
         password: String,
     ) -> Result<AuthPayload> {
-        Ok(service::login(state(ctx)?, &username, password)
-            .await?
-            .into())
+        Ok(
+            service::login(state(ctx)?, &username, password, &session_meta(ctx))
+                .await?
+                .into(),
+        )
     }
 
     /// Revokes the token that made the request.

@@ -13,6 +13,7 @@ use super::types::{
     LoginForm, LoginRequest, RegisterRequest, Registered, Token, UpdateRequest, User, UserData,
 };
 use crate::auth::extract::CurrentUser;
+use crate::auth::session_meta::SessionMeta;
 use crate::error::{AppError, ErrorBody, ValidationErrorBody};
 use crate::state::AppState;
 use crate::users::model::UserView;
@@ -32,9 +33,10 @@ use crate::users::service::{self, CurrentPassword, DEFAULT_PAGE, UserKey};
 )]
 pub async fn register(
     State(state): State<AppState>,
+    meta: SessionMeta,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> Result<Json<Registered>, AppError> {
-    let session = service::register(&state, body.into()).await?;
+    let session = service::register(&state, body.into(), &meta).await?;
     Ok(Json(session.into()))
 }
 
@@ -55,9 +57,10 @@ pub async fn register(
 )]
 pub async fn create_user(
     State(state): State<AppState>,
+    meta: SessionMeta,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> Result<Response, AppError> {
-    let session = service::register(&state, body.into()).await?;
+    let session = service::register(&state, body.into(), &meta).await?;
     let location = format!("/users/{}", session.user.id);
     let body: Registered = session.into();
     Ok((
@@ -89,9 +92,10 @@ pub async fn create_user(
 )]
 pub async fn login(
     State(state): State<AppState>,
+    meta: SessionMeta,
     JsonOrForm(body): JsonOrForm<LoginRequest>,
 ) -> Result<Json<Token>, AppError> {
-    let session = service::login(&state, &body.username, body.password).await?;
+    let session = service::login(&state, &body.username, body.password, &meta).await?;
     Ok(Json(session.into()))
 }
 

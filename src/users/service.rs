@@ -7,6 +7,7 @@ use super::model::{Role, User, UserRow, UserView};
 use super::repo::{self, UserChanges};
 use super::{cursor, validation};
 use crate::auth::jwt::IssuedToken;
+use crate::auth::session_meta::SessionMeta;
 use crate::auth::sessions::{NewSession, SessionStore as _};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -90,7 +91,11 @@ impl Page {
 const BAD_CREDENTIALS: AppError = AppError::Unauthenticated("invalid username or password");
 
 /// Creates an account and signs it in.
-pub async fn register(state: &AppState, input: NewUser) -> Result<AuthSession, AppError> {
+pub async fn register(
+    state: &AppState,
+    input: NewUser,
+    meta: &SessionMeta,
+) -> Result<AuthSession, AppError> {
     validation::username(&input.username)?;
     validation::email(&input.email)?;
     validation::password("password", &input.password)?;
@@ -130,7 +135,7 @@ pub async fn register(state: &AppState, input: NewUser) -> Result<AuthSession, A
         Err(e) => return Err(e),
     }
     let user = User::try_from(row)?;
-    start_session(state, user).await
+    start_session(state, user, meta).await
 }
 
 fn conflict_error((username_taken, email_taken): (bool, bool)) -> Result<(), AppError> {
@@ -149,6 +154,7 @@ pub async fn login(
     state: &AppState,
     username: &str,
     password: String,
+    meta: &SessionMeta,
 ) -> Result<AuthSession, AppError> {
     let user = if validation::username(username).is_ok() {
         repo::find_by_username(&state.db, username).await?
@@ -165,18 +171,23 @@ pub async fn login(
         None => state.hasher.verify_dummy(password).await?,
     };
     match user {
-        Some(user) if valid => start_session(state, user).await,
+        Some(user) if valid => start_session(state, user, meta).await,
         _ => Err(BAD_CREDENTIALS),
     }
 }
 
-async fn start_session(state: &AppState, user: User) -> Result<AuthSession, AppError> {
+async fn start_session(
+    state: &AppState,
+    user: User,
+    meta: &SessionMeta,
+) -> Result<AuthSession, AppError> {
     let token = state.jwt.issue(&user.id)?;
     let session = NewSession {
         id: token.session_id.clone(),
         user_id: user.id.clone(),
         created_at: token.issued_at,
         expires_at: token.expires_at,
+        user_agent: meta.user_agent.clone(),
     };
     state.sessions.create(&session).await?;
     Ok(AuthSession {
@@ -210,6 +221,7 @@ pub async fn logout(state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
         .sessions
         .revoke(&viewer.user.id, &viewer.session_id)
         .await
+        .map(|_| ())
 }
 
 /// Changes the caller's email and/or password. A password change revokes every other session
