@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 use user_api::config::{Cli, Command, Config, LogFormat};
-use user_api::{AppState, app, db, graphql, health, rest};
+use user_api::{AppState, app, auth, db, graphql, health, rest};
 
 fn main() -> ExitCode {
     // A missing .env is normal; a malformed one is reported by the settings it breaks.
@@ -108,6 +108,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         });
     }
+    auth::refresh::repo::spawn_purge(state.db.clone());
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on BIND={bind}"))?;

@@ -6,6 +6,7 @@ pub mod jwt;
 pub mod password;
 pub mod sessions;
 
+pub mod refresh;
 pub mod session_meta;
 
 use crate::error::AppError;

@@ -66,4 +66,16 @@ impl MutationRoot {
         service::delete_me(state(ctx)?, viewer(ctx).await?).await?;
         Ok(true)
     }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token; the old pair
+    /// stops working. Presenting an already-exchanged refresh token again ends that sign-in
+    /// (UNAUTHENTICATED), except within a few seconds of the exchange, when it returns the same
+    /// new pair (so that two tabs refreshing at once both stay signed in).
+    async fn refresh(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        Ok(
+            service::refresh(state(ctx)?, &refresh_token, &session_meta(ctx))
+                .await?
+                .into(),
+        )
+    }
 }

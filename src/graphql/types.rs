@@ -89,6 +89,9 @@ pub struct AuthPayload {
     pub expires_in: i32,
     /// The signed-in user.
     pub user: UserObject,
+    /// Exchange with `refresh` for a new pair before or after the access token expires. Keep
+    /// it secret; each one works once.
+    pub refresh_token: String,
 }
 
 impl From<AuthSession> for AuthPayload {
@@ -98,6 +101,7 @@ impl From<AuthSession> for AuthPayload {
             token_type: "bearer".to_owned(),
             expires_in: i32::try_from(session.token.expires_in).unwrap_or(i32::MAX),
             user: session.user.into(),
+            refresh_token: session.refresh_token,
         }
     }
 }

@@ -10,6 +10,8 @@ pub mod extract;
 pub mod types;
 pub mod users;
 
+pub mod sessions;
+
 use axum::Router;
 use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::openapi::security::{
@@ -83,6 +85,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             users::update_me,
             users::delete_me
         ))
+        .routes(routes!(sessions::refresh))
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and printed by `user-api openapi`.

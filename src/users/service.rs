@@ -28,6 +28,8 @@ pub struct AuthSession {
     pub token: IssuedToken,
     /// The user, as they see themself.
     pub user: UserView,
+    /// The refresh token that renews this session (see [`refresh`]).
+    pub refresh_token: String,
 }
 
 /// Registration input.
@@ -176,6 +178,7 @@ pub async fn login(
     }
 }
 
+/// Opens a sign-in: an access session and the refresh-token family that renews it.
 async fn start_session(
     state: &AppState,
     user: User,
@@ -190,9 +193,11 @@ async fn start_session(
         user_agent: meta.user_agent.clone(),
     };
     state.sessions.create(&session).await?;
+    let refresh_token = sessions::open_family(state, &user.id, &token, meta).await?;
     Ok(AuthSession {
         token,
         user: UserView::own(user),
+        refresh_token,
     })
 }
 
@@ -215,11 +220,13 @@ pub async fn authenticate(state: &AppState, token: Option<&str>) -> Result<Viewe
     })
 }
 
-/// Ends the caller's session.
+/// Ends the caller's session, and its refresh token with it.
 pub async fn logout(state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
     state
         .sessions
         .revoke(&viewer.user.id, &viewer.session_id)
+        .await?;
+    sessions::end_family_of_session(state, &viewer.user.id, &viewer.session_id)
         .await
         .map(|_| ())
 }
@@ -287,6 +294,7 @@ pub async fn update_me(
             .sessions
             .revoke_all(&viewer.user.id, Some(&viewer.session_id))
             .await?;
+        sessions::end_other_families(state, &viewer.user.id, &viewer.session_id).await?;
     }
     let mut user = viewer.user.clone();
     if let Some(email) = input.email {
@@ -298,12 +306,12 @@ pub async fn update_me(
     Ok(UserView::own(user))
 }
 
-/// Deletes the caller's account and revokes all its sessions.
+/// Deletes the caller's account and revokes all its sessions and refresh tokens.
 pub async fn delete_me(state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
     repo::delete_user(&state.db, &viewer.user.id).await?;
-    // Tokens of a deleted account already fail (the account lookup), but the sessions
-    // should not outlive it.
-    state.sessions.revoke_all(&viewer.user.id, None).await
+    // Tokens of a deleted account already fail (the account lookup), but its sessions and
+    // refresh tokens should not outlive it.
+    sessions::end_all(state, &viewer.user.id).await
 }
 
 /// The user addressed by `key`, as the viewer may see them; `None` when there is none.
@@ -351,3 +359,9 @@ pub async fn list_users(
         .collect();
     Ok(Page { users, has_next })
 }
+
+// Sessions and their refresh tokens, in a file of their own; part of this module's API all the
+// same.
+mod sessions;
+
+pub use sessions::refresh;
