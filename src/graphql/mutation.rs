@@ -1,6 +1,6 @@
 //! Mutation resolvers: thin adapters over `users::service`.
 
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 
 use super::types::{AuthPayload, RegisterInput, UpdateMeInput, UserObject};
 use super::{session_meta, state, viewer};
@@ -77,5 +77,19 @@ impl MutationRoot {
                 .await?
                 .into(),
         )
+    }
+
+    /// Ends one of the caller's sessions (by its `id` from `sessions`), with its refresh
+    /// token. NOT_FOUND when the caller has no such session.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        service::revoke_session(state(ctx)?, viewer(ctx).await?, &id).await?;
+        Ok(true)
+    }
+
+    /// Ends every session of the caller, this one included, with their refresh tokens; returns
+    /// how many there were.
+    async fn logout_all(&self, ctx: &Context<'_>) -> Result<i32> {
+        let count = service::logout_all(state(ctx)?, viewer(ctx).await?).await?;
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
 }

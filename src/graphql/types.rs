@@ -7,7 +7,7 @@ use async_graphql::{
 use chrono::{SecondsFormat, Utc};
 
 use crate::users::model::{self, UserView};
-use crate::users::service::AuthSession;
+use crate::users::service::{AuthSession, SessionView};
 
 /// A point in time: an RFC 3339 string in UTC, e.g. "2026-11-27T09:41:07Z".
 #[derive(Debug, Clone, Copy)]
@@ -126,4 +126,32 @@ pub struct UpdateMeInput {
     pub password: Option<String>,
     /// The current password, required to change it.
     pub current_password: Option<String>,
+}
+
+/// One of the caller's sessions: a sign-in that can still be used or refreshed.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "Session")]
+pub struct SessionObject {
+    /// Identifies the session for `revokeSession`; a refresh gives the session a new id.
+    pub id: ID,
+    /// When the session got this id: the sign-in, or its latest refresh (UTC).
+    pub created_at: DateTime,
+    /// When the session ends unless it is refreshed first (UTC).
+    pub expires_at: DateTime,
+    /// The User-Agent of the client that signed in or last refreshed, if it sent one.
+    pub user_agent: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+impl From<SessionView> for SessionObject {
+    fn from(session: SessionView) -> Self {
+        SessionObject {
+            id: ID(session.id),
+            created_at: DateTime(session.created_at),
+            expires_at: DateTime(session.expires_at),
+            user_agent: session.user_agent,
+            current: session.current,
+        }
+    }
 }

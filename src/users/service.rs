@@ -360,8 +360,8 @@ pub async fn list_users(
     Ok(Page { users, has_next })
 }
 
-// Sessions and their refresh tokens, in a file of their own; part of this module's API all the
-// same.
+// The sessions a user sees and ends, and their refresh tokens, in a file of their own; part of
+// this module's API all the same.
 mod sessions;
 
-pub use sessions::refresh;
+pub use sessions::{SessionView, list_sessions, logout_all, refresh, revoke_session};

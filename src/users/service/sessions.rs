@@ -1,14 +1,16 @@
-//! Sign-ins and their refresh tokens: opening a refresh-token family with each sign-in,
-//! renewing it (rotation with reuse detection), and ending families.
+//! Sign-ins as their owner sees them: the list of sessions, ending one or all of them, and
+//! renewing one with a refresh token (rotation with reuse detection).
 //!
 //! Words used here: a *session* is one access token's entry in the session store (its id is
 //! the token's `jti`); a *family* is one sign-in's chain of refresh tokens. Each refresh token
 //! row names the session issued with it, and a refresh replaces both: a new session, a new
 //! token, the old ones ended.
 
-use chrono::{Duration, Utc};
+use std::collections::HashMap;
 
-use super::AuthSession;
+use chrono::{DateTime, Duration, Utc};
+
+use super::{AuthSession, Viewer};
 use crate::auth::jwt::IssuedToken;
 use crate::auth::refresh::{self, repo as tokens, repo::RefreshRow};
 use crate::auth::session_meta::SessionMeta;
@@ -17,6 +19,22 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::users::model::{User, UserView};
 use crate::users::repo;
+
+/// One of the caller's sessions, as `sessions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    /// The session id: the `jti` of its current access token. A refresh replaces it.
+    pub id: String,
+    /// When this session id was issued (the sign-in, or its latest refresh).
+    pub created_at: DateTime<Utc>,
+    /// When the session ends unless it is used: its refresh token's expiry (a refresh pushes
+    /// it back), or its access token's for a session without one.
+    pub expires_at: DateTime<Utc>,
+    /// The `User-Agent` of the request that opened it (or last refreshed it).
+    pub user_agent: Option<String>,
+    /// Whether this is the session that made the request.
+    pub current: bool,
+}
 
 /// Every refresh-token error a client can get, save reuse: one message, so a caller learns
 /// nothing about which of unknown, expired or revoked it was.
@@ -29,6 +47,71 @@ const REUSED_REFRESH: AppError = AppError::Unauthenticated(
 /// Real clients refresh once per access-token lifetime, so a longer chain within seconds is
 /// not a browser's tabs.
 const MAX_GRACE_HOPS: usize = 4;
+
+/// The caller's sessions, oldest first: every live access session, and every sign-in whose
+/// access token has lapsed but whose refresh token still works (it can come back without a
+/// password, so its owner must be able to see and end it).
+pub async fn list_sessions(
+    state: &AppState,
+    viewer: &Viewer,
+) -> Result<Vec<SessionView>, AppError> {
+    let user_id = &viewer.user.id;
+    let live = state.sessions.list(user_id).await?;
+    let now = Utc::now();
+    let mut families: HashMap<String, RefreshRow> =
+        tokens::find_live(&state.db, user_id, now.naive_utc())
+            .await?
+            .into_iter()
+            .map(|row| (row.session_id.clone(), row))
+            .collect();
+    let mut views: Vec<SessionView> = live
+        .into_iter()
+        .map(|s| {
+            let refresh_expiry = families.remove(&s.id).map(|row| row.expires_at.and_utc());
+            SessionView {
+                current: s.id == viewer.session_id,
+                expires_at: refresh_expiry.map_or(s.expires_at, |r| r.max(s.expires_at)),
+                id: s.id,
+                created_at: s.created_at,
+                user_agent: s.user_agent,
+            }
+        })
+        .collect();
+    views.extend(families.into_values().map(|row| SessionView {
+        current: row.session_id == viewer.session_id,
+        id: row.session_id,
+        created_at: row.created_at.and_utc(),
+        expires_at: row.expires_at.and_utc(),
+        user_agent: row.user_agent,
+    }));
+    views.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(views)
+}
+
+/// Ends one of the caller's sessions (its access token and its refresh token). Another user's
+/// session id is NOT_FOUND, as an unknown one is: whether it exists is none of the caller's
+/// business.
+pub async fn revoke_session(state: &AppState, viewer: &Viewer, id: &str) -> Result<(), AppError> {
+    // Not a UUID: no such session, without asking either store.
+    if uuid::Uuid::try_parse(id).is_err() {
+        return Err(AppError::NotFound("session not found"));
+    }
+    let live = state.sessions.revoke(&viewer.user.id, id).await?;
+    let family = end_family_of_session(state, &viewer.user.id, id).await?;
+    if live || family {
+        Ok(())
+    } else {
+        Err(AppError::NotFound("session not found"))
+    }
+}
+
+/// Ends every session of the caller, the current one included, and every refresh token;
+/// returns how many sessions `list_sessions` showed.
+pub async fn logout_all(state: &AppState, viewer: &Viewer) -> Result<usize, AppError> {
+    let count = list_sessions(state, viewer).await?.len();
+    end_all(state, &viewer.user.id).await?;
+    Ok(count)
+}
 
 /// Ends every session and refresh token of the user.
 pub(super) async fn end_all(state: &AppState, user_id: &str) -> Result<(), AppError> {
