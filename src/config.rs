@@ -37,6 +37,11 @@ pub enum Command {
     Healthcheck,
     /// Print the OpenAPI document of the REST routes (JSON) to standard output.
     Openapi,
+    /// Make an existing user an ADMIN (applies pending migrations first).
+    Promote {
+        /// The user's username, in any letter case.
+        username: String,
+    },
 }
 
 /// Every setting of the server, grouped by concern.

@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, ID, Object, Result};
 
-use super::types::{AuthPayload, RegisterInput, UpdateMeInput, UserObject};
+use super::types::{AuthPayload, RegisterInput, Role, UpdateMeInput, UserObject};
 use super::{session_meta, state, viewer};
 use crate::users::service::{self, CurrentPassword, NewUser, UpdateMe};
 
@@ -61,7 +61,8 @@ impl MutationRoot {
         )
     }
 
-    /// Deletes the caller's account and revokes all its tokens.
+    /// Deletes the caller's account and revokes all its tokens. The last admin cannot
+    /// (FORBIDDEN): promote another user first.
     async fn delete_me(&self, ctx: &Context<'_>) -> Result<bool> {
         service::delete_me(state(ctx)?, viewer(ctx).await?).await?;
         Ok(true)
@@ -91,5 +92,21 @@ impl MutationRoot {
     async fn logout_all(&self, ctx: &Context<'_>) -> Result<i32> {
         let count = service::logout_all(state(ctx)?, viewer(ctx).await?).await?;
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+
+    /// Deletes any user and ends all their sessions. ADMIN only (else FORBIDDEN); the last
+    /// admin cannot be deleted.
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        service::delete_user(state(ctx)?, viewer(ctx).await?, &id).await?;
+        Ok(true)
+    }
+
+    /// Sets a user's role; takes effect on their next request. ADMIN only (else FORBIDDEN);
+    /// the last admin cannot be demoted.
+    async fn set_role(&self, ctx: &Context<'_>, id: ID, role: Role) -> Result<UserObject> {
+        let viewer = viewer(ctx).await?;
+        Ok(service::set_role(state(ctx)?, viewer, &id, role.into())
+            .await?
+            .into())
     }
 }

@@ -37,7 +37,7 @@ impl ScalarType for DateTime {
 pub enum Role {
     /// A regular user; every new account starts here.
     User,
-    /// An administrator: sees every user's email.
+    /// An administrator: sees every user's email, may delete any user and set roles.
     Admin,
 }
 
@@ -126,6 +126,15 @@ pub struct UpdateMeInput {
     pub password: Option<String>,
     /// The current password, required to change it.
     pub current_password: Option<String>,
+}
+
+impl From<Role> for model::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => model::Role::User,
+            Role::Admin => model::Role::Admin,
+        }
+    }
 }
 
 /// One of the caller's sessions: a sign-in that can still be used or refreshed.

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod types;
 pub mod users;
 
+pub mod admin;
 pub mod sessions;
 
 use axum::Router;
@@ -78,7 +79,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::login))
         .routes(routes!(users::logout))
         .routes(routes!(users::me))
-        .routes(routes!(users::find_user))
+        .routes(routes!(users::find_user, admin::delete_user))
         .routes(routes!(
             users::list_users,
             users::create_user,

@@ -265,6 +265,7 @@ pub async fn update_me(
         (status = 204, description = "Deleted; every token of the account is revoked"),
         (status = 401, description = "No valid token", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is the last admin, who cannot be deleted", body = ErrorBody),
     )
 )]
 pub async fn delete_me(

@@ -306,12 +306,12 @@ pub async fn update_me(
     Ok(UserView::own(user))
 }
 
-/// Deletes the caller's account and revokes all its sessions and refresh tokens.
+/// Deletes the caller's account and revokes all its sessions and refresh tokens. The last
+/// admin cannot: the service would be left without one (FORBIDDEN).
 pub async fn delete_me(state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
-    repo::delete_user(&state.db, &viewer.user.id).await?;
-    // Tokens of a deleted account already fail (the account lookup), but its sessions and
-    // refresh tokens should not outlive it.
-    sessions::end_all(state, &viewer.user.id).await
+    admin::delete_account(state, &viewer.user.id)
+        .await
+        .map(|_| ())
 }
 
 /// The user addressed by `key`, as the viewer may see them; `None` when there is none.
@@ -360,8 +360,10 @@ pub async fn list_users(
     Ok(Page { users, has_next })
 }
 
-// The sessions a user sees and ends, and their refresh tokens, in a file of their own; part of
+// Roles, and sessions with their refresh tokens, live in files of their own; they are part of
 // this module's API all the same.
+mod admin;
 mod sessions;
 
+pub use admin::{delete_user, promote, set_role};
 pub use sessions::{SessionView, list_sessions, logout_all, refresh, revoke_session};

@@ -20,8 +20,9 @@ const CONTRACT: &[(&str, &str)] = &[
     ("/users", "GET"),
     ("/users", "PUT"),
     ("/users", "DELETE"),
-    // Added with refresh tokens (README: REST routes).
+    // Added with roles and refresh tokens (README: REST routes).
     ("/users/refresh", "POST"),
+    ("/users/{id}", "DELETE"),
 ];
 
 /// Methods probed on each path. HEAD is left out because a GET route answers it (as HTTP

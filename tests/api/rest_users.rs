@@ -363,7 +363,7 @@ backend_tests! {
             (Method::GET, "/users/login", &["POST"][..]),
             (Method::PUT, "/users/register", &["POST"][..]),
             (Method::DELETE, "/users/me", &["GET"][..]),
-            (Method::POST, "/users/some-id", &["GET"][..]),
+            (Method::POST, "/users/some-id", &["DELETE", "GET"][..]),
         ] {
             let reply = call(&app, method.clone(), path, Some(&token), None).await;
             reply.assert_detail(405);
