@@ -15,3 +15,8 @@ mod rest_openapi;
 mod rest_support;
 mod rest_users;
 mod schema_file;
+
+// Roles, sessions and refresh tokens.
+mod refresh;
+mod session_support;
+mod sessions;
