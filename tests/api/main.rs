@@ -18,5 +18,6 @@ mod schema_file;
 
 // Roles, sessions and refresh tokens.
 mod refresh;
+mod roles;
 mod session_support;
 mod sessions;
