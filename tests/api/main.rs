@@ -17,7 +17,9 @@ mod rest_users;
 mod schema_file;
 
 // Roles, sessions and refresh tokens.
+mod isolation;
 mod refresh;
 mod roles;
 mod session_support;
 mod sessions;
+mod tokens;
