@@ -157,7 +157,7 @@ impl JwtKeys {
     }
 
     /// The refresh token that replaces `token` when it is rotated; see
-    /// [`SuccessorKey`](super::refresh::SuccessorKey) for why it is derived.
+    /// [`SuccessorKey`] for why it is derived.
     pub fn refresh_successor(&self, token: &str) -> String {
         self.successor.successor(token)
     }

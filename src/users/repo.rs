@@ -101,7 +101,7 @@ pub async fn update_user(db: &DbPool, id: &str, changes: &UserChanges) -> Result
 }
 
 /// Deletes the user unless they are the last admin; returns whether a row went (`false`: no
-/// such user, or the last admin). See [`OTHER_ADMIN_REMAINS`] for why this is race-safe.
+/// such user, or the last admin). See `OTHER_ADMIN_REMAINS` for why this is race-safe.
 pub async fn delete_user(db: &DbPool, id: &str) -> Result<bool, AppError> {
     let query = diesel::sql_query(format!(
         "DELETE FROM users WHERE id = ? AND (role <> 'admin' OR {OTHER_ADMIN_REMAINS})"
