@@ -1,6 +1,7 @@
 //! Queries on the `users` table, each written once for both backends.
 
 use chrono::NaiveDateTime;
+use diesel::sql_types::{Text, Timestamp};
 use diesel::{
     AsChangeset, ExpressionMethods as _, OptionalExtension as _, QueryDsl as _,
     SelectableHelper as _,
@@ -12,7 +13,6 @@ use crate::db::DbPool;
 use crate::db::schema::users;
 use crate::error::AppError;
 use crate::with_conn;
-use diesel::sql_types::{Text, Timestamp};
 
 /// Changes to one user; `None` leaves a column as it is.
 #[derive(Debug, AsChangeset)]
