@@ -37,6 +37,11 @@ pub enum Command {
     Healthcheck,
     /// Print the OpenAPI document of the REST routes (JSON) to standard output.
     Openapi,
+    /// Make an existing user an ADMIN (applies pending migrations first).
+    Promote {
+        /// The user's username, in any letter case.
+        username: String,
+    },
 }
 
 /// Every setting of the server, grouped by concern.
@@ -63,6 +68,9 @@ pub struct Config {
     /// GraphQL document and request limits.
     #[command(flatten)]
     pub graphql: GraphqlLimitsConfig,
+    /// Refresh tokens.
+    #[command(flatten)]
+    pub refresh: RefreshConfig,
 }
 
 /// Database settings.
@@ -149,6 +157,18 @@ pub struct LogConfig {
         default_value = "text"
     )]
     pub format: LogFormat,
+}
+
+/// Refresh-token settings.
+#[derive(Debug, Clone, Args)]
+pub struct RefreshConfig {
+    /// REFRESH_TOKEN_TTL: lifetime of a refresh token, in seconds; each refresh issues a new one.
+    #[arg(id = "refresh-token-ttl", long = "refresh-token-ttl", env = "REFRESH_TOKEN_TTL", value_name = "REFRESH_TOKEN_TTL", default_value = "2592000", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub token_ttl: u64,
+    /// REFRESH_REUSE_GRACE: seconds after a refresh during which the old refresh token still
+    /// returns the same new pair (tabs refreshing at once); later reuse ends the sign-in. 0 = none.
+    #[arg(id = "refresh-reuse-grace", long = "refresh-reuse-grace", env = "REFRESH_REUSE_GRACE", value_name = "REFRESH_REUSE_GRACE", default_value = "10", value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub reuse_grace: u64,
 }
 
 /// Log line format.

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 use user_api::config::{Cli, Command, Config, LogFormat};
-use user_api::{AppState, app, db, graphql, health, rest};
+use user_api::{AppState, app, auth, db, graphql, health, rest, users};
 
 fn main() -> ExitCode {
     // A missing .env is normal; a malformed one is reported by the settings it breaks.
@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         match cli.command {
             Some(Command::Migrate) => migrate(&cli.config).await,
             Some(Command::Healthcheck) => health::probe(cli.config.http.bind).await,
+            Some(Command::Promote { username }) => promote(&cli.config, &username).await,
             _ => serve(cli.config).await,
         }
     });
@@ -109,6 +110,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         });
     }
+    auth::refresh::repo::spawn_purge(state.db.clone());
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on BIND={bind}"))?;
@@ -154,4 +156,20 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// `user-api promote <username>`: makes an existing user an ADMIN. Needs only the database
+/// (not the JWT secret or Redis), so an operator can run it with nothing but DATABASE_URL.
+async fn promote(config: &Config, username: &str) -> anyhow::Result<()> {
+    migrate(config).await?;
+    let db = db::connect(&config.database).await?;
+    match users::service::promote(&db, username).await {
+        Ok((user, true)) => println!("{} ({}) is now an ADMIN", user.username, user.id),
+        Ok((user, false)) => println!("{} ({}) was already an ADMIN", user.username, user.id),
+        Err(user_api::error::AppError::NotFound(_)) => {
+            anyhow::bail!("no user is named {username:?}")
+        }
+        Err(e) => return Err(anyhow::Error::new(e)),
+    }
+    Ok(())
 }

@@ -3,11 +3,12 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::refresh::SuccessorKey;
 use crate::error::AppError;
 
 /// Clock skew tolerated between replicas (and clients' idea of `exp`).
@@ -43,7 +44,8 @@ pub struct IssuedToken {
     pub expires_in: u64,
 }
 
-/// Signs and verifies access tokens.
+/// Signs and verifies access tokens, and derives refresh-token successors (with a key of its
+/// own, derived from the same secret).
 #[derive(Clone)]
 pub struct JwtKeys {
     encoding: EncodingKey,
@@ -51,6 +53,7 @@ pub struct JwtKeys {
     validation: Validation,
     issuer: String,
     ttl_secs: u64,
+    successor: SuccessorKey,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -78,6 +81,7 @@ impl JwtKeys {
             validation,
             issuer: issuer.to_owned(),
             ttl_secs,
+            successor: SuccessorKey::from_secret(bytes),
         }
     }
 
@@ -88,20 +92,18 @@ impl JwtKeys {
 
     /// Signs a new token for `user_id` with a fresh session id.
     pub fn issue(&self, user_id: &str) -> Result<IssuedToken, AppError> {
-        let now = Utc::now();
+        // Microseconds, as the databases keep them: a time read back re-signs the same token.
+        let now = Utc::now().trunc_subsecs(6);
         let ttl =
             chrono::Duration::seconds(i64::try_from(self.ttl_secs).map_err(AppError::internal)?);
         let expires_at = now + ttl;
         let session_id = uuid::Uuid::new_v4().to_string();
-        let claims = Claims {
-            sub: user_id.to_owned(),
-            jti: session_id.clone(),
-            iat: now.timestamp(),
-            exp: expires_at.timestamp(),
-            iss: self.issuer.clone(),
-        };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(AppError::internal)?;
+        let token = self.sign(
+            user_id,
+            &session_id,
+            now.timestamp(),
+            expires_at.timestamp(),
+        )?;
         Ok(IssuedToken {
             token,
             session_id,
@@ -109,6 +111,55 @@ impl JwtKeys {
             expires_at,
             expires_in: self.ttl_secs,
         })
+    }
+
+    /// Signs again the token of an existing session issued at `issued_at`: the claims are the
+    /// same, so (HS256 being deterministic) is the token. Lets a refresh repeated within the
+    /// grace window hand out the very token the first one did.
+    pub fn reissue(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        issued_at: DateTime<Utc>,
+    ) -> Result<IssuedToken, AppError> {
+        let ttl = i64::try_from(self.ttl_secs).map_err(AppError::internal)?;
+        let exp = issued_at.timestamp() + ttl;
+        let token = self.sign(user_id, session_id, issued_at.timestamp(), exp)?;
+        let expires_at = DateTime::from_timestamp(exp, 0).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("token expiry {exp} is out of range"))
+        })?;
+        let left = (expires_at - Utc::now()).num_seconds().max(0);
+        Ok(IssuedToken {
+            token,
+            session_id: session_id.to_owned(),
+            issued_at,
+            expires_at,
+            expires_in: u64::try_from(left).unwrap_or(0),
+        })
+    }
+
+    fn sign(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        iat: i64,
+        exp: i64,
+    ) -> Result<String, AppError> {
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            jti: session_id.to_owned(),
+            iat,
+            exp,
+            iss: self.issuer.clone(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(AppError::internal)
+    }
+
+    /// The refresh token that replaces `token` when it is rotated; see
+    /// [`SuccessorKey`] for why it is derived.
+    pub fn refresh_successor(&self, token: &str) -> String {
+        self.successor.successor(token)
     }
 
     /// Verifies the signature, algorithm, issuer and expiry, and returns the claims.
@@ -141,6 +192,11 @@ mod tests {
         assert_eq!(claims.sub, "user-1");
         assert_eq!(claims.jti, issued.session_id);
         assert_eq!(claims.exp - claims.iat, 60);
+        let again = keys
+            .reissue("user-1", &issued.session_id, issued.issued_at)
+            .unwrap();
+        assert_eq!(again.token, issued.token, "re-signing gives the same token");
+        assert_eq!(again.expires_at.timestamp(), issued.expires_at.timestamp());
     }
 
     fn sign(claims: &serde_json::Value, secret: &[u8]) -> String {

@@ -6,6 +6,9 @@ pub mod jwt;
 pub mod password;
 pub mod sessions;
 
+pub mod refresh;
+pub mod session_meta;
+
 use crate::error::AppError;
 
 /// Extracts the token from an `Authorization` header value: `Bearer <token>` (scheme name in

@@ -36,5 +36,31 @@ diesel::table! {
         created_at -> Timestamp,
         /// UTC; an expired row is ignored and purged.
         expires_at -> Timestamp,
+        /// The `User-Agent` of the request that opened the session, cut to 255 characters.
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Refresh tokens, by the SHA-256 of the token; one family per sign-in.
+    refresh_tokens (token_hash) {
+        /// Hex SHA-256 of the token; the token itself is never stored.
+        token_hash -> Text,
+        /// The sign-in this token belongs to; reuse of a rotated token ends the whole family.
+        family_id -> Text,
+        /// Owner.
+        user_id -> Text,
+        /// The access session (`jti`) issued together with this token.
+        session_id -> Text,
+        /// The `User-Agent` of the request that obtained this token.
+        user_agent -> Nullable<Text>,
+        /// UTC.
+        created_at -> Timestamp,
+        /// UTC; an expired token is refused and purged.
+        expires_at -> Timestamp,
+        /// When the token was exchanged for its successor; null while it is the live one.
+        rotated_at -> Nullable<Timestamp>,
+        /// Hash of the token that replaced this one.
+        successor_hash -> Nullable<Text>,
     }
 }

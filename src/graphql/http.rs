@@ -14,6 +14,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::limits::{self, DocumentStats, LimitExceeded};
 use super::{ApiSchema, RequestAuth, build_schema};
+use crate::auth::session_meta::SessionMeta;
 use crate::client::ClientInfo;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -326,7 +327,8 @@ async fn execute(
         let operation_name = request.operation_name.clone();
         let request = request
             .data(RequestAuth::new(authorization.clone()))
-            .data(call.client.clone());
+            .data(call.client.clone())
+            .data(SessionMeta::from_headers(call.headers));
         let started = std::time::Instant::now();
         let mut response = endpoint.schema.execute(request).await;
         let failed = classify_errors(&mut response.errors, parse_failed);

@@ -9,6 +9,7 @@ pub mod types;
 use async_graphql::{Context, EmptySubscription, Schema};
 use tokio::sync::OnceCell;
 
+use crate::auth::session_meta::SessionMeta;
 use crate::auth::token_from_header;
 use crate::client::ClientInfo;
 use crate::error::AppError;
@@ -107,4 +108,10 @@ pub(crate) fn client<'a>(ctx: &'a Context<'_>) -> Result<&'a ClientInfo, AppErro
             e.message
         ))
     })
+}
+
+/// What the request says about its client, for the sessions it opens (the HTTP handler adds
+/// it to every request; a schema executed without it records nothing).
+pub(crate) fn session_meta(ctx: &Context<'_>) -> SessionMeta {
+    ctx.data_opt::<SessionMeta>().cloned().unwrap_or_default()
 }

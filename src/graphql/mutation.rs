@@ -1,9 +1,9 @@
 //! Mutation resolvers: thin adapters over `users::service`.
 
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 
-use super::types::{AuthPayload, RegisterInput, UpdateMeInput, UserObject};
-use super::{client, state, viewer};
+use super::types::{AuthPayload, RegisterInput, Role, UpdateMeInput, UserObject};
+use super::{client, session_meta, state, viewer};
 use crate::users::service::{self, CurrentPassword, NewUser, UpdateMe};
 
 /// Write operations.
@@ -19,9 +19,11 @@ impl MutationRoot {
             email: input.email,
             password: input.password,
         };
-        Ok(service::register(state(ctx)?, input, client(ctx)?)
-            .await?
-            .into())
+        Ok(
+            service::register(state(ctx)?, input, client(ctx)?, &session_meta(ctx))
+                .await?
+                .into(),
+        )
     }
 
     /// Signs in; each login is a separate session with its own token. A wrong password and an
@@ -32,11 +34,15 @@ impl MutationRoot {
         username: String,
         password: String,
     ) -> Result<AuthPayload> {
-        Ok(
-            service::login(state(ctx)?, &username, password, client(ctx)?)
-                .await?
-                .into(),
+        Ok(service::login(
+            state(ctx)?,
+            &username,
+            password,
+            client(ctx)?,
+            &session_meta(ctx),
         )
+        .await?
+        .into())
     }
 
     /// Revokes the token that made the request.
@@ -61,9 +67,52 @@ impl MutationRoot {
         )
     }
 
-    /// Deletes the caller's account and revokes all its tokens.
+    /// Deletes the caller's account and revokes all its tokens. The last admin cannot
+    /// (FORBIDDEN): promote another user first.
     async fn delete_me(&self, ctx: &Context<'_>) -> Result<bool> {
         service::delete_me(state(ctx)?, viewer(ctx).await?).await?;
         Ok(true)
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token; the old pair
+    /// stops working. Presenting an already-exchanged refresh token again ends that sign-in
+    /// (UNAUTHENTICATED), except within a few seconds of the exchange, when it returns the same
+    /// new pair (so that two tabs refreshing at once both stay signed in).
+    async fn refresh(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        Ok(
+            service::refresh(state(ctx)?, &refresh_token, &session_meta(ctx))
+                .await?
+                .into(),
+        )
+    }
+
+    /// Ends one of the caller's sessions (by its `id` from `sessions`), with its refresh
+    /// token. NOT_FOUND when the caller has no such session.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        service::revoke_session(state(ctx)?, viewer(ctx).await?, &id).await?;
+        Ok(true)
+    }
+
+    /// Ends every session of the caller, this one included, with their refresh tokens; returns
+    /// how many there were.
+    async fn logout_all(&self, ctx: &Context<'_>) -> Result<i32> {
+        let count = service::logout_all(state(ctx)?, viewer(ctx).await?).await?;
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+
+    /// Deletes any user and ends all their sessions. ADMIN only (else FORBIDDEN); the last
+    /// admin cannot be deleted.
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        service::delete_user(state(ctx)?, viewer(ctx).await?, &id).await?;
+        Ok(true)
+    }
+
+    /// Sets a user's role; takes effect on their next request. ADMIN only (else FORBIDDEN);
+    /// the last admin cannot be demoted.
+    async fn set_role(&self, ctx: &Context<'_>, id: ID, role: Role) -> Result<UserObject> {
+        let viewer = viewer(ctx).await?;
+        Ok(service::set_role(state(ctx)?, viewer, &id, role.into())
+            .await?
+            .into())
     }
 }

@@ -3,7 +3,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, Object, Result};
 
-use super::types::UserObject;
+use super::types::{SessionObject, UserObject};
 use super::{state, viewer};
 use crate::error::AppError;
 use crate::users::model::UserView;
@@ -72,5 +72,16 @@ impl QueryRoot {
                 .map(|(cursor, user)| Edge::new(cursor, user.into())),
         );
         Ok(connection)
+    }
+
+    /// The caller's sessions, oldest first: one per sign-in that can still be used or
+    /// refreshed. Needs a token.
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<SessionObject>> {
+        let viewer = viewer(ctx).await?;
+        Ok(service::list_sessions(state(ctx)?, viewer)
+            .await?
+            .into_iter()
+            .map(SessionObject::from)
+            .collect())
     }
 }

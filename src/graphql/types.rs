@@ -7,7 +7,7 @@ use async_graphql::{
 use chrono::{SecondsFormat, Utc};
 
 use crate::users::model::{self, UserView};
-use crate::users::service::AuthSession;
+use crate::users::service::{AuthSession, SessionView};
 
 /// A point in time: an RFC 3339 string in UTC, e.g. "2026-11-27T09:41:07Z".
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,7 @@ impl ScalarType for DateTime {
 pub enum Role {
     /// A regular user; every new account starts here.
     User,
-    /// An administrator: sees every user's email.
+    /// An administrator: sees every user's email, may delete any user and set roles.
     Admin,
 }
 
@@ -89,6 +89,9 @@ pub struct AuthPayload {
     pub expires_in: i32,
     /// The signed-in user.
     pub user: UserObject,
+    /// Exchange with `refresh` for a new pair before or after the access token expires. Keep
+    /// it secret; each one works once.
+    pub refresh_token: String,
 }
 
 impl From<AuthSession> for AuthPayload {
@@ -98,6 +101,7 @@ impl From<AuthSession> for AuthPayload {
             token_type: "bearer".to_owned(),
             expires_in: i32::try_from(session.token.expires_in).unwrap_or(i32::MAX),
             user: session.user.into(),
+            refresh_token: session.refresh_token,
         }
     }
 }
@@ -122,4 +126,41 @@ pub struct UpdateMeInput {
     pub password: Option<String>,
     /// The current password, required to change it.
     pub current_password: Option<String>,
+}
+
+impl From<Role> for model::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => model::Role::User,
+            Role::Admin => model::Role::Admin,
+        }
+    }
+}
+
+/// One of the caller's sessions: a sign-in that can still be used or refreshed.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "Session")]
+pub struct SessionObject {
+    /// Identifies the session for `revokeSession`; a refresh gives the session a new id.
+    pub id: ID,
+    /// When the session got this id: the sign-in, or its latest refresh (UTC).
+    pub created_at: DateTime,
+    /// When the session ends unless it is refreshed first (UTC).
+    pub expires_at: DateTime,
+    /// The User-Agent of the client that signed in or last refreshed, if it sent one.
+    pub user_agent: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+impl From<SessionView> for SessionObject {
+    fn from(session: SessionView) -> Self {
+        SessionObject {
+            id: ID(session.id),
+            created_at: DateTime(session.created_at),
+            expires_at: DateTime(session.expires_at),
+            user_agent: session.user_agent,
+            current: session.current,
+        }
+    }
 }

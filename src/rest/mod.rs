@@ -10,6 +10,9 @@ pub mod extract;
 pub mod types;
 pub mod users;
 
+pub mod admin;
+pub mod sessions;
+
 use axum::Router;
 use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::openapi::security::{
@@ -76,13 +79,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::login))
         .routes(routes!(users::logout))
         .routes(routes!(users::me))
-        .routes(routes!(users::find_user))
+        .routes(routes!(users::find_user, admin::delete_user))
         .routes(routes!(
             users::list_users,
             users::create_user,
             users::update_me,
             users::delete_me
         ))
+        .routes(routes!(sessions::refresh))
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and printed by `user-api openapi`.

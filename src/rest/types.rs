@@ -70,6 +70,8 @@ pub struct Registered {
     /// Always `bearer`.
     #[schema(example = "bearer")]
     pub token_type: &'static str,
+    /// Exchange at `POST /users/refresh` for a new pair; each one works once.
+    pub refresh_token: String,
 }
 
 impl From<AuthSession> for Registered {
@@ -78,6 +80,7 @@ impl From<AuthSession> for Registered {
             data: session.user.into(),
             access_token: session.token.token,
             token_type: TOKEN_TYPE,
+            refresh_token: session.refresh_token,
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct Token {
     /// Seconds until the token expires.
     #[schema(example = 1800)]
     pub expires_in: u64,
+    /// Exchange at `POST /users/refresh` for a new pair; each one works once.
+    pub refresh_token: String,
 }
 
 impl From<AuthSession> for Token {
@@ -101,6 +106,7 @@ impl From<AuthSession> for Token {
             access_token: session.token.token,
             token_type: TOKEN_TYPE,
             expires_in: session.token.expires_in,
+            refresh_token: session.refresh_token,
         }
     }
 }
@@ -213,5 +219,20 @@ impl From<UpdateRequest> for UpdateMe {
             password: body.password,
             current_password: None,
         }
+    }
+}
+
+/// A refresh token to exchange.
+#[derive(Debug, ToSchema)]
+pub struct RefreshRequest {
+    /// The `refresh_token` of a previous register, login or refresh.
+    pub refresh_token: String,
+}
+
+impl FromFields for RefreshRequest {
+    fn from_fields(fields: &mut Fields) -> Result<Self, AppError> {
+        Ok(RefreshRequest {
+            refresh_token: fields.required_string("refresh_token")?,
+        })
     }
 }

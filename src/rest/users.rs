@@ -13,6 +13,7 @@ use super::types::{
     LoginForm, LoginRequest, RegisterRequest, Registered, Token, UpdateRequest, User, UserData,
 };
 use crate::auth::extract::CurrentUser;
+use crate::auth::session_meta::SessionMeta;
 use crate::client::ClientInfo;
 use crate::error::{AppError, ErrorBody, ValidationErrorBody};
 use crate::state::AppState;
@@ -36,9 +37,10 @@ use crate::users::service::{self, CurrentPassword, DEFAULT_PAGE, UserKey};
 pub async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
+    meta: SessionMeta,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> Result<Json<Registered>, AppError> {
-    let session = service::register(&state, body.into(), &client).await?;
+    let session = service::register(&state, body.into(), &client, &meta).await?;
     Ok(Json(session.into()))
 }
 
@@ -62,9 +64,10 @@ pub async fn register(
 pub async fn create_user(
     State(state): State<AppState>,
     client: ClientInfo,
+    meta: SessionMeta,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> Result<Response, AppError> {
-    let session = service::register(&state, body.into(), &client).await?;
+    let session = service::register(&state, body.into(), &client, &meta).await?;
     let location = format!("/users/{}", session.user.id);
     let body: Registered = session.into();
     Ok((
@@ -99,9 +102,10 @@ pub async fn create_user(
 pub async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
+    meta: SessionMeta,
     JsonOrForm(body): JsonOrForm<LoginRequest>,
 ) -> Result<Json<Token>, AppError> {
-    let session = service::login(&state, &body.username, body.password, &client).await?;
+    let session = service::login(&state, &body.username, body.password, &client, &meta).await?;
     Ok(Json(session.into()))
 }
 
@@ -271,6 +275,7 @@ pub async fn update_me(
         (status = 204, description = "Deleted; every token of the account is revoked"),
         (status = 401, description = "No valid token", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is the last admin, who cannot be deleted", body = ErrorBody),
     )
 )]
 pub async fn delete_me(

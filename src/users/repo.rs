@@ -1,13 +1,14 @@
 //! Queries on the `users` table, each written once for both backends.
 
 use chrono::NaiveDateTime;
+use diesel::sql_types::{Text, Timestamp};
 use diesel::{
     AsChangeset, ExpressionMethods as _, OptionalExtension as _, QueryDsl as _,
     SelectableHelper as _,
 };
 use diesel_async::RunQueryDsl as _;
 
-use super::model::{User, UserRow};
+use super::model::{Role, User, UserRow};
 use crate::db::DbPool;
 use crate::db::schema::users;
 use crate::error::AppError;
@@ -99,9 +100,14 @@ pub async fn update_user(db: &DbPool, id: &str, changes: &UserChanges) -> Result
     with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
 }
 
-/// Deletes the user; returns whether the user existed.
+/// Deletes the user unless they are the last admin; returns whether a row went (`false`: no
+/// such user, or the last admin). See `OTHER_ADMIN_REMAINS` for why this is race-safe.
 pub async fn delete_user(db: &DbPool, id: &str) -> Result<bool, AppError> {
-    let query = diesel::delete(users::table.find(id));
+    let query = diesel::sql_query(format!(
+        "DELETE FROM users WHERE id = ? AND (role <> 'admin' OR {OTHER_ADMIN_REMAINS})"
+    ))
+    .bind::<Text, _>(id)
+    .bind::<Text, _>(id);
     with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
 }
 
@@ -126,4 +132,37 @@ pub async fn list_users(
     .into_iter()
     .map(User::try_from)
     .collect()
+}
+
+/// The condition, bound to a user id, that some admin other than that user exists.
+///
+/// Written into the very statement that demotes or deletes the user, so the check and the
+/// change cannot be split by a concurrent one: SQLite runs one writer at a time, and InnoDB
+/// takes shared locks on the rows a DML statement's subquery reads, so a concurrent removal of
+/// the other admin waits for this one (then sees no other admin) or deadlocks (one is rolled
+/// back and the client retries). MySQL refuses a subquery on the table being changed, but not
+/// a derived table it materializes; the aggregate inside makes sure it is materialized rather
+/// than merged. Both MySQL 8 / MariaDB and SQLite accept this form.
+const OTHER_ADMIN_REMAINS: &str = "(SELECT n FROM (SELECT COUNT(*) AS n FROM users \
+     WHERE role = 'admin' AND id <> ?) AS other_admins) > 0";
+
+/// Sets the user's role, unless that would demote the last admin; returns whether the user
+/// was changed (`false`: no such user, or the last admin).
+pub async fn update_role(
+    db: &DbPool,
+    id: &str,
+    role: Role,
+    updated_at: NaiveDateTime,
+) -> Result<bool, AppError> {
+    // updated_at always changes, so a matched row always counts as changed, on MySQL too.
+    let query = diesel::sql_query(format!(
+        "UPDATE users SET role = ?, updated_at = ? \
+         WHERE id = ? AND (role <> 'admin' OR ? = 'admin' OR {OTHER_ADMIN_REMAINS})"
+    ))
+    .bind::<Text, _>(role.as_str())
+    .bind::<Timestamp, _>(updated_at)
+    .bind::<Text, _>(id)
+    .bind::<Text, _>(role.as_str())
+    .bind::<Text, _>(id);
+    with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
 }

@@ -7,6 +7,7 @@ use super::model::{Role, User, UserRow, UserView};
 use super::repo::{self, UserChanges};
 use super::{cursor, validation};
 use crate::auth::jwt::IssuedToken;
+use crate::auth::session_meta::SessionMeta;
 use crate::auth::sessions::{NewSession, SessionStore as _};
 use crate::client::ClientInfo;
 use crate::error::AppError;
@@ -28,6 +29,8 @@ pub struct AuthSession {
     pub token: IssuedToken,
     /// The user, as they see themself.
     pub user: UserView,
+    /// The refresh token that renews this session (see [`refresh`]).
+    pub refresh_token: String,
 }
 
 /// Registration input.
@@ -96,6 +99,7 @@ pub async fn register(
     state: &AppState,
     input: NewUser,
     client: &ClientInfo,
+    meta: &SessionMeta,
 ) -> Result<AuthSession, AppError> {
     validation::username(&input.username)?;
     validation::email(&input.email)?;
@@ -145,7 +149,7 @@ pub async fn register(
     }
     let user = User::try_from(row)?;
     let id = user.id.clone();
-    let session = start_session(state, user).await;
+    let session = start_session(state, user, meta).await;
     if session.is_err() {
         // Without its token the registration failed: take the account back, so that a retry
         // does not find its own username taken.
@@ -174,6 +178,7 @@ pub async fn login(
     username: &str,
     password: String,
     client: &ClientInfo,
+    meta: &SessionMeta,
 ) -> Result<AuthSession, AppError> {
     let valid_username = validation::username(username).is_ok();
     let username_key = valid_username.then(|| username.to_lowercase());
@@ -196,23 +201,31 @@ pub async fn login(
         None => state.hasher.verify_dummy(password).await?,
     };
     match user {
-        Some(user) if valid => start_session(state, user).await,
+        Some(user) if valid => start_session(state, user, meta).await,
         _ => Err(BAD_CREDENTIALS),
     }
 }
 
-async fn start_session(state: &AppState, user: User) -> Result<AuthSession, AppError> {
+/// Opens a sign-in: an access session and the refresh-token family that renews it.
+async fn start_session(
+    state: &AppState,
+    user: User,
+    meta: &SessionMeta,
+) -> Result<AuthSession, AppError> {
     let token = state.jwt.issue(&user.id)?;
     let session = NewSession {
         id: token.session_id.clone(),
         user_id: user.id.clone(),
         created_at: token.issued_at,
         expires_at: token.expires_at,
+        user_agent: meta.user_agent.clone(),
     };
     state.sessions.create(&session).await?;
+    let refresh_token = sessions::open_family(state, &user.id, &token, meta).await?;
     Ok(AuthSession {
         token,
         user: UserView::own(user),
+        refresh_token,
     })
 }
 
@@ -235,12 +248,15 @@ pub async fn authenticate(state: &AppState, token: Option<&str>) -> Result<Viewe
     })
 }
 
-/// Ends the caller's session.
+/// Ends the caller's session, and its refresh token with it.
 pub async fn logout(state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
     state
         .sessions
         .revoke(&viewer.user.id, &viewer.session_id)
+        .await?;
+    sessions::end_family_of_session(state, &viewer.user.id, &viewer.session_id)
         .await
+        .map(|_| ())
 }
 
 /// Changes the caller's email and/or password. A password change revokes every other session
@@ -309,6 +325,7 @@ pub async fn update_me(
             .sessions
             .revoke_all(&viewer.user.id, Some(&viewer.session_id))
             .await?;
+        sessions::end_other_families(state, &viewer.user.id, &viewer.session_id).await?;
     }
     let mut user = viewer.user.clone();
     if let Some(email) = input.email {
@@ -320,12 +337,12 @@ pub async fn update_me(
     Ok(UserView::own(user))
 }
 
-/// Deletes the caller's account and revokes all its sessions.
+/// Deletes the caller's account and revokes all its sessions and refresh tokens. The last
+/// admin cannot: the service would be left without one (FORBIDDEN).
 pub async fn delete_me(state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
-    repo::delete_user(&state.db, &viewer.user.id).await?;
-    // Tokens of a deleted account already fail (the account lookup), but the sessions
-    // should not outlive it.
-    state.sessions.revoke_all(&viewer.user.id, None).await
+    admin::delete_account(state, &viewer.user.id)
+        .await
+        .map(|_| ())
 }
 
 /// The user addressed by `key`, as the viewer may see them; `None` when there is none.
@@ -376,3 +393,11 @@ pub async fn list_users(
         .collect();
     Ok(Page { users, has_next })
 }
+
+// Roles, and sessions with their refresh tokens, live in files of their own; they are part of
+// this module's API all the same.
+mod admin;
+mod sessions;
+
+pub use admin::{delete_user, promote, set_role};
+pub use sessions::{SessionView, list_sessions, logout_all, refresh, revoke_session};

@@ -26,3 +26,11 @@ mod security_injection;
 mod security_passwords;
 mod security_rate_limits;
 mod security_support;
+
+// Roles, sessions and refresh tokens.
+mod isolation;
+mod refresh;
+mod roles;
+mod session_support;
+mod sessions;
+mod tokens;

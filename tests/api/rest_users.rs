@@ -78,7 +78,7 @@ backend_tests! {
         assert_eq!(reply.status, 200, "{reply:?}");
         let mut keys: Vec<&String> = reply.body.as_object().unwrap().keys().collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["access_token", "data", "token_type"]);
+        assert_eq!(keys, ["access_token", "data", "refresh_token", "token_type"]);
         assert_eq!(reply.body["token_type"], "bearer");
         assert_user(&reply.body["data"], "Reg_1", Some("reg@example.com"));
         let reg_token = reply.body["access_token"].as_str().unwrap().to_owned();
@@ -163,7 +163,7 @@ backend_tests! {
         assert_eq!(reply.status, 200, "{reply:?}");
         let mut keys: Vec<&String> = reply.body.as_object().unwrap().keys().collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["access_token", "expires_in", "token_type"]);
+        assert_eq!(keys, ["access_token", "expires_in", "refresh_token", "token_type"]);
         assert_eq!(reply.body["token_type"], "bearer");
         let expires_in = reply.body["expires_in"].as_u64().expect("expires_in is a number");
         assert!((1700..=1800).contains(&expires_in), "{expires_in}");
@@ -363,7 +363,7 @@ backend_tests! {
             (Method::GET, "/users/login", &["POST"][..]),
             (Method::PUT, "/users/register", &["POST"][..]),
             (Method::DELETE, "/users/me", &["GET"][..]),
-            (Method::POST, "/users/some-id", &["GET"][..]),
+            (Method::POST, "/users/some-id", &["DELETE", "GET"][..]),
         ] {
             let reply = call(&app, method.clone(), path, Some(&token), None).await;
             reply.assert_detail(405);

@@ -26,6 +26,21 @@ pub struct NewSession {
     pub created_at: DateTime<Utc>,
     /// When the session (and its token) expires.
     pub expires_at: DateTime<Utc>,
+    /// The `User-Agent` of the request that opened it.
+    pub user_agent: Option<String>,
+}
+
+/// A live session as the store keeps it, for the owner's list of sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session id (the token's `jti`).
+    pub id: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When the session (and its token) expires.
+    pub expires_at: DateTime<Utc>,
+    /// The `User-Agent` of the request that opened it.
+    pub user_agent: Option<String>,
 }
 
 /// What a session store does. Every method fails with `Unavailable` when the store cannot be
@@ -39,12 +54,13 @@ pub trait SessionStore: Send + Sync {
         user_id: &str,
         session_id: &str,
     ) -> impl Future<Output = Result<bool, AppError>> + Send;
-    /// Ends one session.
+    /// Ends one session of the user; returns whether it was live. Another user's session id
+    /// matches nothing.
     fn revoke(
         &self,
         user_id: &str,
         session_id: &str,
-    ) -> impl Future<Output = Result<(), AppError>> + Send;
+    ) -> impl Future<Output = Result<bool, AppError>> + Send;
     /// Ends every session of the user except `keep`.
     fn revoke_all(
         &self,
@@ -53,6 +69,11 @@ pub trait SessionStore: Send + Sync {
     ) -> impl Future<Output = Result<(), AppError>> + Send;
     /// Checks that the store answers.
     fn ping(&self) -> impl Future<Output = Result<(), AppError>> + Send;
+    /// The user's live sessions, oldest first.
+    fn list(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<SessionInfo>, AppError>> + Send;
 }
 
 /// The store chosen at start-up, counting the calls that could not reach it.
@@ -127,7 +148,7 @@ impl SessionStore for Sessions {
         })
     }
 
-    async fn revoke(&self, user_id: &str, session_id: &str) -> Result<(), AppError> {
+    async fn revoke(&self, user_id: &str, session_id: &str) -> Result<bool, AppError> {
         self.count(match &self.backend {
             Backend::Redis(s) => s.revoke(user_id, session_id).await,
             Backend::Sql(s) => s.revoke(user_id, session_id).await,
@@ -145,6 +166,13 @@ impl SessionStore for Sessions {
         self.count(match &self.backend {
             Backend::Redis(s) => s.ping().await,
             Backend::Sql(s) => s.ping().await,
+        })
+    }
+
+    async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>, AppError> {
+        self.count(match &self.backend {
+            Backend::Redis(s) => s.list(user_id).await,
+            Backend::Sql(s) => s.list(user_id).await,
         })
     }
 }

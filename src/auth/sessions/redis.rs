@@ -1,14 +1,17 @@
 //! Sessions in Redis: one key per session whose TTL is the token's remaining life, plus a sorted
 //! set per user (scored by expiry) listing that user's sessions for revoke-all. A user's keys
-//! share the Redis Cluster hash tag `{<user id>}`, so they live in one slot.
+//! share the Redis Cluster hash tag `{<user id>}`, so they live in one slot. A session key's
+//! value is a small JSON object (creation and expiry times, user agent) for the owner's list of
+//! sessions; checking a token only asks whether the key exists.
 
 use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
 
-use super::{NewSession, SessionStore};
+use super::{NewSession, SessionInfo, SessionStore};
 use crate::db::checked::{Checked, CheckedConn};
 use crate::error::AppError;
 
@@ -107,12 +110,18 @@ impl SessionStore for RedisSessions {
         let now = Utc::now().timestamp();
         let expires = session.expires_at.timestamp();
         let ttl = (expires - now).max(1);
+        let value = serde_json::to_string(&StoredSession {
+            created_at: session.created_at,
+            expires_at: session.expires_at,
+            user_agent: session.user_agent.clone(),
+        })
+        .map_err(AppError::internal)?;
         self.run(async |c| {
             redis::pipe()
                 .atomic()
                 .cmd("SET")
                 .arg(&key)
-                .arg(session.created_at.timestamp())
+                .arg(&value)
                 .arg("EX")
                 .arg(ttl)
                 .ignore()
@@ -150,23 +159,24 @@ impl SessionStore for RedisSessions {
             .await
     }
 
-    async fn revoke(&self, user_id: &str, session_id: &str) -> Result<(), AppError> {
+    async fn revoke(&self, user_id: &str, session_id: &str) -> Result<bool, AppError> {
         let key = self.session_key(user_id, session_id);
         let index = self.index_key(user_id);
-        self.run(async |c| {
-            redis::pipe()
-                .atomic()
-                .cmd("DEL")
-                .arg(&key)
-                .ignore()
-                .cmd("ZREM")
-                .arg(&index)
-                .arg(session_id)
-                .ignore()
-                .query_async::<()>(c)
-                .await
-        })
-        .await
+        let (deleted,) = self
+            .run(async |c| {
+                redis::pipe()
+                    .atomic()
+                    .cmd("DEL")
+                    .arg(&key)
+                    .cmd("ZREM")
+                    .arg(&index)
+                    .arg(session_id)
+                    .ignore()
+                    .query_async::<(i64,)>(c)
+                    .await
+            })
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn revoke_all(&self, user_id: &str, keep: Option<&str>) -> Result<(), AppError> {
@@ -209,5 +219,106 @@ impl SessionStore for RedisSessions {
         self.run(async |c| redis::cmd("PING").query_async::<String>(c).await)
             .await
             .map(|_| ())
+    }
+
+    async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>, AppError> {
+        let index = self.index_key(user_id);
+        let now = Utc::now().timestamp();
+        // The index is scored by expiry: what scores above now has not expired.
+        let entries: Vec<(String, i64)> = self
+            .run(async |c| {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(&index)
+                    .arg(format!("({now}"))
+                    .arg("+inf")
+                    .arg("WITHSCORES")
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = entries
+            .iter()
+            .map(|(id, _)| self.session_key(user_id, id))
+            .collect();
+        let values: Vec<Option<String>> = self
+            .run(async |c| redis::cmd("MGET").arg(&keys).query_async(c).await)
+            .await?;
+        let mut sessions: Vec<SessionInfo> = entries
+            .into_iter()
+            .zip(values)
+            // A key gone since the index was read was revoked (or expired) meanwhile.
+            .filter_map(|((id, expires), value)| {
+                value.map(|value| StoredSession::parse(&value, expires).into_info(id))
+            })
+            .collect();
+        sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(sessions)
+    }
+}
+
+/// The value of a session key. Times are RFC 3339 with their fraction, so that sessions
+/// opened within one second still list in order.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSession {
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+}
+
+impl StoredSession {
+    /// Reads a value; keys written before values were JSON hold only the creation time (in
+    /// seconds since the epoch), and take their expiry from the index.
+    fn parse(value: &str, expires_at: i64) -> StoredSession {
+        let time = |secs: i64| DateTime::from_timestamp(secs, 0).unwrap_or_default();
+        serde_json::from_str(value).unwrap_or_else(|_| StoredSession {
+            created_at: time(value.trim().parse().unwrap_or(0)),
+            expires_at: time(expires_at),
+            user_agent: None,
+        })
+    }
+
+    fn into_info(self, id: String) -> SessionInfo {
+        SessionInfo {
+            id,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            user_agent: self.user_agent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_legacy_values_still_read() {
+        let created = DateTime::from_timestamp(1_800_000_000, 123_456_000).unwrap();
+        let expires = DateTime::from_timestamp(1_800_001_800, 0).unwrap();
+        let json = serde_json::to_string(&StoredSession {
+            created_at: created,
+            expires_at: expires,
+            user_agent: Some("curl/8".into()),
+        })
+        .unwrap();
+        let info = StoredSession::parse(&json, 0).into_info("s".into());
+        assert_eq!(
+            info,
+            SessionInfo {
+                id: "s".into(),
+                created_at: created,
+                expires_at: expires,
+                user_agent: Some("curl/8".into()),
+            }
+        );
+        // Written before values were JSON: only the creation time; expiry from the index.
+        let info = StoredSession::parse("1800000000", 1_800_001_800).into_info("s".into());
+        assert_eq!(info.created_at.timestamp(), 1_800_000_000);
+        assert_eq!(info.expires_at, expires);
+        assert_eq!(info.user_agent, None);
     }
 }

@@ -1,10 +1,10 @@
 //! Sessions in the `sessions` table, for deployments without Redis.
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use diesel::{ExpressionMethods as _, QueryDsl as _};
 use diesel_async::RunQueryDsl as _;
 
-use super::{NewSession, SessionStore};
+use super::{NewSession, SessionInfo, SessionStore};
 use crate::db::DbPool;
 use crate::db::schema::sessions;
 use crate::error::AppError;
@@ -49,6 +49,7 @@ impl SessionStore for SqlSessions {
             sessions::user_id.eq(&session.user_id),
             sessions::created_at.eq(session.created_at.naive_utc()),
             sessions::expires_at.eq(session.expires_at.naive_utc()),
+            sessions::user_agent.eq(&session.user_agent),
         );
         // Keep the user's rows tidy on every login; the periodic purge covers the rest.
         let purge = diesel::delete(
@@ -78,14 +79,18 @@ impl SessionStore for SqlSessions {
         with_conn!(&self.db, |c| query.get_result::<bool>(c).await).map_err(store_error)
     }
 
-    async fn revoke(&self, user_id: &str, session_id: &str) -> Result<(), AppError> {
+    async fn revoke(&self, user_id: &str, session_id: &str) -> Result<bool, AppError> {
+        // An expired row that the purge has not reached yet is not live: it stays for the
+        // purge, and the answer is "was not live", as Redis (where it is already gone) says.
+        let now = Utc::now().naive_utc();
         let query = diesel::delete(
             sessions::table
                 .filter(sessions::id.eq(session_id))
-                .filter(sessions::user_id.eq(user_id)),
+                .filter(sessions::user_id.eq(user_id))
+                .filter(sessions::expires_at.gt(now)),
         );
         with_conn!(&self.db, |c| query.execute(c).await)
-            .map(|_| ())
+            .map(|n| n > 0)
             .map_err(store_error)
     }
 
@@ -103,5 +108,34 @@ impl SessionStore for SqlSessions {
 
     async fn ping(&self) -> Result<(), AppError> {
         self.db.ping().await.map_err(store_error)
+    }
+
+    async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>, AppError> {
+        let now = Utc::now().naive_utc();
+        let query = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::expires_at.gt(now))
+            .order((sessions::created_at.asc(), sessions::id.asc()))
+            .select((
+                sessions::id,
+                sessions::created_at,
+                sessions::expires_at,
+                sessions::user_agent,
+            ));
+        let rows = with_conn!(&self.db, |c| {
+            query
+                .load::<(String, NaiveDateTime, NaiveDateTime, Option<String>)>(c)
+                .await
+        })
+        .map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, created_at, expires_at, user_agent)| SessionInfo {
+                id,
+                created_at: created_at.and_utc(),
+                expires_at: expires_at.and_utc(),
+                user_agent,
+            })
+            .collect())
     }
 }

@@ -1,0 +1,2 @@
+-- See the MySQL migration of the same name.
+ALTER TABLE sessions ADD COLUMN user_agent TEXT;

@@ -1,0 +1,192 @@
+//! Queries on the `refresh_tokens` table, each written once for both backends.
+
+use chrono::NaiveDateTime;
+use diesel::{
+    ExpressionMethods as _, Insertable, OptionalExtension as _, QueryDsl as _, Queryable,
+    Selectable, SelectableHelper as _,
+};
+use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+
+use crate::db::DbPool;
+use crate::db::schema::refresh_tokens;
+use crate::error::AppError;
+use crate::with_conn;
+
+/// A row of `refresh_tokens`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshRow {
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// The sign-in (family) the token belongs to.
+    pub family_id: String,
+    /// Owner.
+    pub user_id: String,
+    /// The access session issued with the token.
+    pub session_id: String,
+    /// The `User-Agent` of the request that obtained it.
+    pub user_agent: Option<String>,
+    /// UTC.
+    pub created_at: NaiveDateTime,
+    /// UTC.
+    pub expires_at: NaiveDateTime,
+    /// UTC; `None` while the token is its family's live one.
+    pub rotated_at: Option<NaiveDateTime>,
+    /// Hash of the token that replaced it.
+    pub successor_hash: Option<String>,
+}
+
+/// Stores a new token.
+pub async fn create(db: &DbPool, row: &RefreshRow) -> Result<(), AppError> {
+    let query = diesel::insert_into(refresh_tokens::table).values(row);
+    with_conn!(db, |c| query.execute(c).await).map(|_| ())
+}
+
+/// The token with this hash.
+pub async fn find(db: &DbPool, token_hash: &str) -> Result<Option<RefreshRow>, AppError> {
+    with_conn!(db, |c| refresh_tokens::table
+        .find(token_hash)
+        .select(RefreshRow::as_select())
+        .first(c)
+        .await
+        .optional())
+}
+
+/// Marks the token `old_hash` rotated and stores `successor`, both or neither. Returns `false`
+/// (and changes nothing) when the token was already rotated: the update only matches an
+/// unrotated row, so of two requests rotating the same token at once exactly one wins (the
+/// other waits for the row lock on MySQL, for the write lock on SQLite, then matches nothing).
+pub async fn rotate(
+    db: &DbPool,
+    old_hash: &str,
+    rotated_at: NaiveDateTime,
+    successor: &RefreshRow,
+) -> Result<bool, AppError> {
+    with_conn!(db, |c| {
+        c.transaction::<bool, diesel::result::Error, _>(async |c| {
+            let marked = diesel::update(
+                refresh_tokens::table
+                    .find(old_hash)
+                    .filter(refresh_tokens::rotated_at.is_null()),
+            )
+            .set((
+                refresh_tokens::rotated_at.eq(rotated_at),
+                refresh_tokens::successor_hash.eq(&successor.token_hash),
+            ))
+            .execute(c)
+            .await?;
+            if marked == 0 {
+                return Ok(false);
+            }
+            diesel::insert_into(refresh_tokens::table)
+                .values(successor)
+                .execute(c)
+                .await?;
+            Ok(true)
+        })
+        .await
+    })
+}
+
+/// The user's live tokens (unrotated, unexpired): one per sign-in that can still refresh.
+pub async fn find_live(
+    db: &DbPool,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<RefreshRow>, AppError> {
+    with_conn!(db, |c| refresh_tokens::table
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .filter(refresh_tokens::rotated_at.is_null())
+        .filter(refresh_tokens::expires_at.gt(now))
+        .select(RefreshRow::as_select())
+        .load(c)
+        .await)
+}
+
+/// The family that issued access session `session_id` of the user, if any.
+pub async fn find_family_of_session(
+    db: &DbPool,
+    user_id: &str,
+    session_id: &str,
+) -> Result<Option<String>, AppError> {
+    with_conn!(db, |c| refresh_tokens::table
+        .filter(refresh_tokens::session_id.eq(session_id))
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .select(refresh_tokens::family_id)
+        .first::<String>(c)
+        .await
+        .optional())
+}
+
+/// The access sessions of a family's unrotated tokens: the only ones of the family that can
+/// still be live, as rotation ends the predecessor's session.
+pub async fn find_family_sessions(db: &DbPool, family_id: &str) -> Result<Vec<String>, AppError> {
+    with_conn!(db, |c| refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq(family_id))
+        .filter(refresh_tokens::rotated_at.is_null())
+        .select(refresh_tokens::session_id)
+        .load::<String>(c)
+        .await)
+}
+
+/// Deletes every token of a family; returns how many went.
+pub async fn delete_family(db: &DbPool, family_id: &str) -> Result<usize, AppError> {
+    let query =
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::family_id.eq(family_id)));
+    with_conn!(db, |c| query.execute(c).await)
+}
+
+/// Deletes every token of the user except those of family `keep`; returns how many went.
+pub async fn delete_for_user(
+    db: &DbPool,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<usize, AppError> {
+    // No family id is empty, so "" keeps nothing.
+    let keep = keep.unwrap_or("");
+    let query = diesel::delete(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::family_id.ne(keep)),
+    );
+    with_conn!(db, |c| query.execute(c).await)
+}
+
+/// Deletes expired tokens (of one user, or of everyone); returns how many went. A rotated token
+/// is kept until it expires, so that its reuse is recognised for as long as it would have
+/// worked.
+pub async fn purge_expired(
+    db: &DbPool,
+    user_id: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<usize, AppError> {
+    match user_id {
+        Some(user_id) => {
+            let query = diesel::delete(
+                refresh_tokens::table
+                    .filter(refresh_tokens::user_id.eq(user_id))
+                    .filter(refresh_tokens::expires_at.le(now)),
+            );
+            with_conn!(db, |c| query.execute(c).await)
+        }
+        None => {
+            let query =
+                diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.le(now)));
+            with_conn!(db, |c| query.execute(c).await)
+        }
+    }
+}
+
+/// Purges expired tokens every ten minutes, in the background, for as long as the server runs.
+pub fn spawn_purge(db: DbPool) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            let now = chrono::Utc::now().naive_utc();
+            if let Err(e) = purge_expired(&db, None, now).await {
+                tracing::warn!(error = %e, "could not purge expired refresh tokens");
+            }
+        }
+    })
+}

@@ -1,0 +1,42 @@
+//! Admin routes: `DELETE /users/{id}`. (Setting roles is GraphQL's `setRole`, or the
+//! `promote` subcommand.)
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use crate::auth::extract::CurrentUser;
+use crate::error::{AppError, ErrorBody};
+use crate::state::AppState;
+use crate::users::service;
+
+/// Deletes any user (admins only).
+///
+/// Every session and refresh token of the user ends with the account. The last admin cannot
+/// be deleted (403).
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Deleted; every token of the account is revoked"),
+        (status = 401, description = "No valid token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The caller is not an admin, or the user is the last admin", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    CurrentUser(viewer): CurrentUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, AppError> {
+    // A segment that does not even decode (bad percent-encoding) cannot be anyone's id.
+    let Ok(Path(id)) = id else {
+        return Err(AppError::NotFound("user not found"));
+    };
+    service::delete_user(&state, &viewer, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

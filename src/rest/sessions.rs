@@ -1,0 +1,38 @@
+//! `POST /users/refresh`: a refresh token buys a new access token and a new refresh token.
+
+use axum::Json;
+use axum::extract::State;
+
+use super::extract::JsonBody;
+use super::types::{RefreshRequest, Token};
+use crate::auth::session_meta::SessionMeta;
+use crate::error::{AppError, ErrorBody, ValidationErrorBody};
+use crate::state::AppState;
+use crate::users::service;
+
+/// Exchanges a refresh token for a new token pair.
+///
+/// The refresh token presented stops working, and so does the access token issued with it.
+/// Presenting an already-exchanged refresh token ends that whole sign-in (401), except within
+/// a few seconds (`REFRESH_REUSE_GRACE`) of the exchange, when it returns the same new pair, so
+/// that two browser tabs refreshing at once both stay signed in.
+#[utoipa::path(
+    post,
+    path = "/users/refresh",
+    tag = "users",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair", body = Token),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 422, description = "`refresh_token` is missing", body = ValidationErrorBody),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    meta: SessionMeta,
+    JsonBody(body): JsonBody<RefreshRequest>,
+) -> Result<Json<Token>, AppError> {
+    let session = service::refresh(&state, &body.refresh_token, &meta).await?;
+    Ok(Json(session.into()))
+}

@@ -1,0 +1,348 @@
+//! Sign-ins as their owner sees them: the list of sessions, ending one or all of them, and
+//! renewing one with a refresh token (rotation with reuse detection).
+//!
+//! Words used here: a *session* is one access token's entry in the session store (its id is
+//! the token's `jti`); a *family* is one sign-in's chain of refresh tokens. Each refresh token
+//! row names the session issued with it, and a refresh replaces both: a new session, a new
+//! token, the old ones ended.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{AuthSession, Viewer};
+use crate::auth::jwt::IssuedToken;
+use crate::auth::refresh::{self, repo as tokens, repo::RefreshRow};
+use crate::auth::session_meta::SessionMeta;
+use crate::auth::sessions::{NewSession, SessionStore as _};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::users::model::{User, UserView};
+use crate::users::repo;
+
+/// One of the caller's sessions, as `sessions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    /// The session id: the `jti` of its current access token. A refresh replaces it.
+    pub id: String,
+    /// When this session id was issued (the sign-in, or its latest refresh).
+    pub created_at: DateTime<Utc>,
+    /// When the session ends unless it is used: its refresh token's expiry (a refresh pushes
+    /// it back), or its access token's for a session without one.
+    pub expires_at: DateTime<Utc>,
+    /// The `User-Agent` of the request that opened it (or last refreshed it).
+    pub user_agent: Option<String>,
+    /// Whether this is the session that made the request.
+    pub current: bool,
+}
+
+/// Every refresh-token error a client can get, save reuse: one message, so a caller learns
+/// nothing about which of unknown, expired or revoked it was.
+const INVALID_REFRESH: AppError = AppError::Unauthenticated("invalid or expired refresh token");
+/// A rotated token presented after the grace window.
+const REUSED_REFRESH: AppError = AppError::Unauthenticated(
+    "this refresh token was already used; the sign-in has been ended, sign in again",
+);
+/// Rotations followed from an old token to its family's live one within the grace window.
+/// Real clients refresh once per access-token lifetime, so a longer chain within seconds is
+/// not a browser's tabs.
+const MAX_GRACE_HOPS: usize = 4;
+
+/// The caller's sessions, oldest first: every live access session, and every sign-in whose
+/// access token has lapsed but whose refresh token still works (it can come back without a
+/// password, so its owner must be able to see and end it).
+pub async fn list_sessions(
+    state: &AppState,
+    viewer: &Viewer,
+) -> Result<Vec<SessionView>, AppError> {
+    let user_id = &viewer.user.id;
+    let live = state.sessions.list(user_id).await?;
+    let now = Utc::now();
+    let mut families: HashMap<String, RefreshRow> =
+        tokens::find_live(&state.db, user_id, now.naive_utc())
+            .await?
+            .into_iter()
+            .map(|row| (row.session_id.clone(), row))
+            .collect();
+    let mut views: Vec<SessionView> = live
+        .into_iter()
+        .map(|s| {
+            let refresh_expiry = families.remove(&s.id).map(|row| row.expires_at.and_utc());
+            SessionView {
+                current: s.id == viewer.session_id,
+                expires_at: refresh_expiry.map_or(s.expires_at, |r| r.max(s.expires_at)),
+                id: s.id,
+                created_at: s.created_at,
+                user_agent: s.user_agent,
+            }
+        })
+        .collect();
+    views.extend(families.into_values().map(|row| SessionView {
+        current: row.session_id == viewer.session_id,
+        id: row.session_id,
+        created_at: row.created_at.and_utc(),
+        expires_at: row.expires_at.and_utc(),
+        user_agent: row.user_agent,
+    }));
+    views.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(views)
+}
+
+/// Ends one of the caller's sessions (its access token and its refresh token). Another user's
+/// session id is NOT_FOUND, as an unknown one is: whether it exists is none of the caller's
+/// business.
+pub async fn revoke_session(state: &AppState, viewer: &Viewer, id: &str) -> Result<(), AppError> {
+    // Not a UUID: no such session, without asking either store.
+    if uuid::Uuid::try_parse(id).is_err() {
+        return Err(AppError::NotFound("session not found"));
+    }
+    let live = state.sessions.revoke(&viewer.user.id, id).await?;
+    let family = end_family_of_session(state, &viewer.user.id, id).await?;
+    if live || family {
+        Ok(())
+    } else {
+        Err(AppError::NotFound("session not found"))
+    }
+}
+
+/// Ends every session of the caller, the current one included, and every refresh token;
+/// returns how many sessions `list_sessions` showed.
+pub async fn logout_all(state: &AppState, viewer: &Viewer) -> Result<usize, AppError> {
+    let count = list_sessions(state, viewer).await?.len();
+    end_all(state, &viewer.user.id).await?;
+    Ok(count)
+}
+
+/// Ends every session and refresh token of the user.
+pub(super) async fn end_all(state: &AppState, user_id: &str) -> Result<(), AppError> {
+    state.sessions.revoke_all(user_id, None).await?;
+    tokens::delete_for_user(&state.db, user_id, None).await?;
+    Ok(())
+}
+
+/// Ends every refresh-token family of the user but the one that issued session `keep` (a
+/// password change keeps the sign-in that made it). The sessions themselves are the caller's
+/// to end.
+pub(super) async fn end_other_families(
+    state: &AppState,
+    user_id: &str,
+    keep: &str,
+) -> Result<(), AppError> {
+    let family = tokens::find_family_of_session(&state.db, user_id, keep).await?;
+    tokens::delete_for_user(&state.db, user_id, family.as_deref()).await?;
+    Ok(())
+}
+
+/// Ends the refresh-token family that issued the user's session `session_id`, and its live
+/// session; returns whether there was one.
+pub(super) async fn end_family_of_session(
+    state: &AppState,
+    user_id: &str,
+    session_id: &str,
+) -> Result<bool, AppError> {
+    match tokens::find_family_of_session(&state.db, user_id, session_id).await? {
+        Some(family) => end_family(state, user_id, &family).await.map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// Ends a family: the session of its live token (its predecessors' sessions ended as they
+/// were rotated), then every token of it.
+async fn end_family(state: &AppState, user_id: &str, family_id: &str) -> Result<(), AppError> {
+    for session_id in tokens::find_family_sessions(&state.db, family_id).await? {
+        state.sessions.revoke(user_id, &session_id).await?;
+    }
+    tokens::delete_family(&state.db, family_id).await?;
+    Ok(())
+}
+
+/// Starts the refresh-token family of a new sign-in whose access token is `token`; returns
+/// the refresh token.
+pub(super) async fn open_family(
+    state: &AppState,
+    user_id: &str,
+    token: &IssuedToken,
+    meta: &SessionMeta,
+) -> Result<String, AppError> {
+    let plaintext = refresh::generate();
+    let row = new_row(
+        state,
+        &plaintext,
+        uuid::Uuid::new_v4().to_string(),
+        user_id,
+        token,
+        meta,
+    )?;
+    // Keep the user's rows tidy on every sign-in; the periodic purge covers the rest.
+    tokens::purge_expired(&state.db, Some(user_id), Utc::now().naive_utc()).await?;
+    tokens::create(&state.db, &row).await?;
+    Ok(plaintext)
+}
+
+fn new_row(
+    state: &AppState,
+    plaintext: &str,
+    family_id: String,
+    user_id: &str,
+    token: &IssuedToken,
+    meta: &SessionMeta,
+) -> Result<RefreshRow, AppError> {
+    let ttl = i64::try_from(state.config.refresh.token_ttl).map_err(AppError::internal)?;
+    Ok(RefreshRow {
+        token_hash: refresh::hash(plaintext),
+        family_id,
+        user_id: user_id.to_owned(),
+        session_id: token.session_id.clone(),
+        user_agent: meta.user_agent.clone(),
+        created_at: token.issued_at.naive_utc(),
+        expires_at: (token.issued_at + Duration::seconds(ttl)).naive_utc(),
+        rotated_at: None,
+        successor_hash: None,
+    })
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh token (rotation); the
+/// old access session ends.
+///
+/// - Unknown, malformed or expired: UNAUTHENTICATED.
+/// - Already rotated, within `REFRESH_REUSE_GRACE` of its rotation: the same pair the first
+///   exchange returned (two tabs refreshing at once both end up signed in, with one token).
+/// - Already rotated, later: someone replayed an old token — it may have been stolen — so the
+///   whole family (sign-in) is ended, and the answer is UNAUTHENTICATED.
+pub async fn refresh(
+    state: &AppState,
+    refresh_token: &str,
+    meta: &SessionMeta,
+) -> Result<AuthSession, AppError> {
+    if !refresh::is_well_formed(refresh_token) {
+        return Err(INVALID_REFRESH);
+    }
+    let hash = refresh::hash(refresh_token);
+    let row = tokens::find(&state.db, &hash)
+        .await?
+        .ok_or(INVALID_REFRESH)?;
+    if row.expires_at.and_utc() <= Utc::now() {
+        return Err(INVALID_REFRESH);
+    }
+    // Counted per sign-in (the token family): the access session changes with every
+    // rotation, the family does not.
+    state.limiter.check_refresh(&row.family_id).await?;
+    let user = repo::find_by_id(&state.db, &row.user_id)
+        .await?
+        .ok_or(INVALID_REFRESH)?;
+    let row = if row.rotated_at.is_none() {
+        if let Some(session) = rotate(state, &user, &row, refresh_token, meta).await? {
+            return Ok(session);
+        }
+        // Another request rotated it a moment ago: read it again and share that result.
+        tokens::find(&state.db, &hash)
+            .await?
+            .ok_or(INVALID_REFRESH)?
+    } else {
+        row
+    };
+    resume(state, user, row, refresh_token.to_owned()).await
+}
+
+/// Rotates the unrotated token `row` (plaintext `presented`): a new session in the store, then
+/// the old token marked rotated and its successor stored, in one transaction. `None` when
+/// another request rotated it first.
+async fn rotate(
+    state: &AppState,
+    user: &User,
+    row: &RefreshRow,
+    presented: &str,
+    meta: &SessionMeta,
+) -> Result<Option<AuthSession>, AppError> {
+    let token = state.jwt.issue(&user.id)?;
+    let successor = state.jwt.refresh_successor(presented);
+    let next = new_row(
+        state,
+        &successor,
+        row.family_id.clone(),
+        &user.id,
+        &token,
+        meta,
+    )?;
+    // The session goes in first: once the rotation commits, a retry within the grace window
+    // re-signs this session's token, so the session must already exist.
+    let session = NewSession {
+        id: token.session_id.clone(),
+        user_id: user.id.clone(),
+        created_at: token.issued_at,
+        expires_at: token.expires_at,
+        user_agent: meta.user_agent.clone(),
+    };
+    state.sessions.create(&session).await?;
+    let rotated = tokens::rotate(
+        &state.db,
+        &row.token_hash,
+        token.issued_at.naive_utc(),
+        &next,
+    )
+    .await;
+    if !matches!(rotated, Ok(true)) {
+        // Lost the race, or failed: this session will never be handed out.
+        state.sessions.revoke(&user.id, &token.session_id).await?;
+        return rotated.map(|_| None);
+    }
+    // The old access token ends with the refresh token it came with.
+    state.sessions.revoke(&user.id, &row.session_id).await?;
+    Ok(Some(AuthSession {
+        token,
+        user: UserView::own(user.clone()),
+        refresh_token: successor,
+    }))
+}
+
+/// Answers a rotated token: within the grace window, walks its rotations to the family's live
+/// token and returns that pair again; after it, ends the family as compromised.
+async fn resume(
+    state: &AppState,
+    user: User,
+    mut row: RefreshRow,
+    mut presented: String,
+) -> Result<AuthSession, AppError> {
+    let grace = Duration::seconds(
+        i64::try_from(state.config.refresh.reuse_grace).map_err(AppError::internal)?,
+    );
+    let now = Utc::now();
+    for _ in 0..=MAX_GRACE_HOPS {
+        let Some(rotated_at) = row.rotated_at else {
+            // The family's live token, reached from the one presented within the grace window:
+            // hand out the pair its rotation did (the same refresh token; the same access token,
+            // re-signed) as long as its session is still live.
+            if !state.sessions.is_active(&user.id, &row.session_id).await? {
+                return Err(INVALID_REFRESH);
+            }
+            let token = state
+                .jwt
+                .reissue(&user.id, &row.session_id, row.created_at.and_utc())?;
+            return Ok(AuthSession {
+                token,
+                user: UserView::own(user),
+                refresh_token: presented,
+            });
+        };
+        if now - rotated_at.and_utc() > grace {
+            tracing::warn!(
+                user_id = %user.id,
+                family_id = %row.family_id,
+                "a rotated refresh token was presented again; ending its sign-in"
+            );
+            end_family(state, &user.id, &row.family_id).await?;
+            return Err(REUSED_REFRESH);
+        }
+        let successor = state.jwt.refresh_successor(&presented);
+        let successor_hash = refresh::hash(&successor);
+        // Differs only if the server secret changed since the rotation.
+        if row.successor_hash.as_deref() != Some(successor_hash.as_str()) {
+            return Err(INVALID_REFRESH);
+        }
+        row = tokens::find(&state.db, &successor_hash)
+            .await?
+            .ok_or(INVALID_REFRESH)?;
+        presented = successor;
+    }
+    Err(INVALID_REFRESH)
+}
