@@ -270,27 +270,30 @@ def run_backend(backend, args, workdir):
     gql = server.url + "/graphql"
     d = args.duration
 
-    for c in (32, 256):
-        scenario(results, server, "GraphQL me", gql, "post.lua", c, d, {"BODY": ME_QUERY, "TOKEN": token})
+    want = set(args.scenarios.split(","))
+    if "me" in want:
+        for c in (32, 256):
+            scenario(results, server, "GraphQL me", gql, "post.lua", c, d, {"BODY": ME_QUERY, "TOKEN": token})
     rest_status, _ = http("GET", server.url + "/users/me", token=token)
-    if rest_status == 200:
+    if "rest" not in want:
+        pass
+    elif rest_status == 200:
         for c in (32, 256):
             scenario(results, server, "REST GET /users/me", server.url + "/users/me", "get.lua", c, d, {"TOKEN": token})
     else:
         print(f"  (REST /users/me answered {rest_status}: skipped)")
 
-    login = scenario(results, server, "login", gql, "post.lua", 8, d, {"BODY": LOGIN_BODY})
+    login = None
+    if "login" in want:
+        login = scenario(results, server, "login", gql, "post.lua", 8, d, {"BODY": LOGIN_BODY})
 
-    # me at c32 while a login flood runs in another wrk.
-    flood = subprocess.Popen(
-        ["wrk", "-t1", "-c16", f"-d{d + 4}s", "-s", os.path.join(BENCH, "wrk", "post.lua"), gql],
-        env={**os.environ, "BODY": LOGIN_BODY}, stdout=subprocess.DEVNULL,
-    )
-    time.sleep(2)
-    scenario(results, server, "GraphQL me during a login flood", gql, "post.lua", 32, d, {"BODY": ME_QUERY, "TOKEN": token})
-    flood.wait()
-
-    scenario(results, server, "register", gql, "register.lua", 8, d, {"RUN": str(int(time.time()) % 100000)})
+    if "flood" in want:
+        flood_me(results, server, gql, token, d)
+    if "register" in want:
+        scenario(results, server, "register", gql, "register.lua", 8, d, {"RUN": str(int(time.time()) % 100000)})
+    if "pages" not in want:
+        server.stop()
+        return {"backend": backend, "startup": startup, "results": results, "login": login, "pages": None}
 
     # Seed users directly (not through the API) for the pagination scenarios.
     server.stop()
@@ -317,6 +320,17 @@ def run_backend(backend, args, workdir):
     deep = scenario(results, server, "users, page 5,000", gql, "post.lua", 32, d, {"BODY": users_query(cursor_for(page_id)), "TOKEN": token})
     server.stop()
     return {"backend": backend, "startup": startup, "results": results, "login": login, "pages": (first, deep)}
+
+
+def flood_me(results, server, gql, token, d):
+    """`me` at c32 while a login flood runs in another wrk."""
+    flood = subprocess.Popen(
+        ["wrk", "-t1", "-c16", f"-d{d + 4}s", "-s", os.path.join(BENCH, "wrk", "post.lua"), gql],
+        env={**os.environ, "BODY": LOGIN_BODY}, stdout=subprocess.DEVNULL,
+    )
+    time.sleep(2)
+    scenario(results, server, "GraphQL me during a login flood", gql, "post.lua", 32, d, {"BODY": ME_QUERY, "TOKEN": token})
+    flood.wait()
 
 
 def hash_time():
@@ -374,16 +388,16 @@ def write_results(args, runs, per_hash_ms, started):
         flood = by.get(("GraphQL me during a login flood", 32))
         if gme and flood and gme["p99"] and flood["p99"]:
             checks.append(f"`me` p99 during the login flood ÷ idle p99: {flood['p99'] / gme['p99']:.2f}× (target ≤ 2×)")
-        first, deep = run["pages"]
-        if first["p50"] and deep["p50"]:
+        first, deep = run["pages"] or (None, None)
+        if first and deep and first["p50"] and deep["p50"]:
             checks.append(f"page 5,000 ÷ first page, p50: {deep['p50'] / first['p50']:.2f}×; req/s {deep['rps']:.0f} vs {first['rps']:.0f} (target ≤ 1.2×)")
-        if per_hash_ms:
+        if per_hash_ms and run["login"]:
             checks.append(f"login ÷ hashing limit: {run['login']['rps'] / (cores / (per_hash_ms / 1000)):.0%} (target ≥ 85%)")
         checks.append(f"idle RSS {s['idle_rss_mib']:.1f} MiB (target ≤ 30 MiB); peak RSS at c256 {max((r['peak_rss_mib'] for r in run['results'] if r['connections'] == 256), default=0):.1f} MiB (target ≤ 150 MiB)")
         lines += ["Against the targets:", ""] + [f"- {c}" for c in checks] + [""]
-    with open(os.path.join(BENCH, "RESULTS.md"), "w") as f:
+    with open(args.out, "w") as f:
         f.write("\n".join(lines))
-    print(f"\nwrote {os.path.join(BENCH, 'RESULTS.md')}")
+    print(f"\nwrote {args.out}")
 
 
 def main():
@@ -393,6 +407,9 @@ def main():
     p.add_argument("--users", type=int, default=1_000_000, help="users seeded for the pagination scenarios")
     p.add_argument("--mysql", default="mysql://root@127.0.0.1:3306")
     p.add_argument("--redis", default="redis://127.0.0.1:6379")
+    p.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"), help="where to write the results")
+    p.add_argument("--scenarios", default="me,rest,login,flood,register,pages",
+                   help="comma-separated subset of: me, rest, login, flood, register, pages")
     args = p.parse_args()
     started = datetime.datetime.now(datetime.timezone.utc)
     ensure_wrk()
