@@ -213,13 +213,7 @@ async fn start_session(
     meta: &SessionMeta,
 ) -> Result<AuthSession, AppError> {
     let token = state.jwt.issue(&user.id)?;
-    let session = NewSession {
-        id: token.session_id.clone(),
-        user_id: user.id.clone(),
-        created_at: token.issued_at,
-        expires_at: token.expires_at,
-        user_agent: meta.user_agent.clone(),
-    };
+    let session = NewSession::for_token(&user.id, &token, meta);
     state.sessions.create(&session).await?;
     let refresh_token = sessions::open_family(state, &user.id, &token, meta).await?;
     Ok(AuthSession {

@@ -13,6 +13,8 @@ use prometheus::IntCounter;
 pub use self::redis::RedisPool;
 pub use self::redis::RedisSessions;
 pub use self::sql::SqlSessions;
+use crate::auth::jwt::IssuedToken;
+use crate::auth::session_meta::SessionMeta;
 use crate::error::AppError;
 
 /// A session to record.
@@ -28,6 +30,19 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     /// The `User-Agent` of the request that opened it.
     pub user_agent: Option<String>,
+}
+
+impl NewSession {
+    /// The session of a freshly issued access token of `user_id`.
+    pub fn for_token(user_id: &str, token: &IssuedToken, meta: &SessionMeta) -> Self {
+        NewSession {
+            id: token.session_id.clone(),
+            user_id: user_id.to_owned(),
+            created_at: token.issued_at,
+            expires_at: token.expires_at,
+            user_agent: meta.user_agent.clone(),
+        }
+    }
 }
 
 /// A live session as the store keeps it, for the owner's list of sessions.

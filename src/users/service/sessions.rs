@@ -266,13 +266,7 @@ async fn rotate(
     )?;
     // The session goes in first: once the rotation commits, a retry within the grace window
     // re-signs this session's token, so the session must already exist.
-    let session = NewSession {
-        id: token.session_id.clone(),
-        user_id: user.id.clone(),
-        created_at: token.issued_at,
-        expires_at: token.expires_at,
-        user_agent: meta.user_agent.clone(),
-    };
+    let session = NewSession::for_token(&user.id, &token, meta);
     state.sessions.create(&session).await?;
     let rotated = tokens::rotate(
         &state.db,
