@@ -10,7 +10,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let hasher = PasswordHasher::new(1);
+        let hasher = PasswordHasher::new(1)?;
         let phc = hasher.hash("warm-up password".into()).await?;
         let rounds = 40;
         let started = Instant::now();

@@ -86,7 +86,7 @@ impl AppState {
         );
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let hasher =
-            PasswordHasher::new(config.auth.hash_concurrency.map_or(cores, |n| n as usize));
+            PasswordHasher::new(config.auth.hash_concurrency.map_or(cores, |n| n as usize))?;
         Ok(AppState(Arc::new(Inner {
             db,
             sessions,
