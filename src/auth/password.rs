@@ -8,8 +8,10 @@
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use thread_priority::{ThreadPriority, ThreadPriorityValue};
 use tokio::sync::{OnceCell, Semaphore, oneshot};
 
@@ -91,11 +93,7 @@ impl PasswordHasher {
     /// Hashes `password` with a fresh salt into a PHC string.
     pub async fn hash(&self, password: String) -> Result<String, AppError> {
         self.run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| AppError::internal(anyhow::anyhow!("argon2: {e}")))
+            hash_phc(&password).map_err(|e| AppError::internal(anyhow::anyhow!("argon2: {e}")))
         })
         .await?
     }
@@ -104,11 +102,8 @@ impl PasswordHasher {
     /// from the string, so hashes made with older parameters still verify.
     pub async fn verify(&self, password: String, phc: String) -> Result<bool, AppError> {
         self.run(move || {
-            let parsed = PasswordHash::new(&phc)
-                .map_err(|e| AppError::internal(anyhow::anyhow!("stored hash: {e}")))?;
-            Ok(argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok())
+            verify_phc(&password, &phc)
+                .map_err(|e| AppError::internal(anyhow::anyhow!("stored hash: {e}")))
         })
         .await?
     }
@@ -125,6 +120,76 @@ impl PasswordHasher {
             .clone();
         self.verify(password, phc).await.map(|_| false)
     }
+}
+
+thread_local! {
+    /// argon2's working memory (19 MiB with our parameters), kept by each hashing thread and
+    /// reused: allocating it per hash made the allocator keep several such blocks per thread,
+    /// and a login flood grew the process by hundreds of MiB.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// argon2 of `password` and `salt` into `out`, in this thread's reused working memory.
+fn hash_into(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    BLOCKS.with_borrow_mut(|blocks| {
+        let needed = argon2.params().block_count();
+        if blocks.len() < needed {
+            blocks.resize(needed, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+    })
+}
+
+/// A PHC string for `password` with a fresh salt and the server's parameters.
+fn hash_phc(password: &str) -> password_hash::Result<String> {
+    let argon2 = argon2();
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes)?;
+    let len = argon2
+        .params()
+        .output_len()
+        .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(len, |out| {
+        hash_into(&argon2, password.as_bytes(), salt_bytes, out).map_err(password_hash::Error::from)
+    })?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc`, with the parameters the string names (so
+/// hashes made with older parameters still verify). The comparison is constant-time
+/// (`Output`'s equality).
+fn verify_phc(password: &str, phc: &str) -> password_hash::Result<bool> {
+    let parsed = PasswordHash::new(phc)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Ok(false);
+    };
+    let algorithm = Algorithm::try_from(parsed.algorithm)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed)?;
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+    let computed = Output::init_with(expected.len(), |out| {
+        hash_into(&argon2, password.as_bytes(), salt_bytes, out).map_err(password_hash::Error::from)
+    })?;
+    Ok(computed == expected)
 }
 
 #[cfg(test)]
@@ -144,5 +209,27 @@ mod tests {
         );
         assert!(!hasher.verify("correct horsf".into(), phc).await.unwrap());
         assert!(!hasher.verify_dummy("anything".into()).await.unwrap());
+    }
+
+    /// PHC strings made and checked by the argon2 crate's own API agree with ours both ways,
+    /// including ones with other parameters.
+    #[test]
+    fn interoperates_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let ours = hash_phc("correct horse").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2().verify_password(b"correct horse", &parsed).is_ok());
+        assert!(argon2().verify_password(b"wrong horse", &parsed).is_err());
+
+        let params = Params::new(8 * 1024, 3, 1, None).unwrap();
+        let other = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = other
+            .hash_password(b"pass word", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_phc("pass word", &theirs).unwrap());
+        assert!(!verify_phc("pass w0rd", &theirs).unwrap());
+        assert!(verify_phc("x", "not a phc string").is_err());
     }
 }
