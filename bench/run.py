@@ -314,6 +314,7 @@ def run_backend(backend, args, workdir):
         conn.close()
     print(f"  seeded {args.users} users", flush=True)
     server = Server(env, workdir)
+    gql = server.url + "/graphql"
     status, text = http("POST", gql, LOGIN_BODY.replace("{ expiresIn }", "{ accessToken }"))
     token = json.loads(text)["data"]["login"]["accessToken"]
     first = scenario(results, server, f"users, first page ({args.users} users)", gql, "post.lua", 32, d, {"BODY": users_query(None), "TOKEN": token})
