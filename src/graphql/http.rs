@@ -4,8 +4,8 @@
 //! `application/graphql-response+json` to clients that asked for `application/json`, reads
 //! batches unasked, and runs mutations sent by GET.
 
-use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, ServerError};
+use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
+use async_graphql::{BatchRequest, Pos, ServerError};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -185,6 +185,7 @@ async fn execute(
     by_get: bool,
 ) -> Response {
     let operation_name = request.operation_name.clone();
+    let query_text = request.query.clone();
     let parse_failed = match request.parsed_query() {
         Ok(doc) => {
             if by_get && selected_operation_is_mutation(doc, operation_name.as_deref()) {
@@ -206,7 +207,7 @@ async fn execute(
     let request = request.data(RequestAuth::new(authorization(headers)));
     let started = std::time::Instant::now();
     let mut response = endpoint.schema.execute(request).await;
-    let request_failed = classify_errors(&mut response.errors, parse_failed);
+    let request_failed = classify_errors(&mut response.errors, parse_failed, &query_text);
     endpoint.state.metrics.observe_graphql(
         operation_name.as_deref(),
         response.errors.is_empty(),
@@ -217,7 +218,20 @@ async fn execute(
     } else {
         StatusCode::OK
     };
-    let body = match serde_json::to_string(&response) {
+    // An error raised before execution (parse or validation) leaves no `data` entry at all,
+    // as the GraphQL spec asks ("should not be present"); async-graphql would write `null`.
+    let body = if request_failed {
+        #[derive(serde::Serialize)]
+        struct RequestErrors<'a> {
+            errors: &'a [ServerError],
+        }
+        serde_json::to_string(&RequestErrors {
+            errors: &response.errors,
+        })
+    } else {
+        serde_json::to_string(&response)
+    };
+    let body = match body {
         Ok(body) => body,
         Err(e) => {
             AppError::internal(e).log();
@@ -249,8 +263,8 @@ fn selected_operation_is_mutation(
 
 /// Gives every error its `extensions.code` — from the `AppError` a resolver returned, or from
 /// where it arose — and replaces unexpected messages with a generic one. Returns whether the
-/// request failed before execution (parse or validation).
-fn classify_errors(errors: &mut [ServerError], parse_failed: bool) -> bool {
+/// request failed before execution (parse or validation). `query` is the request's document.
+fn classify_errors(errors: &mut [ServerError], parse_failed: bool, query: &str) -> bool {
     let mut request_failed = false;
     for err in errors.iter_mut() {
         let known = err.source::<AppError>().map(|app| {
@@ -286,6 +300,16 @@ fn classify_errors(errors: &mut [ServerError], parse_failed: bool) -> bool {
                     },
                 );
             }
+            None if is_input_coercion_error(&err.message) => {
+                extensions.set("code", "BAD_USER_INPUT");
+                if let Some(name) = err
+                    .locations
+                    .first()
+                    .and_then(|pos| argument_at(query, *pos))
+                {
+                    extensions.set("field", name);
+                }
+            }
             None => {
                 tracing::error!(error = %err.message, path = ?err.path, "unexpected resolver error");
                 extensions.set("code", "INTERNAL_SERVER_ERROR");
@@ -294,6 +318,47 @@ fn classify_errors(errors: &mut [ServerError], parse_failed: bool) -> bool {
         }
     }
     request_failed
+}
+
+/// Whether an error async-graphql raised while resolving a field is an argument value that
+/// did not coerce to its type, which its validation lets through (an `Int` literal or variable
+/// beyond 32 bits): the client's input, not a server fault. These are the messages of its
+/// `InputValueError`.
+fn is_input_coercion_error(message: &str) -> bool {
+    message.starts_with("Failed to parse \"") || message.starts_with("Expected input type \"")
+}
+
+/// The name of the argument whose value is at `pos` in `query` (an error's location), for
+/// `extensions.field`. Only called for a failed request, so parsing again costs nothing on the
+/// normal path.
+fn argument_at(query: &str, pos: Pos) -> Option<String> {
+    let doc = async_graphql::parser::parse_query(query).ok()?;
+    let mut sets: Vec<&SelectionSet> = doc
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set.node)
+        .collect();
+    sets.extend(doc.fragments.values().map(|f| &f.node.selection_set.node));
+    while let Some(set) = sets.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    let found = field
+                        .node
+                        .arguments
+                        .iter()
+                        .find(|(_, value)| value.pos == pos);
+                    if let Some((name, _)) = found {
+                        return Some(name.node.to_string());
+                    }
+                    sets.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(inline) => sets.push(&inline.node.selection_set.node),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    None
 }
 
 /// `GET /graphiql`: the GraphiQL playground, pointed at `/graphql`.

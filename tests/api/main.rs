@@ -14,4 +14,5 @@ mod operations;
 mod rest_openapi;
 mod rest_support;
 mod rest_users;
+mod robustness;
 mod schema_file;
