@@ -304,6 +304,9 @@ pub async fn find_user(
         // Not a UUID: no such user, without asking the database.
         UserKey::Id(id) if uuid::Uuid::try_parse(&id).is_err() => None,
         UserKey::Id(id) => repo::find_by_id(&state.db, &id).await?,
+        // Not a possible username (e.g. non-ASCII, which MySQL cannot even compare with the
+        // ASCII column): no such user, without asking the database.
+        UserKey::Username(name) if validation::username(&name).is_err() => None,
         UserKey::Username(name) => repo::find_by_username(&state.db, &name).await?,
     };
     Ok(user.map(|u| UserView::for_viewer(u, &viewer.user)))

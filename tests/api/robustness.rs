@@ -52,4 +52,19 @@ backend_tests! {
             assert_eq!(error_field(&body).as_deref(), Some("first"), "{query}: {body}");
         }
     }
+
+    async fn a_username_that_cannot_exist_is_no_user(app) {
+        let (token, id) = app.register("plain", "correct horse").await;
+        for name in ["\u{95}\u{aa}", "é", "abc\u{95}", "x"] {
+            let body = app
+                .gql("query($n: String) { user(username: $n) { id } }", json!({"n": name}), Some(&token))
+                .await;
+            assert_eq!(body, json!({"data": {"user": null}}), "{name:?}");
+        }
+        // The database connection that served those is still good.
+        let body = app
+            .gql("query($n: String) { user(username: $n) { id } }", json!({"n": "PLAIN"}), Some(&token))
+            .await;
+        assert_eq!(body["data"]["user"]["id"], id.as_str());
+    }
 }
