@@ -85,6 +85,12 @@ def schemathesis(ctx, section, server):
         ("graphql-revoking", [st, "run", *gql_source, "--checks", gql_checks,
                               "--include-name", "Mutation.logout", "--include-name", "Mutation.deleteMe"]),
     ]
+    section.note("schemathesis warnings that are expected here, not defects: `validation_mismatch` where the "
+                 "server checks more than JSON Schema states (POST /users/login: generated credentials are wrong, "
+                 "so 401; PUT /users: at least one field, and email syntax as the email_address crate checks it); "
+                 "`missing_auth` on DELETE /users (after the first call deletes the account, its token answers "
+                 "401); `missing_test_data` on GraphQL mutations whose generated arguments never name a real "
+                 "account or token.")
     if gql_source[0].endswith("schema.graphql"):
         section.note("The server refused schemathesis's introspection query, so the GraphQL runs read the checked-in schema.graphql.")
     all_ok = True

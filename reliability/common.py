@@ -408,15 +408,16 @@ def versions():
     }
 
 
-def write_results(path, sections, argv, started, rev, tools):
+def write_results(path, sections, argv, started, rev, tools, load_at_start):
     finished = datetime.datetime.now(datetime.timezone.utc)
     lines = [
         "# Reliability results",
         "",
         f"Written by `{shell_join(['reliability/run.py'] + argv)}` — every figure below comes from that run.  ",
         f"Started {started:%Y-%m-%d %H:%M} UTC, took {(finished - started).total_seconds() / 60:.1f} min; commit {rev}.  ",
-        f"Machine: {machine()}. The server, its MariaDB and Redis, and the load generators share these cores; "
-        f"other builds were running too (load average at the end: {loadavg()}), so throughput figures are noisy.  ",
+        f"Machine: {machine()}. The server, its MariaDB and Redis, and the load generators share these cores, "
+        f"and the machine is shared with other engineers' builds (load average at the start: {load_at_start}; "
+        f"at the end: {loadavg()}), so throughput figures are noisy.  ",
         "Tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()) + ".",
         "",
         "| suite | result |",

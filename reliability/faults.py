@@ -149,9 +149,15 @@ def faults(ctx, section):
     server = Server(env, ctx.workdir, "faults")
     section.note(f"API: `DATABASE_URL={ctx.mariadb.url}/rel_faults REDIS_URL={ctx.redis.url} POOL_TIMEOUT=5 target/release/user-api` "
                  f"(MariaDB and Redis private to the run, on spare loopback ports).")
+    # SIGKILL is a crash (connections drop without a word); SIGTERM a clean shutdown (the server
+    # closes its connections first). --quick does only the crash.
+    signals = [signal.SIGKILL] if ctx.quick else [signal.SIGKILL, signal.SIGTERM]
     try:
-        ok = redis_fault(ctx, section, server)
-        ok &= mariadb_fault(ctx, section, server)
+        ok = True
+        for sig in signals:
+            ok &= redis_fault(ctx, section, server, sig)
+        for sig in signals:
+            ok &= mariadb_fault(ctx, section, server, sig)
         ok &= section.check("the API process never restarted", server.alive(), f"pid {server.pid} throughout")
     finally:
         server.stop()
@@ -162,14 +168,15 @@ def timeline(ctx):
     return (2, 3, 4) if ctx.quick else (3, 5, 6)
 
 
-def redis_fault(ctx, section, server):
+def redis_fault(ctx, section, server, sig):
     client = Client(server.url)
-    tokens = [register(client, f"redisfault{i}") for i in range(16)]
+    tokens = [register(client, f"redis{sig.name[3:].lower()}{i}") for i in range(16)]
+    R = f"Redis ({sig.name})"
     protected = {"REST GET /users/me", "GraphQL me"}
     load = Load(server.url, [("REST GET /users/me", rest_me(tokens)), ("GraphQL me", gql_me(tokens))], threads=8)
     before_s, down_s, after_s = timeline(ctx)
     c = section.command(f"Redis fault: 8 client threads alternate REST `GET /users/me` and GraphQL `me` with 16 tokens; "
-                        f"after {before_s} s `redis-cli SAVE` then SIGKILL redis-server; {down_s} s later start it again "
+                        f"after {before_s} s `redis-cli SAVE` then {sig.name} redis-server; {down_s} s later start it again "
                         f"(same port, same RDB); {after_s} s more of load")
     ready_samples, ready_stop = [], threading.Event()
     t0 = time.monotonic()
@@ -177,7 +184,7 @@ def redis_fault(ctx, section, server):
     time.sleep(before_s)
     ctx.redis.snapshot()
     kill = time.monotonic()
-    ctx.redis.stop(signal.SIGKILL)
+    ctx.redis.stop(sig)
     down = time.monotonic()
     sampler = threading.Thread(target=sample_readyz, args=(server.url, ready_stop, ready_samples), daemon=True)
     sampler.start()
@@ -195,40 +202,41 @@ def redis_fault(ctx, section, server):
     straddling = [r for r in records if r[0] < down and r[1] > kill]
     first_ok, last_fail = recovery(records, back, protected)
     after = [r for r in records if r[0] >= back + 2.0]
-    section.figure("Redis: calls before the stop", fmt(outcomes(baseline)), c)
-    section.figure("Redis: calls started and answered while Redis was down", fmt(outcomes(during)), c)
-    section.figure("Redis: latency of those answers", latency_ms(during), c)
-    section.figure("Redis: calls in flight at the kill", fmt(outcomes(straddling)), c)
-    section.figure("Redis: restart to PING answering", f"{back - restart:.2f} s", c)
-    section.figure("Redis: first success after Redis answered", "none" if first_ok is None else f"{first_ok:.3f} s", c)
-    section.figure("Redis: last failure after Redis answered", f"{last_fail:.3f} s", c)
-    section.figure("Redis: calls from 2 s after Redis answered", fmt(outcomes(after)), c)
+    section.figure(f"{R}: calls before the stop", fmt(outcomes(baseline)), c)
+    section.figure(f"{R}: calls started and answered while Redis was down", fmt(outcomes(during)), c)
+    section.figure(f"{R}: latency of those answers", latency_ms(during), c)
+    section.figure(f"{R}: calls in flight at the stop", fmt(outcomes(straddling)), c)
+    section.figure(f"{R}: restart to PING answering", f"{back - restart:.2f} s", c)
+    section.figure(f"{R}: first success after Redis answered", "none" if first_ok is None else f"{first_ok:.3f} s", c)
+    section.figure(f"{R}: last failure after Redis answered", f"{last_fail:.3f} s", c)
+    section.figure(f"{R}: calls from 2 s after Redis answered", fmt(outcomes(after)), c)
     readyz = collections.Counter(s[1] for s in ready_samples)
-    section.figure("Redis: /readyz while down", fmt({str(k): v for k, v in readyz.items()}), c)
+    section.figure(f"{R}: /readyz while down", fmt({str(k): v for k, v in readyz.items()}), c)
 
-    ok = section.check("Redis down: no token-protected call succeeded", not any(r[3] == "ok" for r in during),
+    ok = section.check(f"{R} down: no token-protected call succeeded", not any(r[3] == "ok" for r in during),
                        f"{len(during)} calls, {sum(r[3] == 'ok' for r in during)} successes")
     expected = {"503", "SERVICE_UNAVAILABLE"}
-    ok &= section.check("Redis down: every answer was 503 / SERVICE_UNAVAILABLE", during and all(r[3] in expected for r in during),
+    ok &= section.check(f"{R} down: every answer was 503 / SERVICE_UNAVAILABLE", during and all(r[3] in expected for r in during),
                         fmt(outcomes(during)))
-    ok &= section.check("Redis back: service restored within 2 s", first_ok is not None and last_fail <= 2.0,
+    ok &= section.check(f"{R} back: service restored within 2 s", first_ok is not None and last_fail <= 2.0,
                         f"last failure {last_fail:.3f} s after Redis answered")
-    ok &= section.check("Redis back: no failures after that", after and all(r[3] == "ok" for r in after), fmt(outcomes(after)))
-    ok &= section.check("/readyz reported the session store down", readyz and set(readyz) == {503}
+    ok &= section.check(f"{R} back: no failures after that", after and all(r[3] == "ok" for r in after), fmt(outcomes(after)))
+    ok &= section.check(f"{R}: /readyz reported the session store down", readyz and set(readyz) == {503}
                         and all('"sessions":"down"' in s[2] for s in ready_samples), fmt({str(k): v for k, v in readyz.items()}))
     return ok
 
 
-def mariadb_fault(ctx, section, server):
+def mariadb_fault(ctx, section, server, sig):
     client = Client(server.url)
-    tokens = [register(client, f"dbfault{i}") for i in range(16)]
+    tokens = [register(client, f"db{sig.name[3:].lower()}{i}") for i in range(16)]
+    M = f"MariaDB ({sig.name})"
     run_id = uuid.uuid4().hex[:6]
     reads = {"REST GET /users/me", "GraphQL me"}
     load = Load(server.url, [("REST GET /users/me", rest_me(tokens)), ("register", registrations(run_id)),
                              ("GraphQL me", gql_me(tokens)), ("register", registrations(run_id))], threads=8)
     before_s, down_s, after_s = timeline(ctx)
     c = section.command(f"MariaDB fault: 8 client threads alternate registrations (REST and GraphQL, fresh names) with "
-                        f"REST `GET /users/me` / GraphQL `me`; after {before_s} s SIGKILL mariadbd; {down_s} s later start it "
+                        f"REST `GET /users/me` / GraphQL `me`; after {before_s} s {sig.name} mariadbd; {down_s} s later start it "
                         f"again on the same datadir and port; {after_s + 2} s more of load; then look up every username "
                         f"whose registration was answered with success (`SELECT username FROM users WHERE username IN …`)")
     ready_samples, ready_stop = [], threading.Event()
@@ -236,7 +244,7 @@ def mariadb_fault(ctx, section, server):
     load.start()
     time.sleep(before_s)
     kill = time.monotonic()
-    ctx.mariadb.stop(signal.SIGKILL)
+    ctx.mariadb.stop(sig)
     down = time.monotonic()
     sampler = threading.Thread(target=sample_readyz, args=(server.url, ready_stop, ready_samples), daemon=True)
     sampler.start()
@@ -252,16 +260,16 @@ def mariadb_fault(ctx, section, server):
     during = window(records, down, restart)
     first_ok, last_fail = recovery(records, back, reads | {"register"})
     after = [r for r in records if r[0] >= back + 2.0]
-    section.figure("MariaDB: calls before the stop", fmt(outcomes(window(records, t0, kill))), c)
-    section.figure("MariaDB: calls in flight at the kill", fmt(outcomes([r for r in records if r[0] < down and r[1] > kill])), c)
-    section.figure("MariaDB: calls started and answered while MariaDB was down", fmt(outcomes(during)), c)
-    section.figure("MariaDB: latency of those answers", latency_ms(during), c)
-    section.figure("MariaDB: restart to first `SELECT 1` (crash recovery)", f"{back - restart:.2f} s", c)
-    section.figure("MariaDB: first success after MariaDB answered", "none" if first_ok is None else f"{first_ok:.3f} s", c)
-    section.figure("MariaDB: last failure after MariaDB answered", f"{last_fail:.3f} s", c)
-    section.figure("MariaDB: calls from 2 s after MariaDB answered", fmt(outcomes(after)), c)
+    section.figure(f"{M}: calls before the stop", fmt(outcomes(window(records, t0, kill))), c)
+    section.figure(f"{M}: calls in flight at the stop", fmt(outcomes([r for r in records if r[0] < down and r[1] > kill])), c)
+    section.figure(f"{M}: calls started and answered while MariaDB was down", fmt(outcomes(during)), c)
+    section.figure(f"{M}: latency of those answers", latency_ms(during), c)
+    section.figure(f"{M}: restart to first `SELECT 1` (recovery included)", f"{back - restart:.2f} s", c)
+    section.figure(f"{M}: first success after MariaDB answered", "none" if first_ok is None else f"{first_ok:.3f} s", c)
+    section.figure(f"{M}: last failure after MariaDB answered", f"{last_fail:.3f} s", c)
+    section.figure(f"{M}: calls from 2 s after MariaDB answered", fmt(outcomes(after)), c)
     readyz = collections.Counter(s[1] for s in ready_samples)
-    section.figure("MariaDB: /readyz while down", fmt({str(k): v for k, v in readyz.items()}), c)
+    section.figure(f"{M}: /readyz while down", fmt({str(k): v for k, v in readyz.items()}), c)
 
     succeeded = sorted({r[4] for r in records if r[2] == "register" and r[3] == "ok"})
     failed = sorted({r[4] for r in records if r[2] == "register" and r[3] != "ok"})
@@ -272,16 +280,16 @@ def mariadb_fault(ctx, section, server):
         out = ctx.mariadb.sql("SELECT username FROM users WHERE username IN (" + ",".join(f"'{n}'" for n in chunk) + ")", "rel_faults")
         present |= set(out.split())
     missing = [n for n in succeeded if n not in present]
-    section.figure("MariaDB: registrations answered with success / present afterwards", f"{len(succeeded)} / {len(succeeded) - len(missing)}", c)
-    section.figure("MariaDB: registrations answered with a failure / present anyway", f"{len(failed)} / {sum(n in present for n in failed)}", c)
+    section.figure(f"{M}: registrations answered with success / present afterwards", f"{len(succeeded)} / {len(succeeded) - len(missing)}", c)
+    section.figure(f"{M}: registrations answered with a failure / present anyway", f"{len(failed)} / {sum(n in present for n in failed)}", c)
 
-    ok = section.check("MariaDB down: calls answered 503 / SERVICE_UNAVAILABLE, nothing else",
+    ok = section.check(f"{M} down: calls answered 503 / SERVICE_UNAVAILABLE, nothing else",
                        during and all(r[3] in {"503", "SERVICE_UNAVAILABLE"} for r in during), fmt(outcomes(during)))
-    ok &= section.check("MariaDB back: recovered without restarting the API", first_ok is not None and after and all(r[3] == "ok" for r in after),
+    ok &= section.check(f"{M} back: recovered without restarting the API", first_ok is not None and after and all(r[3] == "ok" for r in after),
                         f"first success {first_ok if first_ok is None else round(first_ok, 3)} s, last failure {last_fail:.3f} s after MariaDB answered")
-    ok &= section.check("every registration answered with success is present", succeeded and not missing,
+    ok &= section.check(f"{M}: every registration answered with success is present", succeeded and not missing,
                         f"{len(missing)} missing of {len(succeeded)}" + (f": {missing[:5]}" if missing else ""))
-    ok &= section.check("/readyz reported the database down", readyz and set(readyz) == {503}
+    ok &= section.check(f"{M}: /readyz reported the database down", readyz and set(readyz) == {503}
                         and all('"database":"down"' in s[2] for s in ready_samples), fmt({str(k): v for k, v in readyz.items()}))
     return ok
 

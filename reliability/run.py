@@ -23,6 +23,7 @@ Exit status: 0 when every check passed.
 import argparse
 import atexit
 import datetime
+import json
 import os
 import shutil
 import signal
@@ -195,6 +196,7 @@ def main():
     results = args.results or (os.path.join(OUT, "RESULTS-quick.md") if args.quick else os.path.join(HERE, "RESULTS.md"))
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    load_at_start = common.loadavg()
     install(args)
     os.makedirs(OUT, exist_ok=True)
     ctx = Context(args)
@@ -209,7 +211,9 @@ def main():
     tools = common.versions()
     tools["schemathesis"] = open(os.path.join(HERE, "requirements.txt")).read().split("schemathesis==")[1].split()[0]
     tools["sqlmap"] = open(os.path.join(HERE, "requirements.txt")).read().split("sqlmap==")[1].split()[0]
-    common.write_results(results, sections, sys.argv[1:], started, rev + (" with uncommitted changes to src/" if dirty else ""), tools)
+    tools["graphql-http"] = json.load(open(os.path.join(HERE, "package.json")))["dependencies"]["graphql-http"]
+    common.write_results(results, sections, sys.argv[1:], started, rev + (" with uncommitted changes to src/" if dirty else ""),
+                         tools, load_at_start)
     failed = [s.title for s in sections if not s.skipped and not s.passed]
     skipped = sum(1 for s in sections if s.skipped)
     print(f"\nwrote {os.path.relpath(results, ROOT)}")
