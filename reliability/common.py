@@ -362,7 +362,7 @@ class Section:
             out += [self.intro, ""]
         if self.commands:
             out += ["Commands (run by `reliability/run.py`; tokens shown as `<token>`, ports chosen at run time):", ""]
-            out += [f"{i}. `{c}`" for i, c in enumerate(self.commands, 1)] + [""]
+            out += [f"{i}. {code(c)}" for i, c in enumerate(self.commands, 1)] + [""]
         if self.rows:
             out += ["| figure | value | command |", "|---|---|---|"]
             out += [f"| {w} | {v} | {c if c else '–'} |" for w, v, c in self.rows] + [""]
@@ -371,6 +371,11 @@ class Section:
             out += [f"| {w} | {'**pass**' if ok else '**FAIL**'} | {d} |" for w, ok, d in self.checks] + [""]
         out += [f"- {n}" for n in self.notes] + ([""] if self.notes else [])
         return out
+
+
+def code(text):
+    """Inline Markdown code, with double backticks when the text holds a backtick."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
 def machine():

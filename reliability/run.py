@@ -2,8 +2,8 @@
 """Reliability checks of user-api: bad input, faults and load. One command runs them all and
 writes reliability/RESULTS.md, which records every figure with the command that produced it.
 
-    reliability/run.py                          # everything, with a 10-minute soak (~25 min)
-    reliability/run.py --quick                  # a CI-sized subset (~4 min): fewer cases, 1-minute soak
+    reliability/run.py                          # everything, with a 10-minute soak (~20 min)
+    reliability/run.py --quick                  # a CI-sized subset (~3 min): fewer cases, 1-minute soak
     reliability/run.py --suite audit,faults     # some suites only
     reliability/run.py --soak-minutes 2         # a shorter soak
 
