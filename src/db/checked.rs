@@ -1,14 +1,36 @@
-//! A bb8 connection manager wrapper that lets the code using a connection mark it broken.
+//! A bb8 connection manager wrapper that lets the code using a connection mark it broken, and
+//! a pool around it that stops waiting as soon as a connection attempt fails.
 //!
 //! Pinging every connection on checkout costs a round trip per request, so the pools skip it;
 //! instead, a connection whose query failed in a way that suggests it is dead is marked here and
 //! bb8 drops it instead of handing it out again. Used by the database and the Redis pools alike.
+//!
+//! bb8 does not tell a waiting `get()` that the connection attempt made for it failed: the
+//! error goes to the pool's error sink and the caller waits out the whole connection time-out.
+//! While the server is down every request would then take `POOL_TIMEOUT` to fail, and requests
+//! already waiting when it comes back would still time out, since nothing wakes them.
+//! [`CheckedPool::get`] instead fails as soon as an attempt fails (the caller answers 503), and
+//! the next request's attempt finds the server again.
 
-use bb8::ManageConnection;
+use std::sync::{Arc, Mutex};
 
-/// Wraps a manager so its connections can be marked broken.
+use bb8::{ManageConnection, PooledConnection};
+use tokio::sync::Notify;
+
+/// Wraps a manager so its connections can be marked broken and its failed connection attempts
+/// are announced to the requests waiting for a connection.
 #[derive(Debug, Clone)]
-pub struct Checked<M>(pub M);
+pub struct Checked<M> {
+    manager: M,
+    failures: Arc<ConnectFailures>,
+}
+
+/// Announces failed connection attempts, and keeps the last one's error for the log.
+#[derive(Debug, Default)]
+struct ConnectFailures {
+    notify: Notify,
+    last: Mutex<String>,
+}
 
 /// A pooled connection and whether its user found it broken.
 #[derive(Debug)]
@@ -30,18 +52,152 @@ impl<M: ManageConnection> ManageConnection for Checked<M> {
     type Error = M::Error;
 
     async fn connect(&self) -> Result<Self::Connection, Self::Error> {
-        let conn = self.0.connect().await?;
-        Ok(CheckedConn {
-            conn,
-            broken: false,
-        })
+        match self.manager.connect().await {
+            Ok(conn) => Ok(CheckedConn {
+                conn,
+                broken: false,
+            }),
+            Err(e) => {
+                if let Ok(mut last) = self.failures.last.lock() {
+                    *last = format!("{e:?}");
+                }
+                self.failures.notify.notify_waiters();
+                Err(e)
+            }
+        }
     }
 
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
-        self.0.is_valid(&mut conn.conn).await
+        self.manager.is_valid(&mut conn.conn).await
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        conn.broken || self.0.has_broken(&mut conn.conn)
+        conn.broken || self.manager.has_broken(&mut conn.conn)
+    }
+}
+
+/// Why no connection could be checked out.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError<E: std::error::Error + 'static> {
+    /// The pool's own failure (its time-out ran out).
+    #[error(transparent)]
+    Pool(#[from] bb8::RunError<E>),
+    /// A connection attempt failed while the request waited: the server cannot be reached.
+    #[error("cannot connect: {0}")]
+    ConnectFailed(String),
+}
+
+/// A bb8 pool of [`Checked`] connections whose [`get`](CheckedPool::get) fails fast.
+#[derive(Debug)]
+pub struct CheckedPool<M: ManageConnection> {
+    pool: bb8::Pool<Checked<M>>,
+    failures: Arc<ConnectFailures>,
+}
+
+impl<M: ManageConnection> Clone for CheckedPool<M> {
+    fn clone(&self) -> Self {
+        CheckedPool {
+            pool: self.pool.clone(),
+            failures: self.failures.clone(),
+        }
+    }
+}
+
+impl<M: ManageConnection> CheckedPool<M>
+where
+    M::Error: std::error::Error,
+{
+    /// Builds the pool from `builder` without connecting.
+    pub fn build(builder: bb8::Builder<Checked<M>>, manager: M) -> Self {
+        let failures = Arc::new(ConnectFailures::default());
+        let pool = builder.build_unchecked(Checked {
+            manager,
+            failures: failures.clone(),
+        });
+        CheckedPool { pool, failures }
+    }
+
+    /// A connection: an idle one at once, else a new or returned one; fails as soon as a
+    /// connection attempt fails while waiting, and after the pool's time-out at the latest.
+    pub async fn get(&self) -> Result<PooledConnection<'_, Checked<M>>, CheckoutError<M::Error>> {
+        // Registered before the pool is asked, so a failure during the wait is not missed.
+        let failed = self.failures.notify.notified();
+        tokio::select! {
+            biased;
+            conn = self.pool.get() => conn.map_err(CheckoutError::Pool),
+            () = failed => Err(CheckoutError::ConnectFailed(
+                self.failures.last.lock().map(|last| last.clone()).unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// Connections in use and idle.
+    pub fn state(&self) -> bb8::State {
+        self.pool.state()
+    }
+
+    /// The pool's size.
+    pub fn max_size(&self) -> u32 {
+        self.pool.config().max_size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Connects while `up` is set, else fails as a refused TCP connection would.
+    #[derive(Debug, Clone)]
+    struct Flaky {
+        up: Arc<AtomicBool>,
+    }
+
+    impl ManageConnection for Flaky {
+        type Connection = ();
+        type Error = std::io::Error;
+
+        async fn connect(&self) -> Result<(), std::io::Error> {
+            if self.up.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(std::io::ErrorKind::ConnectionRefused.into())
+            }
+        }
+
+        async fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> {
+            Ok(())
+        }
+
+        fn has_broken(&self, _: &mut ()) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_connect_fails_the_checkout_at_once_and_the_next_one_recovers() {
+        let up = Arc::new(AtomicBool::new(false));
+        let builder = bb8::Pool::builder()
+            .max_size(2)
+            .connection_timeout(Duration::from_secs(30))
+            .retry_connection(false)
+            .test_on_check_out(false);
+        let pool = CheckedPool::build(builder, Flaky { up: up.clone() });
+
+        let started = Instant::now();
+        let err = pool.get().await.expect_err("the server is down");
+        assert!(matches!(err, CheckoutError::ConnectFailed(_)), "{err:?}");
+        assert!(err.to_string().contains("ConnectionRefused"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "failed after {:?}, not at once",
+            started.elapsed()
+        );
+
+        up.store(true, Ordering::SeqCst);
+        let conn = tokio::time::timeout(Duration::from_secs(5), pool.get()).await;
+        assert!(matches!(conn, Ok(Ok(_))), "the server is back");
     }
 }

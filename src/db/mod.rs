@@ -23,13 +23,13 @@ use futures_util::FutureExt as _;
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
 use crate::error::AppError;
-use checked::Checked;
+use checked::{Checked, CheckedPool, CheckoutError};
 
 /// The embedded SQLite connection, run on the blocking pool by diesel-async.
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
 /// A bb8 pool of connections of type `C`.
-pub type Pool<C> = bb8::Pool<Checked<AsyncDieselConnectionManager<C>>>;
+pub type Pool<C> = CheckedPool<AsyncDieselConnectionManager<C>>;
 
 /// The database pool; the URL scheme picks the variant at start-up.
 #[derive(Clone)]
@@ -75,7 +75,7 @@ macro_rules! with_conn {
 }
 
 /// Maps a pool checkout failure (time-out, or the database refusing connections) to 503.
-pub fn pool_error<E: std::error::Error + Send + Sync + 'static>(err: bb8::RunError<E>) -> AppError {
+pub fn pool_error<E: std::error::Error + Send + Sync + 'static>(err: CheckoutError<E>) -> AppError {
     AppError::database_unavailable(err)
 }
 
@@ -101,8 +101,10 @@ pub fn finish<C, T>(
 }
 
 /// SQLite settings applied to every new connection: WAL lets readers run beside the one
-/// writer, and busy_timeout makes a writer wait for the lock instead of failing at once.
-const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+/// writer, and busy_timeout makes a writer wait for the lock instead of failing at once. The
+/// time-out comes first: switching to WAL takes a lock too, and connections opened at the
+/// same moment would otherwise fail on it.
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 /// Builds the pool for `config` without connecting; the first request or the migration
@@ -118,9 +120,10 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
                 manager_config,
             );
             let size = config.pool_size.unwrap_or((cores * 2).max(4));
-            Ok(DbPool::Mysql(
-                builder(size, config.pool_timeout).build_unchecked(Checked(manager)),
-            ))
+            Ok(DbPool::Mysql(CheckedPool::build(
+                builder(size, config.pool_timeout),
+                manager,
+            )))
         }
         DatabaseUrl::Sqlite(path) => {
             ensure_sqlite_dir(&config.url).await?;
@@ -139,9 +142,10 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
             let manager =
                 AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, manager_config);
             let size = config.pool_size.unwrap_or((cores * 2).max(4));
-            Ok(DbPool::Sqlite(
-                builder(size, config.pool_timeout).build_unchecked(Checked(manager)),
-            ))
+            Ok(DbPool::Sqlite(CheckedPool::build(
+                builder(size, config.pool_timeout),
+                manager,
+            )))
         }
     }
 }
@@ -156,11 +160,12 @@ pub async fn ensure_sqlite_dir(url: &DatabaseUrl) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn builder<M: bb8::ManageConnection>(size: u32, timeout: Duration) -> bb8::Builder<M> {
+fn builder<M: bb8::ManageConnection>(size: u32, timeout: Duration) -> bb8::Builder<Checked<M>> {
     bb8::Pool::builder()
         .max_size(size)
         .connection_timeout(timeout)
-        // A failed connect answers 503 at once rather than retrying until the time-out.
+        // A failed connect answers 503 at once (see `CheckedPool::get`) rather than retrying
+        // until the time-out.
         .retry_connection(false)
         .test_on_check_out(false)
 }
@@ -185,8 +190,8 @@ impl DbPool {
     /// The pool's size.
     pub fn max_size(&self) -> u32 {
         match self {
-            DbPool::Mysql(p) => p.config().max_size,
-            DbPool::Sqlite(p) => p.config().max_size,
+            DbPool::Mysql(p) => p.max_size(),
+            DbPool::Sqlite(p) => p.max_size(),
         }
     }
 }

@@ -4,8 +4,8 @@
 //! `application/graphql-response+json` to clients that asked for `application/json`, reads
 //! batches unasked, and runs mutations sent by GET.
 
-use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, ServerError};
+use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
+use async_graphql::{BatchRequest, Pos, ServerError};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -325,13 +325,14 @@ async fn execute(
     let mut request_failed = false;
     for (request, parse_failed) in requests.into_iter().zip(parse_failed) {
         let operation_name = request.operation_name.clone();
+        let query_text = request.query.clone();
         let request = request
             .data(RequestAuth::new(authorization.clone()))
             .data(call.client.clone())
             .data(SessionMeta::from_headers(call.headers));
         let started = std::time::Instant::now();
         let mut response = endpoint.schema.execute(request).await;
-        let failed = classify_errors(&mut response.errors, parse_failed);
+        let failed = classify_errors(&mut response.errors, parse_failed, &query_text);
         request_failed |= failed;
         endpoint.state.metrics.observe_graphql(
             operation_name.as_deref(),
@@ -408,8 +409,8 @@ fn selected_operation_is_mutation(
 
 /// Gives every error its `extensions.code` — from the `AppError` a resolver returned, or from
 /// where it arose — and replaces unexpected messages with a generic one. Returns whether the
-/// request failed before execution (parse or validation).
-fn classify_errors(errors: &mut [ServerError], parse_failed: bool) -> bool {
+/// request failed before execution (parse or validation). `query` is the request's document.
+fn classify_errors(errors: &mut [ServerError], parse_failed: bool, query: &str) -> bool {
     let mut request_failed = false;
     for err in errors.iter_mut() {
         let known = err.source::<AppError>().map(|app| {
@@ -445,6 +446,16 @@ fn classify_errors(errors: &mut [ServerError], parse_failed: bool) -> bool {
                     },
                 );
             }
+            None if is_input_coercion_error(&err.message) => {
+                extensions.set("code", "BAD_USER_INPUT");
+                if let Some(name) = err
+                    .locations
+                    .first()
+                    .and_then(|pos| argument_at(query, *pos))
+                {
+                    extensions.set("field", name);
+                }
+            }
             None => {
                 tracing::error!(error = %err.message, path = ?err.path, "unexpected resolver error");
                 extensions.set("code", "INTERNAL_SERVER_ERROR");
@@ -453,6 +464,47 @@ fn classify_errors(errors: &mut [ServerError], parse_failed: bool) -> bool {
         }
     }
     request_failed
+}
+
+/// Whether an error async-graphql raised while resolving a field is an argument value that
+/// did not coerce to its type, which its validation lets through (an `Int` literal or variable
+/// beyond 32 bits): the client's input, not a server fault. These are the messages of its
+/// `InputValueError`.
+fn is_input_coercion_error(message: &str) -> bool {
+    message.starts_with("Failed to parse \"") || message.starts_with("Expected input type \"")
+}
+
+/// The name of the argument whose value is at `pos` in `query` (an error's location), for
+/// `extensions.field`. Only called for a failed request, so parsing again costs nothing on the
+/// normal path.
+fn argument_at(query: &str, pos: Pos) -> Option<String> {
+    let doc = async_graphql::parser::parse_query(query).ok()?;
+    let mut sets: Vec<&SelectionSet> = doc
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set.node)
+        .collect();
+    sets.extend(doc.fragments.values().map(|f| &f.node.selection_set.node));
+    while let Some(set) = sets.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    let found = field
+                        .node
+                        .arguments
+                        .iter()
+                        .find(|(_, value)| value.pos == pos);
+                    if let Some((name, _)) = found {
+                        return Some(name.node.to_string());
+                    }
+                    sets.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(inline) => sets.push(&inline.node.selection_set.node),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    None
 }
 
 /// `GET /graphiql`: the GraphiQL playground, pointed at `/graphql`.

@@ -115,13 +115,18 @@ impl From<AuthSession> for Token {
 #[derive(Debug, ToSchema)]
 pub struct RegisterRequest {
     /// 3–32 characters from A–Z a–z 0–9 _ -; unique regardless of letter case.
-    #[schema(example = "alice")]
+    #[schema(
+        example = "alice",
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9_-]+$"
+    )]
     pub username: String,
     /// 8–128 characters; any characters.
-    #[schema(example = "correct horse battery")]
+    #[schema(example = "correct horse battery", min_length = 8, max_length = 128)]
     pub password: String,
     /// A valid address, at most 254 characters; unique regardless of letter case.
-    #[schema(example = "alice@example.com")]
+    #[schema(example = "alice@example.com", format = Email, max_length = 254)]
     pub email: String,
 }
 
@@ -196,10 +201,11 @@ pub struct LoginForm {
 /// Changes to the caller's account: at least one of the two. No current password is asked.
 #[derive(Debug, ToSchema)]
 pub struct UpdateRequest {
-    /// The new email.
-    #[schema(example = "alice@example.org")]
+    /// The new email: a valid address, at most 254 characters.
+    #[schema(example = "alice@example.org", format = Email, max_length = 254)]
     pub email: Option<String>,
-    /// The new password; signs out every other session of the caller.
+    /// The new password, 8–128 characters; signs out every other session of the caller.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
 }
 

@@ -20,6 +20,7 @@ mod operations;
 mod rest_openapi;
 mod rest_support;
 mod rest_users;
+mod robustness;
 mod schema_file;
 mod security_graphql_limits;
 mod security_injection;

@@ -12,11 +12,11 @@ use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
 use super::{NewSession, SessionInfo, SessionStore};
-use crate::db::checked::{Checked, CheckedConn};
+use crate::db::checked::{CheckedConn, CheckedPool};
 use crate::error::AppError;
 
 /// The Redis pool: few connections, each multiplexing many requests.
-pub type RedisPool = bb8::Pool<Checked<RedisConnectionManager>>;
+pub type RedisPool = CheckedPool<RedisConnectionManager>;
 
 /// Sessions kept in Redis.
 #[derive(Clone)]
@@ -40,12 +40,12 @@ impl RedisSessions {
         let manager = RedisConnectionManager::new(url)
             .map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-        let pool = bb8::Pool::builder()
+        let builder = bb8::Pool::builder()
             .max_size(cores.max(2))
             .connection_timeout(timeout)
             .retry_connection(false)
-            .test_on_check_out(false)
-            .build_unchecked(Checked(manager));
+            .test_on_check_out(false);
+        let pool = CheckedPool::build(builder, manager);
         Ok(RedisSessions {
             pool,
             prefix: prefix.to_owned(),
@@ -55,7 +55,7 @@ impl RedisSessions {
 
     /// Connections in use and idle, and the pool's size.
     pub fn pool_state(&self) -> (bb8::State, u32) {
-        (self.pool.state(), self.pool.config().max_size)
+        (self.pool.state(), self.pool.max_size())
     }
 
     fn session_key(&self, user_id: &str, session_id: &str) -> String {
