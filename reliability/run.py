@@ -136,7 +136,7 @@ def run_suite(name, ctx):
         "multi": ("Several API processes sharing MariaDB and Redis",
                   "Three user-api processes on different ports; every check calls the processes right after the "
                   "change, with no pause."),
-        "soak": (f"Soak: {ctx.args.soak_minutes:g} minutes at about half of peak",
+        "soak": (f"Soak: {ctx.args.soak_minutes:g} minute{'' if ctx.args.soak_minutes == 1 else 's'} at about half of peak",
                  "wrk drives a read mix at about half the measured peak throughput, paced by wrk's per-connection "
                  "delay; the server's RSS (VmRSS) is sampled every 5 s."),
     }

@@ -121,7 +121,9 @@ def run(ctx, section, server):
 
     ok = section.check("soak: no errors", result["requests"] > 0 and result["failed"] == 0 and result["socket_errors"] == "none",
                        f"{result['failed']} failed, socket errors: {result['socket_errors']}")
-    ok &= section.check("soak: rate about half of peak (40–60%)", 0.4 <= result["rps"] / max(peak["rps"], 1) <= 0.6,
+    # Whether the run tested what it claims. The pacing is open-loop per connection, so when
+    # other work takes the cores the rate falls short; far off half, the soak is not valid.
+    ok &= section.check("soak ran at about half of peak (30–70%)", 0.3 <= result["rps"] / max(peak["rps"], 1) <= 0.7,
                         f"{result['rps'] / max(peak['rps'], 1):.0%}")
     growth = (end - after_warmup) / after_warmup if after_warmup and end else None
     ok &= section.check("soak: RSS at the end within 10% of RSS after warm-up", growth is not None and abs(growth) <= 0.10,
