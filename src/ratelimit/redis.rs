@@ -17,7 +17,6 @@ use redis::aio::MultiplexedConnection;
 use super::Scope;
 use crate::auth::sessions::RedisPool;
 use crate::config::Rate;
-use crate::db::checked::CheckedConn;
 use crate::error::AppError;
 
 /// Rate-limit counters in Redis.
@@ -95,36 +94,18 @@ impl RedisLimiter {
         )))
     }
 
-    /// Runs `op` on a pooled connection within the time-out; a connection that failed at the
-    /// transport level is dropped from the pool (as the session store does).
     async fn run<T, F>(&self, op: F) -> Result<T, AppError>
     where
         F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
     {
-        let work = async {
-            let mut guard = self.pool.get().await.map_err(unavailable)?;
-            let conn: &mut CheckedConn<MultiplexedConnection> = &mut guard;
-            let result = op(&mut conn.conn).await;
-            if let Err(e) = &result
-                && (e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_unrecoverable_error()
-                    || e.is_timeout())
-            {
-                conn.mark_broken();
-            }
-            result.map_err(unavailable)
-        };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| unavailable(anyhow::anyhow!("redis did not answer in time")))?
+        crate::auth::sessions::run_redis(&self.pool, self.timeout, unavailable, op).await
     }
 }
 
-fn unavailable(source: impl Into<anyhow::Error>) -> AppError {
+fn unavailable(source: anyhow::Error) -> AppError {
     AppError::Unavailable {
         what: "the rate-limit store",
-        source: source.into(),
+        source,
     }
 }
 

@@ -10,8 +10,8 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use prometheus::IntCounter;
 
-pub use self::redis::RedisPool;
 pub use self::redis::RedisSessions;
+pub use self::redis::{RedisPool, run as run_redis};
 pub use self::sql::SqlSessions;
 use crate::auth::jwt::IssuedToken;
 use crate::auth::session_meta::SessionMeta;

@@ -18,6 +18,37 @@ use crate::error::AppError;
 /// The Redis pool: few connections, each multiplexing many requests.
 pub type RedisPool = CheckedPool<RedisConnectionManager>;
 
+/// Runs `op` on a connection of `pool` within `timeout`. A connection that failed at the
+/// transport level is dropped from the pool; every failure becomes `unavailable(cause)`.
+/// Shared by the session store and the rate limiter, which use the same pool.
+pub async fn run<T, F>(
+    pool: &RedisPool,
+    timeout: Duration,
+    unavailable: fn(anyhow::Error) -> AppError,
+    op: F,
+) -> Result<T, AppError>
+where
+    F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+{
+    let work = async {
+        let mut guard = pool.get().await.map_err(|e| unavailable(e.into()))?;
+        let conn: &mut CheckedConn<MultiplexedConnection> = &mut guard;
+        let result = op(&mut conn.conn).await;
+        if let Err(e) = &result
+            && (e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_unrecoverable_error()
+                || e.is_timeout())
+        {
+            conn.mark_broken();
+        }
+        result.map_err(|e| unavailable(e.into()))
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| unavailable(anyhow::anyhow!("redis did not answer in time")))?
+}
+
 /// Sessions kept in Redis.
 #[derive(Clone)]
 pub struct RedisSessions {
@@ -66,35 +97,11 @@ impl RedisSessions {
         format!("{}sessions:{{{user_id}}}", self.prefix)
     }
 
-    /// Runs `op` on a pooled connection within the time-out; a connection that failed at the
-    /// transport level is dropped from the pool.
     async fn run<T, F>(&self, op: F) -> Result<T, AppError>
     where
         F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
     {
-        let work = async {
-            let mut guard = self
-                .pool
-                .get()
-                .await
-                .map_err(AppError::sessions_unavailable)?;
-            let conn: &mut CheckedConn<MultiplexedConnection> = &mut guard;
-            let result = op(&mut conn.conn).await;
-            if let Err(e) = &result
-                && (e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_unrecoverable_error()
-                    || e.is_timeout())
-            {
-                conn.mark_broken();
-            }
-            result.map_err(AppError::sessions_unavailable)
-        };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| {
-                AppError::sessions_unavailable(anyhow::anyhow!("redis did not answer in time"))
-            })?
+        run(&self.pool, self.timeout, AppError::sessions_unavailable, op).await
     }
 
     /// The connection pool, shared with the rate limiter so one Redis costs one pool.
