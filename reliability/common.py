@@ -272,6 +272,12 @@ class Server:
             "JWT_SECRET": SECRET,
             "ACCESS_TOKEN_TTL": "7200",
             "RUST_LOG": "warn",
+            # These suites fuzz, inject and load the API from one address: the rate limits
+            # (tested on their own in tests/api/security_rate_limits.rs) would answer 429.
+            "RATE_LIMIT_LOGIN_PER_USERNAME": "off",
+            "RATE_LIMIT_LOGIN_PER_IP": "off",
+            "RATE_LIMIT_REGISTER_PER_IP": "off",
+            "RATE_LIMIT_REFRESH_PER_SESSION": "off",
             **env,
         }
         self.workdir = workdir
