@@ -4,6 +4,8 @@
 //! `application/graphql-response+json` to clients that asked for `application/json`, reads
 //! batches unasked, and runs mutations sent by GET.
 
+use std::sync::Arc;
+
 use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
 use async_graphql::{BatchRequest, Pos, ServerError};
 use axum::body::Bytes;
@@ -12,6 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::documents::DocumentCache;
 use super::limits::{self, DocumentStats, LimitExceeded};
 use super::{ApiSchema, RequestAuth, build_schema};
 use crate::auth::session_meta::SessionMeta;
@@ -19,10 +22,12 @@ use crate::client::ClientInfo;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// What the GraphQL handlers need: the schema (built once) and the state (for metrics).
+/// What the GraphQL handlers need: the schema (built once), the parsed-document cache and the
+/// state (for limits and metrics).
 #[derive(Clone)]
 pub struct Endpoint {
     schema: ApiSchema,
+    documents: Arc<DocumentCache>,
     state: AppState,
 }
 
@@ -31,6 +36,7 @@ impl Endpoint {
     pub fn new(state: AppState) -> Self {
         Endpoint {
             schema: build_schema(Some(state.clone())),
+            documents: Arc::new(DocumentCache::default()),
             state,
         }
     }
@@ -293,7 +299,7 @@ async fn execute(
     let mut auth_fields = 0usize;
     for request in &mut requests {
         let operation_name = request.operation_name.clone();
-        let Ok(doc) = request.parsed_query() else {
+        let Ok(doc) = endpoint.documents.parse(request) else {
             // Execution reports the parse error in the request's own answer.
             parse_failed.push(true);
             continue;

@@ -1,5 +1,6 @@
 //! The GraphQL API: schema building and limits, the resolvers, and the HTTP handler.
 
+pub mod documents;
 pub mod http;
 pub mod limits;
 pub mod mutation;
