@@ -32,18 +32,39 @@ struct ConnectFailures {
     last: Mutex<String>,
 }
 
-/// A pooled connection and whether its user found it broken.
+/// A pooled connection, whether its user found it broken, and whether an exchange with the
+/// server was left unfinished on it.
 #[derive(Debug)]
 pub struct CheckedConn<C> {
     /// The driver's connection.
     pub conn: C,
     broken: bool,
+    in_flight: bool,
 }
 
 impl<C> CheckedConn<C> {
     /// Makes the pool drop this connection when it is returned.
     pub fn mark_broken(&mut self) {
         self.broken = true;
+    }
+
+    /// Marks the start of an exchange that must run to its end: until [`finished`] is called,
+    /// the pool treats the connection as broken.
+    ///
+    /// A request whose client hangs up is dropped wherever it is waiting, and a MySQL
+    /// connection dropped in the middle of reading an answer keeps the unread rest of it: the
+    /// next query on it would fail to parse, or read the rows meant for the query before it.
+    /// Seen under a login flood as "buf doesn't have enough data" and as a correct password
+    /// refused. So a connection whose exchange did not finish is discarded, never reused.
+    ///
+    /// [`finished`]: CheckedConn::finished
+    pub fn start(&mut self) {
+        self.in_flight = true;
+    }
+
+    /// Marks the end of the exchange begun by [`start`](CheckedConn::start).
+    pub fn finished(&mut self) {
+        self.in_flight = false;
     }
 }
 
@@ -56,6 +77,7 @@ impl<M: ManageConnection> ManageConnection for Checked<M> {
             Ok(conn) => Ok(CheckedConn {
                 conn,
                 broken: false,
+                in_flight: false,
             }),
             Err(e) => {
                 if let Ok(mut last) = self.failures.last.lock() {
@@ -72,7 +94,7 @@ impl<M: ManageConnection> ManageConnection for Checked<M> {
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        conn.broken || self.manager.has_broken(&mut conn.conn)
+        conn.broken || conn.in_flight || self.manager.has_broken(&mut conn.conn)
     }
 }
 
@@ -174,6 +196,32 @@ mod tests {
         fn has_broken(&self, _: &mut ()) -> bool {
             false
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_left_mid_exchange_is_discarded() {
+        let builder = bb8::Pool::builder()
+            .max_size(1)
+            .retry_connection(false)
+            .test_on_check_out(false);
+        let up = Arc::new(AtomicBool::new(true));
+        let pool = CheckedPool::build(builder, Flaky { up });
+
+        let mut conn = pool.get().await.unwrap();
+        conn.start();
+        conn.finished();
+        drop(conn);
+        assert_eq!(pool.state().connections, 1, "a finished exchange keeps it");
+
+        let mut conn = pool.get().await.unwrap();
+        conn.start();
+        drop(conn);
+        assert_eq!(pool.state().connections, 0, "an unfinished one discards it");
+
+        let mut conn = pool.get().await.unwrap();
+        conn.mark_broken();
+        drop(conn);
+        assert_eq!(pool.state().connections, 0, "so does a broken one");
     }
 
     #[tokio::test]

@@ -53,19 +53,22 @@ impl std::fmt::Debug for DbPool {
 ///
 /// `body` is a diesel-async expression yielding `QueryResult<T>`; the macro yields
 /// `Result<T, AppError>`. A connection whose query failed as a dead connection would is
-/// dropped from the pool.
+/// dropped from the pool, and so is one whose body never finished (its future was dropped
+/// when the client went away; see [`checked::CheckedConn::start`]).
 #[macro_export]
 macro_rules! with_conn {
     ($pool:expr, |$c:ident| $body:expr) => {
         match $pool {
             $crate::db::DbPool::Mysql(pool) => {
                 let mut guard = pool.get().await.map_err($crate::db::pool_error)?;
+                guard.start();
                 let $c = &mut guard.conn;
                 let result = $body;
                 $crate::db::finish(&mut guard, result)
             }
             $crate::db::DbPool::Sqlite(pool) => {
                 let mut guard = pool.get().await.map_err($crate::db::pool_error)?;
+                guard.start();
                 let $c = &mut guard.conn;
                 let result = $body;
                 $crate::db::finish(&mut guard, result)
@@ -79,11 +82,13 @@ pub fn pool_error<E: std::error::Error + Send + Sync + 'static>(err: CheckoutErr
     AppError::database_unavailable(err)
 }
 
-/// Marks the connection broken when `result` says it may be dead, and converts the error.
+/// Ends the exchange begun in [`with_conn!`], marks the connection broken when `result` says
+/// it may be dead, and converts the error.
 pub fn finish<C, T>(
     conn: &mut checked::CheckedConn<C>,
     result: diesel::QueryResult<T>,
 ) -> Result<T, AppError> {
+    conn.finished();
     result.map_err(|err| {
         if matches!(
             err,

@@ -6,6 +6,7 @@
 // `expect`: whether some helper happens to unwrap today should not break the lint run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cancellation;
 mod common;
 
 mod deployment;

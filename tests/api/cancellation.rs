@@ -1,0 +1,52 @@
+//! A request dropped in the middle of a query (its client hung up, or a time-out fired) must
+//! not put its database connection back in the pool: the unread rest of the answer would be
+//! read by the next query on that connection, as an error or as someone else's rows.
+
+use std::time::Duration;
+
+use diesel_async::RunQueryDsl as _;
+use user_api::db::DbPool;
+use user_api::with_conn;
+
+use crate::common::{Backend, Options, TestApp};
+
+const PASSWORD: &str = "a long enough password";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_abandoned_midway_takes_its_connection_out_of_the_pool() {
+    for backend in [Backend::Sqlite, Backend::MysqlRedis] {
+        let options = Options {
+            args: vec!["--db-pool-size".into(), "1".into()],
+            ..Options::default()
+        };
+        let Some(app) = TestApp::try_spawn_with(backend, options).await else {
+            continue;
+        };
+        let db = &app.state.db;
+        db.ping().await.expect("the database answers");
+        assert_eq!(db.state().connections, 1, "{backend:?}");
+
+        // Slow enough to be abandoned while the server is still working on it.
+        let slow = match db {
+            DbPool::Mysql(_) => "SELECT SLEEP(3)",
+            DbPool::Sqlite(_) => {
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) \
+                 SELECT count(*) FROM n"
+            }
+        };
+        let abandoned = tokio::time::timeout(Duration::from_millis(100), async {
+            with_conn!(db, |c| diesel::sql_query(slow).execute(c).await)
+        })
+        .await;
+        assert!(abandoned.is_err(), "{backend:?}: the query ended too soon");
+        assert_eq!(
+            db.state().connections,
+            0,
+            "{backend:?}: the abandoned connection went back into the pool"
+        );
+
+        // The next request gets a fresh connection and a right answer.
+        let (token, id) = app.register("ulla", PASSWORD).await;
+        assert_eq!(app.me(&token).await, Ok(id), "{backend:?}");
+    }
+}
