@@ -3,7 +3,7 @@
 on the embedded SQLite default, drives it with wrk from a second process on loopback, and
 writes bench/RESULTS.md.
 
-    bench/run.py                       # both backends, 15 s per scenario
+    bench/run.py                       # both backends, 3 × 10 s per scenario
     bench/run.py --backend sqlite      # one backend
     bench/run.py --duration 5 --users 100000   # a quicker, smaller run
 
@@ -166,13 +166,35 @@ def wrk(url, script, connections, duration, env, threads=1):
     return parse_wrk(out)
 
 
-def scenario(results, server, name, url, script, connections, duration, env, note=""):
-    reset_peak(server.proc.pid)
-    r = wrk(url, script, connections, duration, env)
-    r["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def scenario(results, server, name, url, script, connections, duration, env, repeat, note=""):
+    """Runs wrk `repeat` times; req/s, p50 and p99 are the medians of the runs, peak RSS the
+    highest, failed answers the sum."""
+    runs = []
+    for _ in range(repeat):
+        reset_peak(server.proc.pid)
+        r = wrk(url, script, connections, duration, env)
+        r["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
+        runs.append(r)
+    r = {
+        "rps": median(x["rps"] for x in runs),
+        "p50": median(x["p50"] for x in runs),
+        "p99": median(x["p99"] for x in runs),
+        "failed": sum(x["failed"] for x in runs),
+        "peak_rss_mib": max(x["peak_rss_mib"] for x in runs),
+        "each_rps": [x["rps"] for x in runs],
+    }
     r["name"], r["connections"], r["note"] = name, connections, note
     results.append(r)
-    print(f"  {name:<42} c{connections:<4} {r['rps']:>9.0f} req/s  p50 {fmt_ms(r['p50'])}  p99 {fmt_ms(r['p99'])}  failed {r['failed']}  peak RSS {r['peak_rss_mib']:.1f} MiB", flush=True)
+    spread = "/".join(f"{x:.0f}" for x in r["each_rps"])
+    print(f"  {name:<42} c{connections:<4} {r['rps']:>9.0f} req/s ({spread})  p50 {fmt_ms(r['p50'])}  p99 {fmt_ms(r['p99'])}  failed {r['failed']}  peak RSS {r['peak_rss_mib']:.1f} MiB", flush=True)
     return r
 
 
@@ -273,27 +295,30 @@ def run_backend(backend, args, workdir):
     want = set(args.scenarios.split(","))
     if "me" in want:
         for c in (32, 256):
-            scenario(results, server, "GraphQL me", gql, "post.lua", c, d, {"BODY": ME_QUERY, "TOKEN": token})
+            scenario(results, server, "GraphQL me", gql, "post.lua", c, d, {"BODY": ME_QUERY, "TOKEN": token}, args.repeat)
     rest_status, _ = http("GET", server.url + "/users/me", token=token)
     if "rest" not in want:
         pass
     elif rest_status == 200:
         for c in (32, 256):
-            scenario(results, server, "REST GET /users/me", server.url + "/users/me", "get.lua", c, d, {"TOKEN": token})
+            scenario(results, server, "REST GET /users/me", server.url + "/users/me", "get.lua", c, d, {"TOKEN": token}, args.repeat)
     else:
         print(f"  (REST /users/me answered {rest_status}: skipped)")
 
     login = None
+    hashing = None
     if "login" in want:
-        login = scenario(results, server, "login", gql, "post.lua", 8, d, {"BODY": LOGIN_BODY})
+        hashing = hash_time()
+        print(f"  one hash: {hashing['ms']} ms; {hashing['parallel_rate']} hashes/s on every core at once", flush=True)
+        login = scenario(results, server, "login", gql, "post.lua", 8, d, {"BODY": LOGIN_BODY}, args.repeat)
 
     if "flood" in want:
-        flood_me(results, server, gql, token, d)
+        flood_me(results, server, gql, token, d, args.repeat)
     if "register" in want:
-        scenario(results, server, "register", gql, "register.lua", 8, d, {"RUN": str(int(time.time()) % 100000)})
+        scenario(results, server, "register", gql, "register.lua", 8, d, {"RUN": str(int(time.time()) % 100000)}, args.repeat)
     if "pages" not in want:
         server.stop()
-        return {"backend": backend, "startup": startup, "results": results, "login": login, "pages": None}
+        return {"backend": backend, "startup": startup, "results": results, "login": login, "hashing": hashing, "pages": None}
 
     # Seed users directly (not through the API) for the pagination scenarios.
     server.stop()
@@ -317,27 +342,34 @@ def run_backend(backend, args, workdir):
     gql = server.url + "/graphql"
     status, text = http("POST", gql, LOGIN_BODY.replace("{ expiresIn }", "{ accessToken }"))
     token = json.loads(text)["data"]["login"]["accessToken"]
-    first = scenario(results, server, f"users, first page ({args.users} users)", gql, "post.lua", 32, d, {"BODY": users_query(None), "TOKEN": token})
-    deep = scenario(results, server, "users, page 5,000", gql, "post.lua", 32, d, {"BODY": users_query(cursor_for(page_id)), "TOKEN": token})
+    first = scenario(results, server, f"users, first page ({args.users} users)", gql, "post.lua", 32, d, {"BODY": users_query(None), "TOKEN": token}, args.repeat)
+    deep = scenario(results, server, "users, page 5,000", gql, "post.lua", 32, d, {"BODY": users_query(cursor_for(page_id)), "TOKEN": token}, args.repeat)
     server.stop()
-    return {"backend": backend, "startup": startup, "results": results, "login": login, "pages": (first, deep)}
+    return {"backend": backend, "startup": startup, "results": results, "login": login, "hashing": hashing, "pages": (first, deep)}
 
 
-def flood_me(results, server, gql, token, d):
+def flood_me(results, server, gql, token, d, repeat):
     """`me` at c32 while a login flood runs in another wrk."""
     flood = subprocess.Popen(
-        ["wrk", "-t1", "-c16", f"-d{d + 4}s", "-s", os.path.join(BENCH, "wrk", "post.lua"), gql],
+        ["wrk", "-t1", "-c16", f"-d{repeat * (d + 1) + 4}s", "-s", os.path.join(BENCH, "wrk", "post.lua"), gql],
         env={**os.environ, "BODY": LOGIN_BODY}, stdout=subprocess.DEVNULL,
     )
     time.sleep(2)
-    scenario(results, server, "GraphQL me during a login flood", gql, "post.lua", 32, d, {"BODY": ME_QUERY, "TOKEN": token})
+    scenario(results, server, "GraphQL me during a login flood", gql, "post.lua", 32, d, {"BODY": ME_QUERY, "TOKEN": token}, repeat)
     flood.wait()
 
 
 def hash_time():
+    """The time of one argon2 hash alone (ms) and the hashes/s of every core hashing at once,
+    from `cargo bench --bench hash`. Measured just before the login scenario, since this
+    machine's speed drifts over minutes."""
     out = sh(["cargo", "bench", "-q", "--bench", "hash"], cwd=ROOT)
-    m = re.search(r"([\d.]+) ms per hash", out)
-    return float(m.group(1)) if m else None
+    one = re.search(r"([\d.]+) ms per hash", out)
+    parallel = re.search(r"([\d.]+) hashes/s with", out)
+    return {
+        "ms": float(one.group(1)) if one else None,
+        "parallel_rate": float(parallel.group(1)) if parallel else None,
+    }
 
 
 def machine():
@@ -351,7 +383,7 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.release()}"
 
 
-def write_results(args, runs, per_hash_ms, started):
+def write_results(args, runs, started):
     cores = os.cpu_count() or 1
     rev = sh(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).strip()
     lines = [
@@ -360,12 +392,9 @@ def write_results(args, runs, per_hash_ms, started):
         f"Command: `{' '.join(['bench/run.py'] + sys.argv[1:])}`  ",
         f"Date: {started:%Y-%m-%d %H:%M} UTC; commit {rev}  ",
         f"Machine: {machine()}; wrk, the server, MariaDB and Redis share the cores.  ",
-        f"Each scenario runs {args.duration} s with one wrk thread; latencies are wrk's; peak RSS is the server's VmHWM, reset before each scenario.",
+        f"Each scenario runs {args.repeat} × {args.duration} s with one wrk thread; req/s, p50 and p99 are the medians of the runs (each run's req/s in brackets); latencies are wrk's; peak RSS is the server's VmHWM, reset before each run, highest of the runs.",
         "",
     ]
-    if per_hash_ms:
-        limit = cores / (per_hash_ms / 1000)
-        lines += [f"One argon2id hash (m=19 MiB, t=2, p=1): {per_hash_ms:.2f} ms (`cargo bench --bench hash`), so the hashing limit is {cores} cores ÷ {per_hash_ms:.2f} ms = **{limit:.0f} logins/s**.", ""]
     for run in runs:
         s = run["startup"]
         lines += [
@@ -373,11 +402,22 @@ def write_results(args, runs, per_hash_ms, started):
             "",
             f"Start to first 200 on /readyz: {s['ready_ms']:.0f} ms (migrations included). Idle RSS: {s['idle_rss_mib']:.1f} MiB.",
             "",
-            "| scenario | connections | req/s | p50 | p99 | failed | peak RSS |",
+        ]
+        hashing = run["hashing"]
+        per_hash_ms = hashing and hashing["ms"]
+        if per_hash_ms:
+            limit = cores / (per_hash_ms / 1000)
+            lines += [
+                f"Measured just before the login scenario: one argon2id hash (m=19 MiB, t=2, p=1) takes {per_hash_ms:.2f} ms (`cargo bench --bench hash`), so the hashing limit is {cores} cores ÷ {per_hash_ms:.2f} ms = **{limit:.0f} logins/s**; with every core hashing at once the hasher itself did {hashing['parallel_rate']:.0f} hashes/s.",
+                "",
+            ]
+        lines += [
+            "| scenario | connections | req/s (each run) | p50 | p99 | failed | peak RSS |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in run["results"]:
-            lines.append(f"| {r['name']} | {r['connections']} | {r['rps']:.0f} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {r['failed']} | {r['peak_rss_mib']:.1f} MiB |")
+            each = "/".join(f"{x:.0f}" for x in r["each_rps"])
+            lines.append(f"| {r['name']} | {r['connections']} | {r['rps']:.0f} ({each}) | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {r['failed']} | {r['peak_rss_mib']:.1f} MiB |")
         lines.append("")
         by = {(r["name"], r["connections"]): r for r in run["results"]}
         checks = []
@@ -404,7 +444,8 @@ def write_results(args, runs, per_hash_ms, started):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", choices=["mysql", "sqlite", "both"], default="both")
-    p.add_argument("--duration", type=int, default=15, help="seconds per scenario")
+    p.add_argument("--duration", type=int, default=10, help="seconds per run of a scenario")
+    p.add_argument("--repeat", type=int, default=3, help="runs per scenario; the medians are reported")
     p.add_argument("--users", type=int, default=1_000_000, help="users seeded for the pagination scenarios")
     p.add_argument("--mysql", default="mysql://root@127.0.0.1:3306")
     p.add_argument("--redis", default="redis://127.0.0.1:6379")
@@ -416,13 +457,13 @@ def main():
     ensure_wrk()
     print("building the release binary", flush=True)
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
-    per_hash_ms = hash_time()
-    print(f"one hash: {per_hash_ms} ms", flush=True)
+    # Compiles the hashing benchmark now, so that measuring it later takes a second.
+    subprocess.run(["cargo", "bench", "-q", "--bench", "hash", "--no-run"], cwd=ROOT, check=True)
     runs = []
     for backend in (["mysql", "sqlite"] if args.backend == "both" else [args.backend]):
         with tempfile.TemporaryDirectory() as workdir:
             runs.append(run_backend(backend, args, workdir))
-    write_results(args, runs, per_hash_ms, started)
+    write_results(args, runs, started)
 
 
 if __name__ == "__main__":
