@@ -178,9 +178,9 @@ def scenario(results, server, name, url, script, connections, duration, env, rep
     """Runs wrk `repeat` times; req/s, p50 and p99 are the medians of the runs, peak RSS the
     highest, failed answers the sum."""
     runs = []
-    for _ in range(repeat):
+    for i in range(repeat):
         reset_peak(server.proc.pid)
-        r = wrk(url, script, connections, duration, env)
+        r = wrk(url, script, connections, duration, {**env, "REPEAT": str(i)})
         r["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
         runs.append(r)
     r = {

@@ -1,6 +1,7 @@
--- Registers a new user per request: names are unique per run ($RUN), thread and counter.
+-- Registers a new user per request: names are unique per run ($RUN, and $REPEAT when a scenario
+-- runs more than once), thread and counter.
 -- Counts answers that are not 200 or that carry GraphQL errors.
-local run = os.getenv("RUN")
+local run = os.getenv("RUN") .. "_" .. (os.getenv("REPEAT") or "0")
 local threads = {}
 local counter = 0
 

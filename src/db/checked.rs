@@ -12,6 +12,7 @@
 //! [`CheckedPool::get`] instead fails as soon as an attempt fails (the caller answers 503), and
 //! the next request's attempt finds the server again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bb8::{ManageConnection, PooledConnection};
@@ -38,14 +39,30 @@ struct ConnectFailures {
 pub struct CheckedConn<C> {
     /// The driver's connection.
     pub conn: C,
-    broken: bool,
+    broken: BrokenFlag,
     in_flight: bool,
+}
+
+/// Marks one pooled connection broken, also from a clone of it used after its guard went
+/// back to the pool (see [`CheckedPool::get_shared`]).
+#[derive(Debug, Clone, Default)]
+pub struct BrokenFlag(Arc<AtomicBool>);
+
+impl BrokenFlag {
+    /// The pool drops the connection instead of handing it out again.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl<C> CheckedConn<C> {
     /// Makes the pool drop this connection when it is returned.
     pub fn mark_broken(&mut self) {
-        self.broken = true;
+        self.broken.mark();
     }
 
     /// Marks the start of an exchange that must run to its end: until [`finished`] is called,
@@ -76,7 +93,7 @@ impl<M: ManageConnection> ManageConnection for Checked<M> {
         match self.manager.connect().await {
             Ok(conn) => Ok(CheckedConn {
                 conn,
-                broken: false,
+                broken: BrokenFlag::default(),
                 in_flight: false,
             }),
             Err(e) => {
@@ -94,7 +111,7 @@ impl<M: ManageConnection> ManageConnection for Checked<M> {
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        conn.broken || conn.in_flight || self.manager.has_broken(&mut conn.conn)
+        conn.broken.is_set() || conn.in_flight || self.manager.has_broken(&mut conn.conn)
     }
 }
 
@@ -150,6 +167,24 @@ where
             () = failed => Err(CheckoutError::ConnectFailed(
                 self.failures.last.lock().map(|last| last.clone()).unwrap_or_default(),
             )),
+        }
+    }
+
+    /// A clone of a pooled connection, for connections that carry many requests at once (a
+    /// Redis multiplexed connection): the pool's guard goes back at once, so requests share
+    /// the connection instead of queueing for it, and the flag marks the pooled original
+    /// broken when the clone fails. One marked while idle is discarded here, at checkout.
+    pub async fn get_shared(&self) -> Result<(M::Connection, BrokenFlag), CheckoutError<M::Error>>
+    where
+        M::Connection: Clone,
+    {
+        loop {
+            let guard = self.get().await?;
+            if !guard.broken.is_set() {
+                return Ok((guard.conn.clone(), guard.broken.clone()));
+            }
+            // Dropping the guard hands the connection back, and the pool, seeing it broken,
+            // closes it; the next turn gets another one or a new one.
         }
     }
 
@@ -222,6 +257,48 @@ mod tests {
         conn.mark_broken();
         drop(conn);
         assert_eq!(pool.state().connections, 0, "so does a broken one");
+    }
+
+    /// Hands out connections numbered in the order they were opened.
+    #[derive(Debug, Clone, Default)]
+    struct Numbered {
+        opened: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl ManageConnection for Numbered {
+        type Connection = usize;
+        type Error = std::io::Error;
+
+        async fn connect(&self) -> Result<usize, std::io::Error> {
+            Ok(self.opened.fetch_add(1, Ordering::SeqCst))
+        }
+
+        async fn is_valid(&self, _: &mut usize) -> Result<(), std::io::Error> {
+            Ok(())
+        }
+
+        fn has_broken(&self, _: &mut usize) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_connections_are_reused_until_marked_broken() {
+        let builder = bb8::Pool::builder()
+            .max_size(1)
+            .retry_connection(false)
+            .test_on_check_out(false);
+        let pool = CheckedPool::build(builder, Numbered::default());
+
+        let (first, flag) = pool.get_shared().await.unwrap();
+        // The guard is already back: a second user shares the same connection.
+        let (again, _) = pool.get_shared().await.unwrap();
+        assert_eq!((first, again), (0, 0));
+
+        flag.mark();
+        let (fresh, _) = pool.get_shared().await.unwrap();
+        assert_eq!(fresh, 1, "the broken one is replaced");
+        assert_eq!(pool.state().connections, 1, "and closed");
     }
 
     #[tokio::test]
