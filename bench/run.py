@@ -19,8 +19,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,9 +26,10 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The server launcher, the RSS reader and wrk's parser are the reliability suites' own.
+sys.path.insert(0, os.path.join(ROOT, "reliability"))
+from common import Server, parse_wrk, rss_kib  # noqa: E402
 BENCH = os.path.join(ROOT, "bench")
-BIN = os.path.join(ROOT, "target", "release", "user-api")
-SECRET = "bench-secret-bench-secret-bench-secret-0123456789"
 PASSWORD = "bench password 1"
 
 ME_QUERY = json.dumps({"query": "{ me { id username email } }"})
@@ -62,12 +61,6 @@ def ensure_wrk():
     subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http(method, url, body=None, token=None, timeout=10):
     req = urllib.request.Request(url, data=body.encode() if body else None, method=method)
     req.add_header("content-type", "application/json")
@@ -80,14 +73,6 @@ def http(method, url, body=None, token=None, timeout=10):
         return e.code, e.read().decode()
 
 
-def rss_kib(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def reset_peak(pid):
     # Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
     try:
@@ -95,69 +80,6 @@ def reset_peak(pid):
             f.write("5")
     except OSError:
         pass
-
-
-class Server:
-    def __init__(self, env, workdir):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {
-            "PATH": os.environ.get("PATH", ""),
-            "BIND": f"127.0.0.1:{self.port}",
-            "JWT_SECRET": SECRET,
-            "ACCESS_TOKEN_TTL": "7200",
-            "RUST_LOG": "warn",
-            # The scenarios log in and register from one address as fast as they can: they
-            # measure throughput, not the limits, so the limits are switched off.
-            "RATE_LIMIT_LOGIN_PER_USERNAME": "off",
-            "RATE_LIMIT_LOGIN_PER_IP": "off",
-            "RATE_LIMIT_REGISTER_PER_IP": "off",
-            **env,
-        }
-        started = time.monotonic()
-        self.proc = subprocess.Popen([BIN], env=full_env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "server.log"), "w"))
-        while True:
-            try:
-                status, _ = http("GET", self.url + "/readyz", timeout=1)
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise SystemExit(f"server exited: see {workdir}/server.log")
-            if time.monotonic() - started > 60:
-                raise SystemExit("server did not become ready")
-            time.sleep(0.002)
-        self.ready_ms = (time.monotonic() - started) * 1000
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def parse_wrk(out):
-    def latency(pct):
-        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        if not m:
-            return None
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    failed = re.search(r"Failed answers: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rps": float(rps.group(1)) if rps else 0.0,
-        "p50": latency(50),
-        "p99": latency(99),
-        "requests": int(total.group(1)) if total else 0,
-        "failed": int(failed.group(1)) if failed else 0,
-        "socket_errors": socket_errors.group(1).strip() if socket_errors else "",
-    }
 
 
 def wrk(url, script, connections, duration, env, threads=1):

@@ -1,7 +1,9 @@
 """Shared pieces of the reliability suites: private MariaDB and Redis instances on spare
-loopback ports, the user-api release server, a small HTTP client, and the results recorder.
+loopback ports, the user-api release server, a small HTTP client, wrk's output parser, and the
+results recorder.
 
-Not run by itself; reliability/run.py imports it.
+Not run by itself; reliability/run.py imports it, and so does bench/run.py (the server launcher,
+the RSS reader and the wrk parser).
 """
 
 import datetime
@@ -285,6 +287,7 @@ class Server:
 
     def start(self):
         log = open(self.log_path, "a")
+        started = time.monotonic()
         self.proc = subprocess.Popen([BIN], env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         client = Client(self.url, timeout=2)
 
@@ -296,8 +299,10 @@ class Server:
             except OSError:
                 return False
 
-        wait_until(ready, 60, f"user-api on port {self.port} ready", 0.02)
+        wait_until(ready, 60, f"user-api on port {self.port} ready", 0.002)
         client.close()
+        # From exec to the first 200 on /readyz, migrations included.
+        self.ready_ms = (time.monotonic() - started) * 1000
 
     @property
     def pid(self):
@@ -321,6 +326,36 @@ class Server:
     def log_lines(self, needle):
         with open(self.log_path, errors="replace") as f:
             return [line for line in f if needle in line]
+
+
+# --- wrk -----------------------------------------------------------------------------------
+
+
+def parse_wrk(out):
+    """wrk's summary (with the --latency distribution and the lua scripts' "Failed answers"
+    line) as numbers; latencies in ms."""
+    def latency(pct):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return None
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    def number(pattern, default=0.0):
+        m = re.search(pattern, out)
+        return float(m.group(1)) if m else default
+
+    socket = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": number(r"Requests/sec:\s+([\d.]+)"),
+        "requests": int(number(r"(\d+) requests in")),
+        "failed": int(number(r"Failed answers: (\d+)")),
+        "failed_statuses": (re.search(r"Failed statuses: (.*)", out) or [None, ""])[1].strip(),
+        "non2xx": int(number(r"Non-2xx or 3xx responses: (\d+)")),
+        "socket_errors": socket.group(1).strip() if socket else "none",
+        "p50": latency(50),
+        "p99": latency(99),
+    }
 
 
 # --- results -------------------------------------------------------------------------------

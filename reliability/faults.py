@@ -168,6 +168,33 @@ def timeline(ctx):
     return (2, 3, 4) if ctx.quick else (3, 5, 6)
 
 
+def outage(server, load, stop, start, before_s, down_s, after_s, prepare=None):
+    """Runs `load` for `before_s`, then `prepare()` if given and `stop()` (the dependency goes
+    down), samples /readyz for `down_s`, then `start()`s it again and keeps the load on for
+    `after_s`. Returns the moments (t0, kill: before stop(), down: after it, restart: before
+    start(), back: after it), the load's records and the /readyz samples."""
+    ready_samples, ready_stop = [], threading.Event()
+    t0 = time.monotonic()
+    load.start()
+    time.sleep(before_s)
+    if prepare:
+        prepare()
+    kill = time.monotonic()
+    stop()
+    down = time.monotonic()
+    sampler = threading.Thread(target=sample_readyz, args=(server.url, ready_stop, ready_samples), daemon=True)
+    sampler.start()
+    time.sleep(down_s)
+    ready_stop.set()
+    restart = time.monotonic()
+    start()
+    back = time.monotonic()
+    time.sleep(after_s)
+    records = load.stop()
+    sampler.join()
+    return t0, kill, down, restart, back, records, ready_samples
+
+
 def redis_fault(ctx, section, server, sig):
     client = Client(server.url)
     tokens = [register(client, f"redis{sig.name[3:].lower()}{i}") for i in range(16)]
@@ -178,24 +205,8 @@ def redis_fault(ctx, section, server, sig):
     c = section.command(f"Redis fault: 8 client threads alternate REST `GET /users/me` and GraphQL `me` with 16 tokens; "
                         f"after {before_s} s `redis-cli SAVE` then {sig.name} redis-server; {down_s} s later start it again "
                         f"(same port, same RDB); {after_s} s more of load")
-    ready_samples, ready_stop = [], threading.Event()
-    t0 = time.monotonic()
-    load.start()
-    time.sleep(before_s)
-    ctx.redis.snapshot()
-    kill = time.monotonic()
-    ctx.redis.stop(sig)
-    down = time.monotonic()
-    sampler = threading.Thread(target=sample_readyz, args=(server.url, ready_stop, ready_samples), daemon=True)
-    sampler.start()
-    time.sleep(down_s)
-    ready_stop.set()
-    restart = time.monotonic()
-    ctx.redis.start()
-    back = time.monotonic()
-    time.sleep(after_s)
-    records = load.stop()
-    sampler.join()
+    t0, kill, down, restart, back, records, ready_samples = outage(
+        server, load, lambda: ctx.redis.stop(sig), ctx.redis.start, before_s, down_s, after_s, prepare=ctx.redis.snapshot)
 
     baseline = window(records, t0, kill)
     during = window(records, down, restart)
@@ -239,23 +250,8 @@ def mariadb_fault(ctx, section, server, sig):
                         f"REST `GET /users/me` / GraphQL `me`; after {before_s} s {sig.name} mariadbd; {down_s} s later start it "
                         f"again on the same datadir and port; {after_s + 2} s more of load; then look up every username "
                         f"whose registration was answered with success (`SELECT username FROM users WHERE username IN …`)")
-    ready_samples, ready_stop = [], threading.Event()
-    t0 = time.monotonic()
-    load.start()
-    time.sleep(before_s)
-    kill = time.monotonic()
-    ctx.mariadb.stop(sig)
-    down = time.monotonic()
-    sampler = threading.Thread(target=sample_readyz, args=(server.url, ready_stop, ready_samples), daemon=True)
-    sampler.start()
-    time.sleep(down_s)
-    ready_stop.set()
-    restart = time.monotonic()
-    ctx.mariadb.start()
-    back = time.monotonic()
-    time.sleep(after_s + 2)
-    records = load.stop()
-    sampler.join()
+    t0, kill, down, restart, back, records, ready_samples = outage(
+        server, load, lambda: ctx.mariadb.stop(sig), ctx.mariadb.start, before_s, down_s, after_s + 2)
 
     during = window(records, down, restart)
     first_ok, last_fail = recovery(records, back, reads | {"register"})

@@ -5,13 +5,12 @@ Not run by itself: `reliability/run.py --suite soak --soak-minutes 10` runs it.
 """
 
 import os
-import re
 import subprocess
 import threading
 import time
 import uuid
 
-from common import HERE, ROOT, Client, Server, redact, register, shell_join
+from common import HERE, ROOT, Client, Server, parse_wrk, redact, register, shell_join
 
 SCRIPT = os.path.join(HERE, "wrk", "mix.lua")
 
@@ -21,32 +20,7 @@ def wrk(url, connections, seconds, token, delay_ms=0):
     env = {**os.environ, "TOKEN": token, "DELAY_MS": str(delay_ms)}
     out = subprocess.run(cmd, check=True, text=True, capture_output=True, env=env).stdout
     shown = f"TOKEN=<token> DELAY_MS={delay_ms} " + shell_join(cmd).replace(ROOT + "/", "")
-    return parse(out), shown, out
-
-
-def parse(out):
-    def latency(pct):
-        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        if not m:
-            return None
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    def number(pattern, default=0.0):
-        m = re.search(pattern, out)
-        return float(m.group(1)) if m else default
-
-    socket = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rps": number(r"Requests/sec:\s+([\d.]+)"),
-        "requests": int(number(r"(\d+) requests in")),
-        "failed": int(number(r"Failed answers: (\d+)")),
-        "failed_statuses": (re.search(r"Failed statuses: (.*)", out) or [None, ""])[1].strip(),
-        "non2xx": int(number(r"Non-2xx or 3xx responses: (\d+)")),
-        "socket_errors": socket.group(1).strip() if socket else "none",
-        "p50": latency(50),
-        "p99": latency(99),
-    }
+    return parse_wrk(out), shown, out
 
 
 def soak(ctx, section):
