@@ -1,7 +1,9 @@
 //! Password hashing with argon2id (OWASP's minimum: m = 19 MiB, t = 2, p = 1), stored as PHC
 //! strings. Hashing is CPU- and memory-heavy, so it runs off the async runtime on a small pool of
-//! its own (one thread per core), behind a semaphore of the same size: a login flood queues
-//! instead of exhausting memory or starving the runtime. The pool's threads run at a lower CPU
+//! its own (one thread per core), behind a semaphore that lets one more job per thread wait in
+//! the pool: a login flood queues instead of exhausting memory or starving the runtime, and a
+//! thread that finishes a hash starts the next at once instead of idling until the runtime
+//! hands it one. The pool's threads run at a lower CPU
 //! priority (nice ≈ 10), so while logins pour in, every other request still gets the CPU first
 //! and argon2 takes what is left — which, without other load, is all of it.
 
@@ -61,7 +63,8 @@ fn argon2() -> Argon2<'static> {
 }
 
 impl PasswordHasher {
-    /// A hasher that runs at most `concurrency` hashes at once, on as many threads.
+    /// A hasher that runs at most `concurrency` hashes at once, on as many threads, with at
+    /// most as many more queued in the pool.
     pub fn new(concurrency: usize) -> anyhow::Result<Self> {
         let concurrency = concurrency.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
@@ -71,7 +74,10 @@ impl PasswordHasher {
             .build()?;
         Ok(PasswordHasher {
             pool: Arc::new(pool),
-            permits: Arc::new(Semaphore::new(concurrency)),
+            // Queued jobs cost no memory (argon2's blocks belong to the threads), and without
+            // them each thread idled between hashes while the finished job's task woke, gave
+            // its permit back and the next waiter's task spawned a job.
+            permits: Arc::new(Semaphore::new(2 * concurrency)),
             dummy: Arc::new(OnceCell::new()),
         })
     }
@@ -81,11 +87,14 @@ impl PasswordHasher {
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AppError> {
         // Waiting happens here, in FIFO order, and a caller that goes away leaves the queue;
-        // the pool never holds more jobs than it has threads.
+        // the pool never holds more than two jobs per thread.
         let _permit = self.permits.acquire().await.map_err(AppError::internal)?;
         let (done, result) = oneshot::channel();
         self.pool.spawn(move || {
-            let _ = done.send(job());
+            // A caller that went away while its job sat in the pool needs no hash.
+            if !done.is_closed() {
+                let _ = done.send(job());
+            }
         });
         result.await.map_err(AppError::internal)
     }
@@ -209,6 +218,41 @@ mod tests {
         );
         assert!(!hasher.verify("correct horsf".into(), phc).await.unwrap());
         assert!(!hasher.verify_dummy("anything".into()).await.unwrap());
+    }
+
+    /// A job whose caller went away while it waited in the pool is not run, and one job
+    /// waits in the pool behind each running one.
+    #[tokio::test]
+    async fn a_queued_job_whose_caller_left_is_skipped() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::Duration;
+
+        let hasher = PasswordHasher::new(1).unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let busy = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move {
+                hasher
+                    .run(|| std::thread::sleep(Duration::from_millis(300)))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let counted = Arc::clone(&ran);
+        let left = hasher.run(move || counted.fetch_add(1, Ordering::SeqCst));
+        // Polled long enough to take the second permit and queue its job, then dropped.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), left)
+                .await
+                .is_err()
+        );
+        busy.await.unwrap().unwrap();
+        let counted = Arc::clone(&ran);
+        hasher
+            .run(move || counted.fetch_add(10, Ordering::SeqCst))
+            .await
+            .unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 10);
     }
 
     /// PHC strings made and checked by the argon2 crate's own API agree with ours both ways,
