@@ -89,6 +89,12 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     best.map(|(_, kind)| kind)
 }
 
+/// The answer to a request that failed before execution: errors and no `data`.
+#[derive(serde::Serialize)]
+struct FailedResponse<'a> {
+    errors: &'a [ServerError],
+}
+
 /// A request-level failure (before execution), in the shape of a GraphQL response.
 fn request_error(status: StatusCode, media: MediaType, code: &str, message: &str) -> Response {
     let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]});
@@ -327,7 +333,7 @@ async fn execute(
         return limit_error(media, call.batched, exceeded);
     }
     let authorization = authorization(call.headers);
-    let mut responses = Vec::with_capacity(requests.len());
+    let mut bodies = Vec::with_capacity(requests.len());
     let mut request_failed = false;
     for (request, parse_failed) in requests.into_iter().zip(parse_failed) {
         let operation_name = request.operation_name.clone();
@@ -346,18 +352,27 @@ async fn execute(
             started,
         );
         // A request that failed before execution has no `data` entry (GraphQL spec,
-        // "Response"; the GraphQL-over-HTTP spec pairs its 400 with that).
-        responses.push(if failed {
-            serde_json::json!({ "errors": response.errors })
-        } else {
-            serde_json::to_value(&response).unwrap_or_else(|e| {
-                AppError::internal(e).log();
-                serde_json::json!({ "errors": [{
-                    "message": "internal server error",
-                    "extensions": { "code": "INTERNAL_SERVER_ERROR" },
-                }] })
+        // "Response"; the GraphQL-over-HTTP spec pairs its 400 with that). Each answer is
+        // written straight to JSON text, without an intermediate `serde_json::Value`.
+        let body = if failed {
+            serde_json::to_string(&FailedResponse {
+                errors: &response.errors,
             })
-        });
+        } else {
+            serde_json::to_string(&response)
+        };
+        match body {
+            Ok(body) => bodies.push(body),
+            Err(e) => {
+                AppError::internal(e).log();
+                return request_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    media,
+                    "INTERNAL_SERVER_ERROR",
+                    "internal server error",
+                );
+            }
+        }
     }
     // A batch is outside the GraphQL-over-HTTP spec: its entries carry their own errors.
     let status = if request_failed && media == MediaType::GraphqlResponse && !call.batched {
@@ -366,22 +381,10 @@ async fn execute(
         StatusCode::OK
     };
     let body = if call.batched {
-        serde_json::to_string(&responses)
+        format!("[{}]", bodies.join(","))
     } else {
-        // The one response (`pop` of a one-element list; it is never `None` here).
-        serde_json::to_string(&responses.pop())
-    };
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => {
-            AppError::internal(e).log();
-            return request_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                media,
-                "INTERNAL_SERVER_ERROR",
-                "internal server error",
-            );
-        }
+        // The one answer (`pop` of a one-element list).
+        bodies.pop().unwrap_or_default()
     };
     (status, [(header::CONTENT_TYPE, media.as_str())], body).into_response()
 }
