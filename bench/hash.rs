@@ -16,7 +16,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let hasher = PasswordHasher::new(1)?;
         let phc = hasher.hash("warm-up password".into()).await?;
-        let rounds = 40;
+        let rounds = 100;
         let started = Instant::now();
         for _ in 0..rounds {
             hasher

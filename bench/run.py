@@ -96,15 +96,17 @@ def median(values):
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def scenario(results, server, name, url, script, connections, duration, env, repeat, note=""):
-    """Runs wrk `repeat` times; req/s, p50 and p99 are the medians of the runs, peak RSS the
-    highest, failed answers the sum."""
-    runs = []
-    for i in range(repeat):
-        reset_peak(server.proc.pid)
-        r = wrk(url, script, connections, duration, {**env, "REPEAT": str(i)})
-        r["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
-        runs.append(r)
+def run_once(server, url, script, connections, duration, env, i):
+    """One wrk run, with the server's peak RSS during it."""
+    reset_peak(server.proc.pid)
+    r = wrk(url, script, connections, duration, {**env, "REPEAT": str(i)})
+    r["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
+    return r
+
+
+def summarize(results, name, connections, runs, note=""):
+    """req/s, p50 and p99 are the medians of the runs, peak RSS the highest, failed answers
+    the sum."""
     r = {
         "rps": median(x["rps"] for x in runs),
         "p50": median(x["p50"] for x in runs),
@@ -112,12 +114,35 @@ def scenario(results, server, name, url, script, connections, duration, env, rep
         "failed": sum(x["failed"] for x in runs),
         "peak_rss_mib": max(x["peak_rss_mib"] for x in runs),
         "each_rps": [x["rps"] for x in runs],
+        "runs": runs,
     }
     r["name"], r["connections"], r["note"] = name, connections, note
     results.append(r)
     spread = "/".join(f"{x:.0f}" for x in r["each_rps"])
     print(f"  {name:<42} c{connections:<4} {r['rps']:>9.0f} req/s ({spread})  p50 {fmt_ms(r['p50'])}  p99 {fmt_ms(r['p99'])}  failed {r['failed']}  peak RSS {r['peak_rss_mib']:.1f} MiB", flush=True)
     return r
+
+
+def scenario(results, server, name, url, script, connections, duration, env, repeat, note=""):
+    """Runs wrk `repeat` times and summarizes the runs."""
+    runs = [run_once(server, url, script, connections, duration, env, i) for i in range(repeat)]
+    return summarize(results, name, connections, runs, note)
+
+
+def interleaved(results, server, specs, duration, repeat):
+    """Runs several scenarios in turn, `repeat` rounds of one run each, so that scenarios
+    compared with each other meet the same moments of a machine whose speed drifts. `specs`
+    are (name, url, script, connections, env); returns the summaries in the same order."""
+    runs = [[] for _ in specs]
+    for i in range(repeat):
+        for spec_runs, (name, url, script, connections, env) in zip(runs, specs):
+            spec_runs.append(run_once(server, url, script, connections, duration, env, i))
+    return [summarize(results, spec[0], spec[3], spec_runs) for spec, spec_runs in zip(specs, runs)]
+
+
+def pair_ratios(a, b, key):
+    """Per round, b's `key` ÷ a's, for two summaries run interleaved."""
+    return [y[key] / x[key] for x, y in zip(a["runs"], b["runs"]) if x[key] and y[key]]
 
 
 def fmt_ms(v):
@@ -215,24 +240,37 @@ def run_backend(backend, args, workdir):
     d = args.duration
 
     want = set(args.scenarios.split(","))
-    if "me" in want:
-        for c in (32, 256):
-            scenario(results, server, "GraphQL me", gql, "post.lua", c, d, {"BODY": ME_QUERY, "TOKEN": token}, args.repeat)
     rest_status, _ = http("GET", server.url + "/users/me", token=token)
-    if "rest" not in want:
-        pass
-    elif rest_status == 200:
-        for c in (32, 256):
-            scenario(results, server, "REST GET /users/me", server.url + "/users/me", "get.lua", c, d, {"TOKEN": token}, args.repeat)
-    else:
+    if "rest" in want and rest_status != 200:
         print(f"  (REST /users/me answered {rest_status}: skipped)")
+        want.discard("rest")
+    for c in (32, 256):
+        specs = []
+        if "me" in want:
+            specs.append(("GraphQL me", gql, "post.lua", c, {"BODY": ME_QUERY, "TOKEN": token}))
+        if "rest" in want:
+            specs.append(("REST GET /users/me", server.url + "/users/me", "get.lua", c, {"TOKEN": token}))
+        interleaved(results, server, specs, d, args.repeat)
 
     login = None
     hashing = None
     if "login" in want:
-        hashing = hash_time()
-        print(f"  one hash: {hashing['ms']} ms; {hashing['parallel_rate']} hashes/s on every core at once", flush=True)
-        login = scenario(results, server, "login", gql, "post.lua", 8, d, {"BODY": LOGIN_BODY}, args.repeat)
+        # Each login run is compared with the hash timed just before and just after it.
+        hashes, runs = [hash_time()], []
+        for i in range(args.repeat):
+            print(f"  one hash: {hashes[-1]['ms']} ms; {hashes[-1]['parallel_rate']} hashes/s on every core at once", flush=True)
+            runs.append(run_once(server, gql, "post.lua", 8, d, {"BODY": LOGIN_BODY}, i))
+            hashes.append(hash_time())
+        print(f"  one hash: {hashes[-1]['ms']} ms; {hashes[-1]['parallel_rate']} hashes/s on every core at once", flush=True)
+        login = summarize(results, "login", 8, runs)
+        cores = os.cpu_count() or 1
+        around = [(a["ms"] + b["ms"]) / 2 for a, b in zip(hashes, hashes[1:]) if a["ms"] and b["ms"]]
+        hashing = {
+            "ms": median(h["ms"] for h in hashes),
+            "parallel_rate": median(h["parallel_rate"] for h in hashes),
+            "each_ms": [h["ms"] for h in hashes],
+            "ratios": [r["rps"] / (cores / (ms / 1000)) for ms, r in zip(around, runs)],
+        }
 
     if "flood" in want:
         flood_me(results, server, gql, token, d, args.repeat)
@@ -264,8 +302,10 @@ def run_backend(backend, args, workdir):
     gql = server.url + "/graphql"
     status, text = http("POST", gql, LOGIN_BODY.replace("{ expiresIn }", "{ accessToken }"))
     token = json.loads(text)["data"]["login"]["accessToken"]
-    first = scenario(results, server, f"users, first page ({args.users} users)", gql, "post.lua", 32, d, {"BODY": users_query(None), "TOKEN": token}, args.repeat)
-    deep = scenario(results, server, "users, page 5,000", gql, "post.lua", 32, d, {"BODY": users_query(cursor_for(page_id)), "TOKEN": token}, args.repeat)
+    first, deep = interleaved(results, server, [
+        (f"users, first page ({args.users} users)", gql, "post.lua", 32, {"BODY": users_query(None), "TOKEN": token}),
+        ("users, page 5,000", gql, "post.lua", 32, {"BODY": users_query(cursor_for(page_id)), "TOKEN": token}),
+    ], d, args.repeat)
     server.stop()
     return {"backend": backend, "startup": startup, "results": results, "login": login, "hashing": hashing, "pages": (first, deep)}
 
@@ -314,7 +354,7 @@ def write_results(args, runs, started):
         f"Command: `{' '.join(['bench/run.py'] + sys.argv[1:])}`  ",
         f"Date: {started:%Y-%m-%d %H:%M} UTC; commit {rev}  ",
         f"Machine: {machine()}; wrk, the server, MariaDB and Redis share the cores.  ",
-        f"Each scenario runs {args.repeat} × {args.duration} s with one wrk thread; req/s, p50 and p99 are the medians of the runs (each run's req/s in brackets); latencies are wrk's; peak RSS is the server's VmHWM, reset before each run, highest of the runs.",
+        f"Each scenario runs {args.repeat} × {args.duration} s with one wrk thread; req/s, p50 and p99 are the medians of the runs (each run's req/s in brackets); latencies are wrk's; peak RSS is the server's VmHWM, reset before each run, highest of the runs. Scenarios compared by a target run in turn (GraphQL and REST `me`; the first and the deep page; each login run after a hash timing), and their ratios are medians of the rounds' ratios.",
         "",
     ]
     for run in runs:
@@ -329,8 +369,9 @@ def write_results(args, runs, started):
         per_hash_ms = hashing and hashing["ms"]
         if per_hash_ms:
             limit = cores / (per_hash_ms / 1000)
+            each = "/".join(f"{x:.2f}" for x in hashing["each_ms"])
             lines += [
-                f"Measured just before the login scenario: one argon2id hash (m=19 MiB, t=2, p=1) takes {per_hash_ms:.2f} ms (`cargo bench --bench hash`), so the hashing limit is {cores} cores ÷ {per_hash_ms:.2f} ms = **{limit:.0f} logins/s**; with every core hashing at once the hasher itself did {hashing['parallel_rate']:.0f} hashes/s.",
+                f"Timed before the first login run and after each: one argon2id hash (m=19 MiB, t=2, p=1) takes {per_hash_ms:.2f} ms (median; each: {each} ms; `cargo bench --bench hash`), so the hashing limit is {cores} cores ÷ {per_hash_ms:.2f} ms = **{limit:.0f} logins/s**; with every core hashing at once the hasher itself did {hashing['parallel_rate']:.0f} hashes/s (median).",
                 "",
             ]
         lines += [
@@ -345,18 +386,22 @@ def write_results(args, runs, started):
         checks = []
         gme, rme = by.get(("GraphQL me", 32)), by.get(("REST GET /users/me", 32))
         if gme and rme:
-            checks.append(f"GraphQL `me` ÷ REST `/users/me` at c32: {gme['rps'] / rme['rps']:.0%} (target ≥ 80%)")
+            ratios = pair_ratios(rme, gme, "rps")
+            checks.append(f"GraphQL `me` ÷ REST `/users/me` at c32, req/s: {median(ratios):.0%} (target ≥ 80%; each round: {'/'.join(f'{x:.0%}' for x in ratios)})")
         if gme:
             checks.append(f"`me` p99 at c32: {fmt_ms(gme['p99'])} (target ≤ 10 ms)")
         flood = by.get(("GraphQL me during a login flood", 32))
         if gme and flood and gme["p99"] and flood["p99"]:
             checks.append(f"`me` p99 during the login flood ÷ idle p99: {flood['p99'] / gme['p99']:.2f}× (target ≤ 2×)")
         first, deep = run["pages"] or (None, None)
-        if first and deep and first["p50"] and deep["p50"]:
-            checks.append(f"page 5,000 ÷ first page, p50: {deep['p50'] / first['p50']:.2f}×; req/s {deep['rps']:.0f} vs {first['rps']:.0f} (target ≤ 1.2×)")
-        if per_hash_ms and run["login"]:
-            checks.append(f"login ÷ hashing limit: {run['login']['rps'] / (cores / (per_hash_ms / 1000)):.0%} (target ≥ 85%)")
-        checks.append(f"idle RSS {s['idle_rss_mib']:.1f} MiB (target ≤ 30 MiB); peak RSS at c256 {max((r['peak_rss_mib'] for r in run['results'] if r['connections'] == 256), default=0):.1f} MiB (target ≤ 150 MiB)")
+        if first and deep:
+            ratios = pair_ratios(first, deep, "p50")
+            checks.append(f"page 5,000 ÷ first page, p50: {median(ratios):.2f}× (target ≤ 1.2×; each round: {'/'.join(f'{x:.2f}' for x in ratios)}); req/s {deep['rps']:.0f} vs {first['rps']:.0f}")
+        if hashing and hashing.get("ratios"):
+            ratios = hashing["ratios"]
+            checks.append(f"login ÷ hashing limit: {median(ratios):.0%} (target ≥ 85%; each run against the mean of the hashes timed just before and after it: {'/'.join(f'{x:.0%}' for x in ratios)})")
+        busy = [r["peak_rss_mib"] for r in run["results"] if r["connections"] == 256]
+        checks.append(f"idle RSS {s['idle_rss_mib']:.1f} MiB (target ≤ 30 MiB)" + (f"; peak RSS at c256 {max(busy):.1f} MiB (target ≤ 150 MiB)" if busy else ""))
         lines += ["Against the targets:", ""] + [f"- {c}" for c in checks] + [""]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
