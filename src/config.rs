@@ -79,7 +79,7 @@ pub struct DatabaseConfig {
     /// DATABASE_URL: `mysql://user:pass@host/db` or `sqlite://path` (the embedded default).
     #[arg(id = "database-url", long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://data/users.db", value_parser = parse_database_url)]
     pub url: DatabaseUrl,
-    /// DB_POOL_SIZE: connections in the database pool (default: 16).
+    /// DB_POOL_SIZE: connections in the database pool (default: 8).
     #[arg(id = "db-pool-size", long = "db-pool-size", env = "DB_POOL_SIZE", value_name = "DB_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub pool_size: Option<u32>,
     /// POOL_TIMEOUT: seconds a request waits for a database or Redis connection before it gets 503.

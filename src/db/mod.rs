@@ -112,12 +112,13 @@ pub fn finish<C, T>(
 const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
-/// Connections per pool unless `DB_POOL_SIZE` says otherwise. Enough that a request rarely
-/// waits for one: measured on 2 cores with the database on the same machine (bench/RESULTS.md),
-/// 4 connections made `me` at 32 clients queue for them (p99 11–12 ms), 16 did not (p99
-/// 6.5–8.3 ms, and more requests per second); 32 was no better. Connections open on demand, so
-/// an idle server holds few.
-pub const DEFAULT_POOL_SIZE: u32 = 16;
+/// Connections per pool unless `DB_POOL_SIZE` says otherwise. Measured on 2 cores with the
+/// database on the same machine (bench/RESULTS.md): with 4, `me` at 32 clients queued for a
+/// connection (p99 11–12 ms); with 8, p99 7–9.5 ms; with 16, 6.5–8 ms, but during a login flood
+/// the extra queries running at once in the database stretched `me`'s p99 to 23–46 ms (8:
+/// 11–16 ms). A pool caps how much work the database runs at once, so it should not be larger
+/// than the requests need. Connections open on demand, so an idle server holds few.
+pub const DEFAULT_POOL_SIZE: u32 = 8;
 
 /// Builds the pool for `config` without connecting; the first request or the migration
 /// step connects. A missing SQLite folder is created.
