@@ -3,9 +3,10 @@
 //! its own (one thread per core), behind a semaphore that lets one more job per thread wait in
 //! the pool: a login flood queues instead of exhausting memory or starving the runtime, and a
 //! thread that finishes a hash starts the next at once instead of idling until the runtime
-//! hands it one. The pool's threads run at a lower CPU
-//! priority (nice ≈ 10), so while logins pour in, every other request still gets the CPU first
-//! and argon2 takes what is left — which, without other load, is all of it.
+//! hands it one. The pool's threads run at the lowest CPU priority there is (Linux's
+//! `SCHED_IDLE`): argon2 gets the CPU time no other thread wants — without other load, all of
+//! it — and a request's thread that wakes takes a core from it at once, so a login flood does
+//! not slow other requests down.
 
 use std::sync::Arc;
 
@@ -38,11 +39,32 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 /// Priority of the hashing threads on the 0 (lowest) to 99 (highest) scale of
-/// `thread_priority`, which maps to a nice value of about 10: such a thread gets roughly a
-/// tenth of a core that a normal thread also wants.
+/// `thread_priority`, where `SCHED_IDLE` is not available: it maps to a nice value of about
+/// 10, so such a thread gets roughly a tenth of a core that a normal thread also wants.
 const HASH_THREAD_PRIORITY: u8 = 25;
 
+/// Moves the calling (hashing) thread to `SCHED_IDLE`, or failing that lowers its nice value.
+///
+/// Under a nice value alone, the scheduler still lets a hashing thread finish its time slice
+/// before a woken request thread runs, at every hand-off of a request (client, Redis,
+/// database): on 2 cores, `me`'s p99 during a login flood was 10–20 ms against 8–12 ms
+/// without it. Under `SCHED_IDLE` it was the same as without the flood (bench/RESULTS.md).
 fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let idle = thread_priority::set_thread_priority_and_policy(
+            thread_priority::thread_native_id(),
+            ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        );
+        match idle {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = ?e, "cannot move a hashing thread to SCHED_IDLE; lowering its nice value instead");
+            }
+        }
+    }
     let lowered = ThreadPriorityValue::try_from(HASH_THREAD_PRIORITY)
         .map_err(|e| format!("{e:?}"))
         .and_then(|v| {
@@ -218,6 +240,26 @@ mod tests {
         );
         assert!(!hasher.verify("correct horsf".into(), phc).await.unwrap());
         assert!(!hasher.verify_dummy("anything".into()).await.unwrap());
+    }
+
+    /// The hashing threads run under `SCHED_IDLE`, so that they only take CPU time that no
+    /// request wants.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_idle_priority() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let hasher = PasswordHasher::new(2).unwrap();
+        for _ in 0..2 {
+            let policy = hasher
+                .run(thread_priority::unix::thread_schedule_policy)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                policy,
+                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+            );
+        }
     }
 
     /// A job whose caller went away while it waited in the pool is not run, and one job
