@@ -7,26 +7,29 @@
 use std::sync::Arc;
 
 use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
-use async_graphql::{BatchRequest, Pos, ServerError};
+use async_graphql::{BatchRequest, Pos, ServerError, ValidationMode};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::documents::DocumentCache;
+use super::documents::{DocumentCache, Parsed};
 use super::limits::{self, DocumentStats, LimitExceeded};
-use super::{ApiSchema, RequestAuth, build_schema};
+use super::{ApiSchema, RequestAuth, build_schema, build_schema_validating};
 use crate::auth::session_meta::SessionMeta;
 use crate::client::ClientInfo;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// What the GraphQL handlers need: the schema (built once), the parsed-document cache and the
-/// state (for limits and metrics).
+/// What the GraphQL handlers need: the schema (built once, in two validation modes), the
+/// parsed-document cache and the state (for limits and metrics).
 #[derive(Clone)]
 pub struct Endpoint {
     schema: ApiSchema,
+    /// The same schema without the spec's validation rules (depth and complexity limits
+    /// kept), for documents the cache knows to have passed them.
+    validated_schema: ApiSchema,
     documents: Arc<DocumentCache>,
     state: AppState,
 }
@@ -36,6 +39,7 @@ impl Endpoint {
     pub fn new(state: AppState) -> Self {
         Endpoint {
             schema: build_schema(Some(state.clone())),
+            validated_schema: build_schema_validating(Some(state.clone()), ValidationMode::Fast),
             documents: Arc::new(DocumentCache::default()),
             state,
         }
@@ -302,15 +306,18 @@ async fn execute(
     let config = &endpoint.state.config.graphql;
     let media = call.media;
     let mut parse_failed = Vec::with_capacity(requests.len());
+    let mut parsed = Vec::with_capacity(requests.len());
     let mut auth_fields = 0usize;
     for request in &mut requests {
         let operation_name = request.operation_name.clone();
-        let Ok(doc) = endpoint.documents.parse(request) else {
+        let Ok((doc, found)) = endpoint.documents.parse(request) else {
             // Execution reports the parse error in the request's own answer.
             parse_failed.push(true);
+            parsed.push(Parsed::default());
             continue;
         };
         parse_failed.push(false);
+        parsed.push(found);
         if call.by_get && selected_operation_is_mutation(doc, operation_name.as_deref()) {
             let mut response = request_error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -335,7 +342,7 @@ async fn execute(
     let authorization = authorization(call.headers);
     let mut bodies = Vec::with_capacity(requests.len());
     let mut request_failed = false;
-    for (request, parse_failed) in requests.into_iter().zip(parse_failed) {
+    for ((request, parse_failed), parsed) in requests.into_iter().zip(parse_failed).zip(parsed) {
         let operation_name = request.operation_name.clone();
         let query_text = request.query.clone();
         let request = request
@@ -343,8 +350,17 @@ async fn execute(
             .data(call.client.clone())
             .data(SessionMeta::from_headers(call.headers));
         let started = std::time::Instant::now();
-        let mut response = endpoint.schema.execute(request).await;
+        let validated = parsed.validated();
+        let schema = if validated {
+            &endpoint.validated_schema
+        } else {
+            &endpoint.schema
+        };
+        let mut response = schema.execute(request).await;
         let failed = classify_errors(&mut response.errors, parse_failed, &query_text);
+        if !failed && !validated {
+            parsed.mark_validated();
+        }
         request_failed |= failed;
         endpoint.state.metrics.observe_graphql(
             operation_name.as_deref(),

@@ -7,7 +7,7 @@ pub mod mutation;
 pub mod query;
 pub mod types;
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, EmptySubscription, Schema, ValidationMode};
 use tokio::sync::OnceCell;
 
 use crate::auth::session_meta::SessionMeta;
@@ -32,6 +32,12 @@ pub const MAX_COMPLEXITY: usize = 1000;
 /// Builds the schema; with `state`, ready to execute under its configured limits, without,
 /// enough to print the SDL.
 pub fn build_schema(state: Option<AppState>) -> ApiSchema {
+    build_schema_validating(state, ValidationMode::Strict)
+}
+
+/// The schema, validating documents in `mode`. `Fast` skips the spec's validation rules but
+/// keeps the depth and complexity limits: only for documents already validated in full.
+pub(crate) fn build_schema_validating(state: Option<AppState>, mode: ValidationMode) -> ApiSchema {
     let (depth, complexity, introspection) = match &state {
         Some(state) => {
             let limits = &state.config.graphql;
@@ -45,7 +51,8 @@ pub fn build_schema(state: Option<AppState>) -> ApiSchema {
     };
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .limit_depth(depth)
-        .limit_complexity(complexity);
+        .limit_complexity(complexity)
+        .validation_mode(mode);
     if !introspection {
         // The HTTP handler refuses such documents with a clear error first; this is the
         // backstop.

@@ -73,6 +73,34 @@ fn register_document(username: &str) -> String {
 }
 
 backend_tests! {
+    /// The server remembers which cached documents passed validation; a document whose
+    /// validation depends on its variables is still validated on every request.
+    async fn a_document_seen_before_is_validated_as_strictly(app) {
+        let query = "query($n: Int) { users(first: $n) { nodes { id } } }";
+        for round in 0..2 {
+            for (n, invalid) in [(json!(5), false), (json!("ten"), true)] {
+                let body = expect(
+                    post_json(&app, Some(JSON), &json!({"query": query, "variables": {"n": n}}))
+                        .await,
+                    200,
+                    JSON,
+                )
+                .await;
+                assert_eq!(
+                    error_code(&body).as_deref() == Some("GRAPHQL_VALIDATION_FAILED"),
+                    invalid,
+                    "round {round}, n = {n}: {body}"
+                );
+            }
+        }
+        for _ in 0..3 {
+            let body = expect(post_json(&app, Some(JSON), &json!({"query": "{ me { id } }"})).await, 200, JSON).await;
+            assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+            let body = expect(post_json(&app, Some(JSON), &json!({"query": "{ me { nope } }"})).await, 200, JSON).await;
+            assert_eq!(error_code(&body).as_deref(), Some("GRAPHQL_VALIDATION_FAILED"), "{body}");
+        }
+    }
+
     async fn application_json_answers_200_even_with_errors(app) {
         let cases = [
             ("{ me { id } }", "UNAUTHENTICATED"),
