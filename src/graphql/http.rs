@@ -305,19 +305,17 @@ async fn execute(
 ) -> Response {
     let config = &endpoint.state.config.graphql;
     let media = call.media;
-    let mut parse_failed = Vec::with_capacity(requests.len());
+    // Per request, what the cache found; `None` for a document that did not parse.
     let mut parsed = Vec::with_capacity(requests.len());
     let mut auth_fields = 0usize;
     for request in &mut requests {
         let operation_name = request.operation_name.clone();
         let Ok((doc, found)) = endpoint.documents.parse(request) else {
             // Execution reports the parse error in the request's own answer.
-            parse_failed.push(true);
-            parsed.push(Parsed::default());
+            parsed.push(None);
             continue;
         };
-        parse_failed.push(false);
-        parsed.push(found);
+        parsed.push(Some(found));
         if call.by_get && selected_operation_is_mutation(doc, operation_name.as_deref()) {
             let mut response = request_error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -342,7 +340,7 @@ async fn execute(
     let authorization = authorization(call.headers);
     let mut bodies = Vec::with_capacity(requests.len());
     let mut request_failed = false;
-    for ((request, parse_failed), parsed) in requests.into_iter().zip(parse_failed).zip(parsed) {
+    for (request, parsed) in requests.into_iter().zip(parsed) {
         let operation_name = request.operation_name.clone();
         let query_text = request.query.clone();
         let request = request
@@ -350,15 +348,15 @@ async fn execute(
             .data(call.client.clone())
             .data(SessionMeta::from_headers(call.headers));
         let started = std::time::Instant::now();
-        let validated = parsed.validated();
+        let validated = parsed.as_ref().is_some_and(Parsed::validated);
         let schema = if validated {
             &endpoint.validated_schema
         } else {
             &endpoint.schema
         };
         let mut response = schema.execute(request).await;
-        let failed = classify_errors(&mut response.errors, parse_failed, &query_text);
-        if !failed && !validated {
+        let failed = classify_errors(&mut response.errors, parsed.is_none(), &query_text);
+        if let Some(parsed) = parsed.filter(|_| !failed && !validated) {
             parsed.mark_validated();
         }
         request_failed |= failed;
