@@ -7,6 +7,7 @@
 
 pub mod checked;
 pub mod migrations;
+pub mod prepared;
 pub mod schema;
 
 use std::time::Duration;

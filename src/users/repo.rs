@@ -10,6 +10,7 @@ use diesel_async::RunQueryDsl as _;
 
 use super::model::{Role, User, UserRow};
 use crate::db::DbPool;
+use crate::db::prepared::CachedBySql;
 use crate::db::schema::users;
 use crate::error::AppError;
 use crate::with_conn;
@@ -90,13 +91,13 @@ pub async fn find_taken(
 
 /// Inserts a user. A taken username or email fails with `Conflict` from the unique indexes.
 pub async fn create_user(db: &DbPool, row: &UserRow) -> Result<(), AppError> {
-    let query = diesel::insert_into(users::table).values(row);
+    let query = CachedBySql(diesel::insert_into(users::table).values(row));
     with_conn!(db, |c| query.execute(c).await).map(|_| ())
 }
 
 /// Applies `changes` to the user; returns whether the user existed.
 pub async fn update_user(db: &DbPool, id: &str, changes: &UserChanges) -> Result<bool, AppError> {
-    let query = diesel::update(users::table.find(id)).set(changes);
+    let query = CachedBySql(diesel::update(users::table.find(id)).set(changes));
     with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
 }
 

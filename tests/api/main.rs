@@ -35,4 +35,5 @@ mod refresh;
 mod roles;
 mod session_support;
 mod sessions;
+mod statements;
 mod tokens;

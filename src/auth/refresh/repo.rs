@@ -8,6 +8,7 @@ use diesel::{
 use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
 
 use crate::db::DbPool;
+use crate::db::prepared::CachedBySql;
 use crate::db::schema::refresh_tokens;
 use crate::error::AppError;
 use crate::with_conn;
@@ -38,7 +39,7 @@ pub struct RefreshRow {
 
 /// Stores a new token.
 pub async fn create(db: &DbPool, row: &RefreshRow) -> Result<(), AppError> {
-    let query = diesel::insert_into(refresh_tokens::table).values(row);
+    let query = CachedBySql(diesel::insert_into(refresh_tokens::table).values(row));
     with_conn!(db, |c| query.execute(c).await).map(|_| ())
 }
 
@@ -64,22 +65,23 @@ pub async fn rotate(
 ) -> Result<bool, AppError> {
     with_conn!(db, |c| {
         c.transaction::<bool, diesel::result::Error, _>(async |c| {
-            let marked = diesel::update(
-                refresh_tokens::table
-                    .find(old_hash)
-                    .filter(refresh_tokens::rotated_at.is_null()),
+            let marked = CachedBySql(
+                diesel::update(
+                    refresh_tokens::table
+                        .find(old_hash)
+                        .filter(refresh_tokens::rotated_at.is_null()),
+                )
+                .set((
+                    refresh_tokens::rotated_at.eq(rotated_at),
+                    refresh_tokens::successor_hash.eq(&successor.token_hash),
+                )),
             )
-            .set((
-                refresh_tokens::rotated_at.eq(rotated_at),
-                refresh_tokens::successor_hash.eq(&successor.token_hash),
-            ))
             .execute(c)
             .await?;
             if marked == 0 {
                 return Ok(false);
             }
-            diesel::insert_into(refresh_tokens::table)
-                .values(successor)
+            CachedBySql(diesel::insert_into(refresh_tokens::table).values(successor))
                 .execute(c)
                 .await?;
             Ok(true)

@@ -6,6 +6,7 @@ use diesel_async::RunQueryDsl as _;
 
 use super::{NewSession, SessionInfo, SessionStore};
 use crate::db::DbPool;
+use crate::db::prepared::CachedBySql;
 use crate::db::schema::sessions;
 use crate::error::AppError;
 use crate::with_conn;
@@ -57,7 +58,7 @@ impl SessionStore for SqlSessions {
                 .filter(sessions::user_id.eq(&session.user_id))
                 .filter(sessions::expires_at.le(now)),
         );
-        let insert = diesel::insert_into(sessions::table).values(row);
+        let insert = CachedBySql(diesel::insert_into(sessions::table).values(row));
         with_conn!(&self.db, |c| {
             match purge.execute(c).await {
                 Ok(_) => insert.execute(c).await,
