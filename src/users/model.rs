@@ -35,8 +35,8 @@ impl Role {
     }
 }
 
-/// A row of the `users` table.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// A whole row of the `users` table, as inserted.
+#[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
     /// UUIDv7.
@@ -59,6 +59,26 @@ pub struct UserRow {
     pub updated_at: NaiveDateTime,
 }
 
+/// The columns of a `users` row that make a [`User`]: every read selects these and no more
+/// (the lower-cased copies and `updated_at` serve the database, not the domain), which keeps
+/// the result sets of the hottest queries small.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRecord {
+    /// UUIDv7.
+    pub id: String,
+    /// As typed.
+    pub username: String,
+    /// As typed.
+    pub email: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// UTC.
+    pub registration_date: NaiveDateTime,
+}
+
 /// A user as the domain sees it.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -76,10 +96,23 @@ pub struct User {
     pub registration_date: DateTime<Utc>,
 }
 
-impl TryFrom<UserRow> for User {
+impl From<UserRow> for UserRecord {
+    fn from(row: UserRow) -> UserRecord {
+        UserRecord {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            password_hash: row.password_hash,
+            role: row.role,
+            registration_date: row.registration_date,
+        }
+    }
+}
+
+impl TryFrom<UserRecord> for User {
     type Error = AppError;
 
-    fn try_from(row: UserRow) -> Result<User, AppError> {
+    fn try_from(row: UserRecord) -> Result<User, AppError> {
         Ok(User {
             role: Role::parse(&row.role)?,
             id: row.id,

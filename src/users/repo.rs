@@ -8,7 +8,7 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl as _;
 
-use super::model::{Role, User, UserRow};
+use super::model::{Role, User, UserRecord, UserRow};
 use crate::db::DbPool;
 use crate::db::prepared::CachedBySql;
 use crate::db::schema::users;
@@ -33,7 +33,7 @@ pub struct UserChanges {
 pub async fn find_by_id(db: &DbPool, id: &str) -> Result<Option<User>, AppError> {
     with_conn!(db, |c| users::table
         .find(id)
-        .select(UserRow::as_select())
+        .select(UserRecord::as_select())
         .first(c)
         .await
         .optional())?
@@ -47,7 +47,7 @@ pub async fn find_by_username(db: &DbPool, username: &str) -> Result<Option<User
     with_conn!(db, |c| {
         users::table
             .filter(users::username_lower.eq(&lower))
-            .select(UserRow::as_select())
+            .select(UserRecord::as_select())
             .first(c)
             .await
             .optional()
@@ -126,7 +126,7 @@ pub async fn list_users(
             .filter(users::id.gt(after))
             .order(users::id.asc())
             .limit(limit)
-            .select(UserRow::as_select())
+            .select(UserRecord::as_select())
             .load(c)
             .await
     })?

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 
-use super::model::{Role, User, UserRow, UserView};
+use super::model::{Role, User, UserRecord, UserRow, UserView};
 use super::repo::{self, UserChanges};
 use super::{cursor, validation};
 use crate::auth::jwt::IssuedToken;
@@ -147,7 +147,7 @@ pub async fn register(
         }
         Err(e) => return Err(e),
     }
-    let user = User::try_from(row)?;
+    let user = User::try_from(UserRecord::from(row))?;
     let id = user.id.clone();
     let session = start_session(state, user, meta).await;
     if session.is_err() {
