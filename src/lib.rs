@@ -19,7 +19,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
-use axum::response::Redirect;
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -58,23 +58,35 @@ pub fn app(state: AppState) -> Router {
         .fallback(rest::not_found)
         // Last, so that it reaches every route registered above.
         .method_not_allowed_fallback(rest::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
-        .layer(axum::middleware::map_request_with_state(
-            state.clone(),
-            client::attach,
-        ))
+        // Each `Router::layer` call boxes the route's service once more, and axum clones a
+        // route's service for every request: layers given one at a time cost a boxed clone
+        // (and an allocation) each per request. So they come in two stacks: the ones that
+        // need the matched route, and the rest. In a ServiceBuilder the outermost comes first.
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::map_request_with_state(
+                    state.clone(),
+                    client::attach,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    metrics::track,
+                )),
+        )
         .with_state(state.clone())
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(cors(&state.config.http.cors_allowed_origins))
-        // Outermost first: the id is set (or an incoming one kept), every log line of the
-        // request carries it, and the response echoes it.
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid));
+        .layer(
+            ServiceBuilder::new()
+                // The id is set (or an incoming one kept), every log line of the request
+                // carries it, and the response echoes it.
+                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                .layer(cors(&state.config.http.cors_allowed_origins))
+                // CORS answers preflights with an empty body of the inner service's type.
+                .map_response(IntoResponse::into_response)
+                .layer(RequestBodyLimitLayer::new(body_limit))
+                .layer(DefaultBodyLimit::max(body_limit)),
+        );
     // Rewriting the path must happen before routing, which a layer on the Router (applied
     // after a route matched) cannot do; so the routes sit behind a router that only forwards.
     Router::new().fallback_service(
