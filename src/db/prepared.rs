@@ -11,7 +11,9 @@ use diesel::QueryResult;
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 
-/// A query whose prepared statement is cached under its SQL text (and bind types).
+/// A query whose prepared statement is cached under its SQL text (and bind types). Only for
+/// queries that bind every value (diesel's DSL does): a query that wrote values into its text
+/// would get a cache entry per value.
 #[derive(Debug, Clone, Copy)]
 pub struct CachedBySql<Q>(pub Q);
 
