@@ -1,6 +1,6 @@
-//! Prepared statements on MySQL: every statement of a registration, a sign-in, a refresh and
-//! an authenticated read is prepared once per connection and then reused, so a request costs
-//! the database no prepare round trip and no parse.
+//! Prepared statements on MySQL: every statement of a registration, a sign-in, an account
+//! change, a refresh and an authenticated read is prepared once per connection and then
+//! reused, so a request costs the database no prepare round trip and no parse.
 
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
@@ -34,6 +34,17 @@ async fn sign_in_and_read(app: &TestApp, username: &str) {
     assert!(app.me(&token).await.is_ok());
     let body = app
         .gql(
+            "mutation($e: String!) { updateMe(input: {email: $e}) { email } }",
+            serde_json::json!({"e": format!("{username}.new@example.com")}),
+            Some(&token),
+        )
+        .await;
+    assert!(
+        body["data"]["updateMe"]["email"].is_string(),
+        "updateMe failed: {body}"
+    );
+    let body = app
+        .gql(
             "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { refreshToken } }",
             serde_json::json!({"u": username, "p": "correct horse"}),
             None,
@@ -56,7 +67,7 @@ async fn sign_in_and_read(app: &TestApp, username: &str) {
 }
 
 /// The second round of the same requests prepares nothing but the status query itself. diesel
-/// alone re-prepares every `INSERT` (users, refresh tokens) on each run.
+/// alone re-prepares every `INSERT` and `UPDATE` (users, refresh tokens) on each run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_reuse_prepared_statements_mysql_redis() {
     let options = Options {
