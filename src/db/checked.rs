@@ -11,12 +11,22 @@
 //! already waiting when it comes back would still time out, since nothing wakes them.
 //! [`CheckedPool::get`] instead fails as soon as an attempt fails (the caller answers 503), and
 //! the next request's attempt finds the server again.
+//!
+//! bb8 does not serve its waiters in turn either: a connection handed back wakes the oldest
+//! waiter, but a request arriving before that waiter runs takes the connection first, and the
+//! woken one waits again at the back of the queue. Under load some requests lose that race
+//! several times in a row, which is where the latency tail came from (bench/RESULTS.md). So
+//! [`CheckedPool::get`] first takes a turn from a FIFO semaphore with one permit per
+//! connection: only requests holding a turn ask bb8, and each finds a connection idle or room
+//! to open one.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bb8::{ManageConnection, PooledConnection};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 /// Wraps a manager so its connections can be marked broken and its failed connection attempts
 /// are announced to the requests waiting for a connection.
@@ -126,11 +136,15 @@ pub enum CheckoutError<E: std::error::Error + 'static> {
     ConnectFailed(String),
 }
 
-/// A bb8 pool of [`Checked`] connections whose [`get`](CheckedPool::get) fails fast.
+/// A bb8 pool of [`Checked`] connections whose [`get`](CheckedPool::get) fails fast and
+/// serves waiting requests in the order they came.
 #[derive(Debug)]
 pub struct CheckedPool<M: ManageConnection> {
     pool: bb8::Pool<Checked<M>>,
     failures: Arc<ConnectFailures>,
+    /// One permit per connection the pool may hold; tokio's semaphore queues its waiters FIFO.
+    turns: Arc<Semaphore>,
+    timeout: Duration,
 }
 
 impl<M: ManageConnection> Clone for CheckedPool<M> {
@@ -138,7 +152,37 @@ impl<M: ManageConnection> Clone for CheckedPool<M> {
         CheckedPool {
             pool: self.pool.clone(),
             failures: self.failures.clone(),
+            turns: self.turns.clone(),
+            timeout: self.timeout,
         }
+    }
+}
+
+/// A connection checked out of a [`CheckedPool`], with the turn that let it be taken.
+pub struct Checkout<'a, M: ManageConnection> {
+    // Fields drop in order: the connection is back in the pool before the turn passes to the
+    // next waiter, who then finds it idle.
+    pooled: PooledConnection<'a, Checked<M>>,
+    _turn: SemaphorePermit<'a>,
+}
+
+impl<M: ManageConnection> std::fmt::Debug for Checkout<'_, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkout").finish_non_exhaustive()
+    }
+}
+
+impl<M: ManageConnection> Deref for Checkout<'_, M> {
+    type Target = CheckedConn<M::Connection>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.pooled
+    }
+}
+
+impl<M: ManageConnection> DerefMut for Checkout<'_, M> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.pooled
     }
 }
 
@@ -153,17 +197,36 @@ where
             manager,
             failures: failures.clone(),
         });
-        CheckedPool { pool, failures }
+        let config = pool.config();
+        CheckedPool {
+            pool,
+            failures,
+            turns: Arc::new(Semaphore::new(config.max_size as usize)),
+            timeout: config.connection_timeout,
+        }
     }
 
-    /// A connection: an idle one at once, else a new or returned one; fails as soon as a
-    /// connection attempt fails while waiting, and after the pool's time-out at the latest.
-    pub async fn get(&self) -> Result<PooledConnection<'_, Checked<M>>, CheckoutError<M::Error>> {
+    /// A connection: an idle one at once, else a new or returned one, in the order the
+    /// requests asked; fails as soon as a connection attempt fails while waiting, and after
+    /// the pool's time-out at the latest.
+    pub async fn get(&self) -> Result<Checkout<'_, M>, CheckoutError<M::Error>> {
         // Registered before the pool is asked, so a failure during the wait is not missed.
         let failed = self.failures.notify.notified();
+        let checkout = async {
+            let turn = tokio::time::timeout(self.timeout, self.turns.acquire())
+                .await
+                .map_err(|_| CheckoutError::Pool(bb8::RunError::TimedOut))?
+                // The semaphore is never closed.
+                .map_err(|_| CheckoutError::Pool(bb8::RunError::TimedOut))?;
+            let pooled = self.pool.get().await.map_err(CheckoutError::Pool)?;
+            Ok(Checkout {
+                pooled,
+                _turn: turn,
+            })
+        };
         tokio::select! {
             biased;
-            conn = self.pool.get() => conn.map_err(CheckoutError::Pool),
+            checkout = checkout => checkout,
             () = failed => Err(CheckoutError::ConnectFailed(
                 self.failures.last.lock().map(|last| last.clone()).unwrap_or_default(),
             )),
@@ -299,6 +362,41 @@ mod tests {
         let (fresh, _) = pool.get_shared().await.unwrap();
         assert_eq!(fresh, 1, "the broken one is replaced");
         assert_eq!(pool.state().connections, 1, "and closed");
+    }
+
+    #[tokio::test]
+    async fn waiting_requests_get_connections_in_the_order_they_asked() {
+        let builder = bb8::Pool::builder()
+            .max_size(1)
+            .retry_connection(false)
+            .test_on_check_out(false);
+        let pool = CheckedPool::build(builder, Numbered::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+
+        let held = pool.get().await.unwrap();
+        let mut waiters = Vec::new();
+        for name in ["first", "second"] {
+            let (pool, order) = (pool.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let _conn = pool.get().await.unwrap();
+                order.lock().unwrap().push(name);
+            }));
+            // Lets the task start waiting before the next one is spawned.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        }
+
+        // On this one-thread runtime the waiters cannot run before the next `get`, which bb8
+        // alone would answer with the connection just handed back, ahead of both of them.
+        drop(held);
+        let late = pool.get().await.unwrap();
+        order.lock().unwrap().push("late");
+        drop(late);
+        for waiter in waiters {
+            waiter.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["first", "second", "late"]);
     }
 
     #[tokio::test]
