@@ -114,11 +114,11 @@ const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WA
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 /// Connections per pool unless `DB_POOL_SIZE` says otherwise. Measured on 2 cores with the
-/// database on the same machine (bench/RESULTS.md): with 4, `me` at 32 clients queued for a
-/// connection (p99 11–12 ms); with 8, p99 7–9.5 ms; with 16, 6.5–8 ms, but during a login flood
-/// the extra queries running at once in the database stretched `me`'s p99 to 23–46 ms (8:
-/// 11–16 ms). A pool caps how much work the database runs at once, so it should not be larger
-/// than the requests need. Connections open on demand, so an idle server holds few.
+/// database on the same machine (bench/RESULTS.md): with 16, during a login flood the extra
+/// queries running at once in the database stretched `me`'s p99 to 23–46 ms (8: 11–16 ms); with
+/// requests now served in turn (see [`checked`]), 4 and 6 gave the same p99 as 8 at 32 clients
+/// but less throughput. A pool caps how much work the database runs at once, so it should not
+/// be larger than the requests need. Connections open on demand, so an idle server holds few.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 
 /// Builds the pool for `config` without connecting; the first request or the migration
