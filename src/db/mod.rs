@@ -1,5 +1,6 @@
-//! The database: one pool per backend behind the [`DbPool`] enum, the [`with_conn!`] macro that
-//! runs one query body on either, and the embedded migrations.
+//! The database: one pool per backend behind the [`DbPool`] enum, the
+//! [`with_conn!`](crate::with_conn) macro that runs one query body on either, and the embedded
+//! migrations.
 //!
 //! diesel's `MultiConnection` does not cover async connections, so the enum and the macro stand
 //! in for it: the macro expands its body once per variant, and each arm type-checks against its
@@ -83,8 +84,8 @@ pub fn pool_error<E: std::error::Error + Send + Sync + 'static>(err: CheckoutErr
     AppError::database_unavailable(err)
 }
 
-/// Ends the exchange begun in [`with_conn!`], marks the connection broken when `result` says
-/// it may be dead, and converts the error.
+/// Ends the exchange begun in [`with_conn!`](crate::with_conn), marks the connection broken
+/// when `result` says it may be dead, and converts the error.
 pub fn finish<C, T>(
     conn: &mut checked::CheckedConn<C>,
     result: diesel::QueryResult<T>,
