@@ -17,8 +17,7 @@
 //! woken one waits again at the back of the queue. Under load some requests lose that race
 //! several times in a row, which is where the latency tail came from (bench/RESULTS.md). So
 //! [`CheckedPool::get`] first takes a turn from a FIFO semaphore with one permit per
-//! connection: only requests holding a turn ask bb8, and each finds a connection idle or room
-//! to open one.
+//! connection: only requests holding a turn ask bb8, so none can be overtaken there.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,8 +159,8 @@ impl<M: ManageConnection> Clone for CheckedPool<M> {
 
 /// A connection checked out of a [`CheckedPool`], with the turn that let it be taken.
 pub struct Checkout<'a, M: ManageConnection> {
-    // Fields drop in order: the connection is back in the pool before the turn passes to the
-    // next waiter, who then finds it idle.
+    // Fields drop in order: the connection is back in the pool (or closed, if broken) before
+    // the turn passes to the next waiter.
     pooled: PooledConnection<'a, Checked<M>>,
     _turn: SemaphorePermit<'a>,
 }
@@ -210,27 +209,15 @@ where
     /// requests asked; fails as soon as a connection attempt fails while waiting, and after
     /// the pool's time-out at the latest.
     pub async fn get(&self) -> Result<Checkout<'_, M>, CheckoutError<M::Error>> {
-        // Registered before the pool is asked, so a failure during the wait is not missed.
-        let failed = self.failures.notify.notified();
-        let checkout = async {
-            let turn = tokio::time::timeout(self.timeout, self.turns.acquire())
-                .await
-                .map_err(|_| CheckoutError::Pool(bb8::RunError::TimedOut))?
-                // The semaphore is never closed.
-                .map_err(|_| CheckoutError::Pool(bb8::RunError::TimedOut))?;
+        self.fail_fast(async {
+            let turn = self.take_turn().await?;
             let pooled = self.pool.get().await.map_err(CheckoutError::Pool)?;
             Ok(Checkout {
                 pooled,
                 _turn: turn,
             })
-        };
-        tokio::select! {
-            biased;
-            checkout = checkout => checkout,
-            () = failed => Err(CheckoutError::ConnectFailed(
-                self.failures.last.lock().map(|last| last.clone()).unwrap_or_default(),
-            )),
-        }
+        })
+        .await
     }
 
     /// A clone of a pooled connection, for connections that carry many requests at once (a
@@ -241,13 +228,45 @@ where
     where
         M::Connection: Clone,
     {
-        loop {
-            let guard = self.get().await?;
-            if !guard.broken.is_set() {
-                return Ok((guard.conn.clone(), guard.broken.clone()));
+        self.fail_fast(async {
+            let _turn = self.take_turn().await?;
+            loop {
+                let guard = self.pool.get().await.map_err(CheckoutError::Pool)?;
+                if !guard.broken.is_set() {
+                    return Ok((guard.conn.clone(), guard.broken.clone()));
+                }
+                // Dropping the guard hands the connection back and the pool, seeing it broken,
+                // closes it; still in its turn, the loop takes another one or opens a new one.
             }
-            // Dropping the guard hands the connection back, and the pool, seeing it broken,
-            // closes it; the next turn gets another one or a new one.
+        })
+        .await
+    }
+
+    async fn take_turn(&self) -> Result<SemaphorePermit<'_>, CheckoutError<M::Error>> {
+        // The semaphore is never closed, so this cannot fail; were it closed, no turn would
+        // ever come, which is what a time-out says.
+        self.turns
+            .acquire()
+            .await
+            .map_err(|_| CheckoutError::Pool(bb8::RunError::TimedOut))
+    }
+
+    /// Runs `checkout` within the pool's time-out (the wait for a turn included), and ends it
+    /// as soon as a connection attempt fails.
+    async fn fail_fast<T>(
+        &self,
+        checkout: impl Future<Output = Result<T, CheckoutError<M::Error>>>,
+    ) -> Result<T, CheckoutError<M::Error>> {
+        // Registered before `checkout` first runs, so a failure during the wait is not missed.
+        let failed = self.failures.notify.notified();
+        tokio::select! {
+            biased;
+            result = tokio::time::timeout(self.timeout, checkout) => {
+                result.unwrap_or(Err(CheckoutError::Pool(bb8::RunError::TimedOut)))
+            }
+            () = failed => Err(CheckoutError::ConnectFailed(
+                self.failures.last.lock().map(|last| last.clone()).unwrap_or_default(),
+            )),
         }
     }
 
@@ -397,6 +416,61 @@ mod tests {
             waiter.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), ["first", "second", "late"]);
+    }
+
+    /// Opens its first connection at once; every later attempt hangs, as a connect to a
+    /// server that drops packets does.
+    #[derive(Debug, Clone, Default)]
+    struct HangsAfterFirst {
+        opened: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl ManageConnection for HangsAfterFirst {
+        type Connection = ();
+        type Error = std::io::Error;
+
+        async fn connect(&self) -> Result<(), std::io::Error> {
+            if self.opened.fetch_add(1, Ordering::SeqCst) > 0 {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            Ok(())
+        }
+
+        async fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> {
+            Ok(())
+        }
+
+        fn has_broken(&self, _: &mut ()) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_time_out_bounds_the_wait_for_a_turn_and_the_connect_together() {
+        let builder = bb8::Pool::builder()
+            .max_size(1)
+            .connection_timeout(Duration::from_secs(10))
+            .retry_connection(false)
+            .test_on_check_out(false);
+        let pool = CheckedPool::build(builder, HangsAfterFirst::default());
+
+        let mut held = pool.get().await.unwrap();
+        held.mark_broken();
+        let started = tokio::time::Instant::now();
+        let waiter = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.get().await.map(|_| ()) })
+        };
+        // The turn comes after 8 s, when the broken connection is closed; opening a new one
+        // then hangs, and only 2 s of the time-out are left for it.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        drop(held);
+        let err = waiter.await.unwrap().expect_err("the connect hangs");
+        assert!(
+            matches!(err, CheckoutError::Pool(bb8::RunError::TimedOut)),
+            "{err:?}"
+        );
+        assert_eq!(started.elapsed().as_secs(), 10, "not 8 + a fresh 10");
     }
 
     #[tokio::test]
