@@ -135,6 +135,17 @@ pub enum CheckoutError<E: std::error::Error + 'static> {
     ConnectFailed(String),
 }
 
+/// The bb8 settings a [`CheckedPool`] is meant for: at most `size` connections, `timeout` for
+/// a checkout, no ping on checkout (see the module's comment) and no retrying a failed connect
+/// (the request waiting for it answers 503 at once instead, see [`CheckedPool::get`]).
+pub fn builder<M: ManageConnection>(size: u32, timeout: Duration) -> bb8::Builder<Checked<M>> {
+    bb8::Pool::builder()
+        .max_size(size)
+        .connection_timeout(timeout)
+        .retry_connection(false)
+        .test_on_check_out(false)
+}
+
 /// A bb8 pool of [`Checked`] connections whose [`get`](CheckedPool::get) fails fast and
 /// serves waiting requests in the order they came.
 #[derive(Debug)]
@@ -317,12 +328,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_left_mid_exchange_is_discarded() {
-        let builder = bb8::Pool::builder()
-            .max_size(1)
-            .retry_connection(false)
-            .test_on_check_out(false);
         let up = Arc::new(AtomicBool::new(true));
-        let pool = CheckedPool::build(builder, Flaky { up });
+        let pool = CheckedPool::build(builder(1, Duration::from_secs(30)), Flaky { up });
 
         let mut conn = pool.get().await.unwrap();
         conn.start();
@@ -366,11 +373,7 @@ mod tests {
 
     #[tokio::test]
     async fn shared_connections_are_reused_until_marked_broken() {
-        let builder = bb8::Pool::builder()
-            .max_size(1)
-            .retry_connection(false)
-            .test_on_check_out(false);
-        let pool = CheckedPool::build(builder, Numbered::default());
+        let pool = CheckedPool::build(builder(1, Duration::from_secs(30)), Numbered::default());
 
         let (first, flag) = pool.get_shared().await.unwrap();
         // The guard is already back: a second user shares the same connection.
@@ -385,11 +388,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_requests_get_connections_in_the_order_they_asked() {
-        let builder = bb8::Pool::builder()
-            .max_size(1)
-            .retry_connection(false)
-            .test_on_check_out(false);
-        let pool = CheckedPool::build(builder, Numbered::default());
+        let pool = CheckedPool::build(builder(1, Duration::from_secs(30)), Numbered::default());
         let order = Arc::new(Mutex::new(Vec::new()));
 
         let held = pool.get().await.unwrap();
@@ -447,12 +446,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_time_out_bounds_the_wait_for_a_turn_and_the_connect_together() {
-        let builder = bb8::Pool::builder()
-            .max_size(1)
-            .connection_timeout(Duration::from_secs(10))
-            .retry_connection(false)
-            .test_on_check_out(false);
-        let pool = CheckedPool::build(builder, HangsAfterFirst::default());
+        let pool = CheckedPool::build(
+            builder(1, Duration::from_secs(10)),
+            HangsAfterFirst::default(),
+        );
 
         let mut held = pool.get().await.unwrap();
         held.mark_broken();
@@ -476,12 +473,10 @@ mod tests {
     #[tokio::test]
     async fn a_failed_connect_fails_the_checkout_at_once_and_the_next_one_recovers() {
         let up = Arc::new(AtomicBool::new(false));
-        let builder = bb8::Pool::builder()
-            .max_size(2)
-            .connection_timeout(Duration::from_secs(30))
-            .retry_connection(false)
-            .test_on_check_out(false);
-        let pool = CheckedPool::build(builder, Flaky { up: up.clone() });
+        let pool = CheckedPool::build(
+            builder(2, Duration::from_secs(30)),
+            Flaky { up: up.clone() },
+        );
 
         let started = Instant::now();
         let err = pool.get().await.expect_err("the server is down");

@@ -11,8 +11,6 @@ pub mod migrations;
 pub mod prepared;
 pub mod schema;
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use diesel::SqliteConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -25,7 +23,7 @@ use futures_util::FutureExt as _;
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
 use crate::error::AppError;
-use checked::{Checked, CheckedPool, CheckoutError};
+use checked::{CheckedPool, CheckoutError, builder};
 
 /// The embedded SQLite connection, run on the blocking pool by diesel-async.
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -172,16 +170,6 @@ pub async fn ensure_sqlite_dir(url: &DatabaseUrl) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
     }
     Ok(())
-}
-
-fn builder<M: bb8::ManageConnection>(size: u32, timeout: Duration) -> bb8::Builder<Checked<M>> {
-    bb8::Pool::builder()
-        .max_size(size)
-        .connection_timeout(timeout)
-        // A failed connect answers 503 at once (see `CheckedPool::get`) rather than retrying
-        // until the time-out.
-        .retry_connection(false)
-        .test_on_check_out(false)
 }
 
 impl DbPool {

@@ -12,7 +12,7 @@ use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
 use super::{NewSession, SessionInfo, SessionStore};
-use crate::db::checked::CheckedPool;
+use crate::db::checked::{self, CheckedPool};
 use crate::error::AppError;
 
 /// The Redis pool: few connections, each multiplexing many requests.
@@ -74,12 +74,7 @@ impl RedisSessions {
         let manager = RedisConnectionManager::new(url)
             .map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-        let builder = bb8::Pool::builder()
-            .max_size(cores.max(2))
-            .connection_timeout(timeout)
-            .retry_connection(false)
-            .test_on_check_out(false);
-        let pool = CheckedPool::build(builder, manager);
+        let pool = CheckedPool::build(checked::builder(cores.max(2), timeout), manager);
         Ok(RedisSessions {
             pool,
             prefix: prefix.to_owned(),
