@@ -328,10 +328,10 @@ async fn execute(
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
-        let stats = DocumentStats::of(doc, operation_name.as_deref());
-        if let Err(exceeded) = stats.check(config) {
-            return limit_error(media, call.batched, exceeded);
-        }
+        let stats = match DocumentStats::measure(doc, operation_name.as_deref(), config) {
+            Ok(stats) => stats,
+            Err(exceeded) => return limit_error(media, call.batched, exceeded),
+        };
         auth_fields = auth_fields.saturating_add(stats.auth_fields);
     }
     if let Err(exceeded) = limits::check_auth_fields(auth_fields, config) {

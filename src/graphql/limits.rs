@@ -1,26 +1,38 @@
-//! Limits on GraphQL documents that async-graphql does not enforce itself (it enforces depth
-//! and complexity): aliased fields, introspection when switched off, and the number of
-//! `login`, `register` and `refresh` fields. The last is counted per HTTP request — across
-//! aliases, fragments and every entry of a batch — because complexity is counted per
-//! operation, and each of those fields is a password guess or an account.
+//! Limits on GraphQL documents, checked on the parsed document before async-graphql sees it:
+//! the size of the document once its fragments are expanded, its depth, aliased fields,
+//! introspection when switched off, and the number of fields that check a password or create
+//! an account. The last is counted per HTTP request — across aliases, fragments and every
+//! entry of a batch — because each of those fields is a password guess or an account.
 //!
-//! Checked on the parsed document before execution, so an over-limit request runs nothing.
+//! Why here and not only in async-graphql: the library's own walks (its recursion-depth check,
+//! its depth and complexity visitors) expand every fragment spread where it stands, so a
+//! ~1 KB document whose fragments each spread the next one twice asks for 2^25 visits and
+//! keeps a core busy for seconds before "too complex" comes back. This walker visits every
+//! selection of the document once: a fragment's figures are computed the first time it is
+//! spread and reused after (memoized), and the walk stops at the first limit passed. A
+//! document that passes has at most `GRAPHQL_MAX_COMPLEXITY` selections in all, fragments
+//! expanded, so every later walk over it is bounded too.
 
 use std::collections::HashMap;
 
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection,
+    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
     SelectionSet,
 };
 
 use crate::config::GraphqlLimitsConfig;
 
-/// Mutation fields that sign in, create an account or renew a session: each is counted by the
-/// rate limiter, and a request may carry only a few.
-pub const AUTH_FIELDS: [&str; 3] = ["login", "register", "refresh"];
+/// Mutation fields that check a password, create an account or renew a session: each is
+/// counted by the rate limiter, and a request may carry only a few.
+pub const AUTH_FIELDS: [&str; 4] = ["login", "register", "refresh", "updateMe"];
 
 /// The introspection fields of the query root (`__typename` is not one: it reveals nothing).
 const INTROSPECTION_FIELDS: [&str; 2] = ["__schema", "__type"];
+
+/// Deepest nesting of selection sets and fragment spreads the walker follows. async-graphql
+/// refuses documents nested deeper than 32 levels (counting spreads) before it runs them;
+/// refusing them here keeps this walker's recursion shallow whatever the document.
+const MAX_NESTING: usize = 32;
 
 /// What a document asks for, as far as the limits care.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,6 +43,11 @@ pub struct DocumentStats {
     pub auth_fields: usize,
     /// Whether the document selects `__schema` or `__type` anywhere.
     pub introspection: bool,
+    /// Selections (fields, fragment spreads, inline fragments) of every operation and
+    /// fragment definition, with each spread counted as the fragment it expands to.
+    pub selections: usize,
+    /// The deepest nesting of fields, fragments expanded.
+    pub depth: usize,
 }
 
 /// A limit a request is over, with a message for the client.
@@ -38,35 +55,21 @@ pub struct DocumentStats {
 pub struct LimitExceeded(pub String);
 
 impl DocumentStats {
-    /// Measures `doc`, whose operation `operation_name` (if any) is the one to run.
-    pub fn of(doc: &ExecutableDocument, operation_name: Option<&str>) -> Self {
-        let mut stats = DocumentStats::default();
-        let sets = doc
-            .operations
-            .iter()
-            .map(|(_, op)| &op.node.selection_set.node)
-            .chain(doc.fragments.values().map(|f| &f.node.selection_set.node));
-        for set in sets {
-            walk_fields(set, &mut |field| {
-                if field.alias.is_some() {
-                    stats.aliases += 1;
-                }
-                if INTROSPECTION_FIELDS.contains(&field.name.node.as_str()) {
-                    stats.introspection = true;
-                }
-            });
-        }
-        let mut memo = HashMap::new();
-        stats.auth_fields = selected_operations(doc, operation_name)
-            .into_iter()
-            .filter(|op| op.ty == OperationType::Mutation)
-            .map(|op| count_auth_fields(doc, &op.selection_set.node, &mut memo))
-            .fold(0, usize::saturating_add);
-        stats
+    /// Measures `doc`, whose operation `operation_name` (if any) is the one to run, and
+    /// checks it against `limits`; stops at the first limit passed.
+    pub fn measure(
+        doc: &ExecutableDocument,
+        operation_name: Option<&str>,
+        limits: &GraphqlLimitsConfig,
+    ) -> Result<DocumentStats, LimitExceeded> {
+        let mut walker = Walker::new(doc, limits);
+        let stats = walker.walk(operation_name)?;
+        stats.check(limits)?;
+        Ok(stats)
     }
 
-    /// Checks the per-document limits: aliases and introspection.
-    pub fn check(&self, limits: &GraphqlLimitsConfig) -> Result<(), LimitExceeded> {
+    /// Checks the limits that only the whole document can decide: aliases and introspection.
+    fn check(&self, limits: &GraphqlLimitsConfig) -> Result<(), LimitExceeded> {
         let max_aliases = usize::try_from(limits.max_aliases).unwrap_or(usize::MAX);
         if self.aliases > max_aliases {
             return Err(LimitExceeded(format!(
@@ -89,11 +92,228 @@ pub fn check_auth_fields(total: usize, limits: &GraphqlLimitsConfig) -> Result<(
     let max = usize::from(limits.max_auth_fields);
     if total > max {
         return Err(LimitExceeded(format!(
-            "the request has {total} login, register or refresh fields; at most {max} \
-             are allowed per request"
+            "the request has {total} fields that sign in, register, refresh or check a \
+             password; at most {max} are allowed per request"
         )));
     }
     Ok(())
+}
+
+/// The figures of one selection set, fragments expanded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Expanded {
+    /// Selections an expanding walk would visit.
+    selections: usize,
+    /// Deepest nesting of fields.
+    depth: usize,
+    /// Auth fields at the root, through inline fragments and spreads.
+    root_auth_fields: usize,
+    /// Levels of non-empty selection sets and fragment spreads below this set, as
+    /// async-graphql counts nesting.
+    height: usize,
+}
+
+/// A fragment's entry in the walker's memo.
+#[derive(Debug, Clone, Copy)]
+enum Memo {
+    /// Being computed: a spread of it now is a cycle (which validation refuses later).
+    InProgress,
+    /// Computed.
+    Done(Expanded),
+}
+
+/// One pass over a document: every selection is visited once (a fragment when it is first
+/// spread, or on its own if it never is).
+struct Walker<'a> {
+    doc: &'a ExecutableDocument,
+    memo: HashMap<&'a str, Memo>,
+    max_selections: usize,
+    max_depth: usize,
+    aliases: usize,
+    introspection: bool,
+    /// Selection nodes visited, each once; what the walk costs.
+    visited: usize,
+}
+
+impl<'a> Walker<'a> {
+    fn new(doc: &'a ExecutableDocument, limits: &GraphqlLimitsConfig) -> Self {
+        Walker {
+            doc,
+            memo: HashMap::with_capacity(doc.fragments.len()),
+            max_selections: usize::try_from(limits.max_complexity).unwrap_or(usize::MAX),
+            max_depth: usize::from(limits.max_depth),
+            aliases: 0,
+            introspection: false,
+            visited: 0,
+        }
+    }
+
+    /// Walks every operation and fragment definition.
+    fn walk(&mut self, operation_name: Option<&str>) -> Result<DocumentStats, LimitExceeded> {
+        let doc = self.doc;
+        let mut selections = 0usize;
+        let mut depth = 0usize;
+        let mut auth_fields = 0usize;
+        let selected = selected_operations(doc, operation_name);
+        for (_, op) in doc.operations.iter() {
+            let figures = self.selection_set(&op.node.selection_set.node, 0)?;
+            selections = self.add_selections(selections, figures.selections)?;
+            depth = depth.max(figures.depth);
+            let runs = selected.iter().any(|s| std::ptr::eq(*s, &op.node));
+            if runs && op.node.ty == OperationType::Mutation {
+                auth_fields = auth_fields.saturating_add(figures.root_auth_fields);
+            }
+        }
+        for (name, fragment) in &doc.fragments {
+            // Walked on its own too: async-graphql's visitors walk every definition, used or
+            // not, so an unused fragment must be bounded like a used one.
+            let figures = self.fragment(name.as_str(), &fragment.node.selection_set.node, 0)?;
+            selections = self.add_selections(selections, figures.selections)?;
+            depth = depth.max(figures.depth);
+        }
+        Ok(DocumentStats {
+            aliases: self.aliases,
+            auth_fields,
+            introspection: self.introspection,
+            selections,
+            depth,
+        })
+    }
+
+    fn add_selections(&self, total: usize, more: usize) -> Result<usize, LimitExceeded> {
+        let total = total.saturating_add(more);
+        if total > self.max_selections {
+            return Err(too_complex(self.max_selections));
+        }
+        Ok(total)
+    }
+
+    /// The figures of fragment `name` (whose selection set is `set`), computed once.
+    fn fragment(
+        &mut self,
+        name: &'a str,
+        set: &'a SelectionSet,
+        nesting: usize,
+    ) -> Result<Expanded, LimitExceeded> {
+        match self.memo.get(name) {
+            // Computed where it was first spread; spread here, it may nest deeper.
+            Some(Memo::Done(figures)) if nesting.saturating_add(figures.height) > MAX_NESTING => {
+                Err(too_nested())
+            }
+            Some(Memo::Done(figures)) => Ok(*figures),
+            // A cycle: validation refuses the document; count nothing more for it here.
+            Some(Memo::InProgress) => Ok(Expanded::default()),
+            None => {
+                self.memo.insert(name, Memo::InProgress);
+                let figures = self.selection_set(set, nesting)?;
+                self.memo.insert(name, Memo::Done(figures));
+                Ok(figures)
+            }
+        }
+    }
+
+    fn selection_set(
+        &mut self,
+        set: &'a SelectionSet,
+        nesting: usize,
+    ) -> Result<Expanded, LimitExceeded> {
+        if nesting > MAX_NESTING {
+            return Err(too_nested());
+        }
+        let mut figures = Expanded::default();
+        for item in &set.items {
+            self.visited += 1;
+            let (inner, field) = match &item.node {
+                Selection::Field(field) => {
+                    self.field(&field.node);
+                    let set = &field.node.selection_set.node;
+                    let inner = if set.items.is_empty() {
+                        Expanded::default()
+                    } else {
+                        let mut inner = self.selection_set(set, nesting + 1)?;
+                        inner.height += 1;
+                        inner
+                    };
+                    (inner, Some(&field.node))
+                }
+                Selection::InlineFragment(inline) => {
+                    let mut inner =
+                        self.selection_set(&inline.node.selection_set.node, nesting + 1)?;
+                    inner.height += 1;
+                    (inner, None)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    let inner = match self.doc.fragments.get(name) {
+                        Some(fragment) => {
+                            let mut inner = self.fragment(
+                                name,
+                                &fragment.node.selection_set.node,
+                                nesting + 1,
+                            )?;
+                            inner.height += 1;
+                            inner
+                        }
+                        // Unknown: validation refuses it.
+                        None => Expanded::default(),
+                    };
+                    (inner, None)
+                }
+            };
+            figures.selections = figures
+                .selections
+                .saturating_add(1)
+                .saturating_add(inner.selections);
+            if figures.selections > self.max_selections {
+                return Err(too_complex(self.max_selections));
+            }
+            figures.height = figures.height.max(inner.height);
+            match field {
+                Some(field) => {
+                    figures.depth = figures.depth.max(inner.depth.saturating_add(1));
+                    if AUTH_FIELDS.contains(&field.name.node.as_str()) {
+                        figures.root_auth_fields = figures.root_auth_fields.saturating_add(1);
+                    }
+                }
+                None => {
+                    figures.depth = figures.depth.max(inner.depth);
+                    figures.root_auth_fields = figures
+                        .root_auth_fields
+                        .saturating_add(inner.root_auth_fields);
+                }
+            }
+            if figures.depth > self.max_depth {
+                return Err(LimitExceeded(format!(
+                    "the document is nested more than {} fields deep",
+                    self.max_depth
+                )));
+            }
+        }
+        Ok(figures)
+    }
+
+    /// What a field tells the document-wide figures, seen once where it is written.
+    fn field(&mut self, field: &Field) {
+        if field.alias.is_some() {
+            self.aliases += 1;
+        }
+        if INTROSPECTION_FIELDS.contains(&field.name.node.as_str()) {
+            self.introspection = true;
+        }
+    }
+}
+
+fn too_nested() -> LimitExceeded {
+    LimitExceeded(format!(
+        "the document nests selections and fragment spreads more than {MAX_NESTING} levels deep"
+    ))
+}
+
+fn too_complex(max: usize) -> LimitExceeded {
+    LimitExceeded(format!(
+        "the document is too complex: it selects more than {max} fields and fragment spreads, \
+         fragments expanded"
+    ))
 }
 
 /// The operations that execution will pick from: the named one, or the only one. When the
@@ -114,71 +334,35 @@ fn selected_operations<'a>(
     }
 }
 
-/// Calls `visit` on every field of `set` and of its nested selections (not following
-/// fragment spreads: fragments are walked on their own). Iterative, so a deep document
-/// cannot exhaust the stack.
-fn walk_fields(set: &SelectionSet, visit: &mut impl FnMut(&async_graphql::parser::types::Field)) {
-    let mut pending = vec![set];
-    while let Some(set) = pending.pop() {
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    visit(&field.node);
-                    pending.push(&field.node.selection_set.node);
-                }
-                Selection::InlineFragment(inline) => pending.push(&inline.node.selection_set.node),
-                Selection::FragmentSpread(_) => {}
-            }
-        }
-    }
-}
-
-/// Auth fields selected at the root of `set`, through inline fragments and fragment spreads
-/// (each spread counts again: it executes again). Fragment counts are memoised, so nested
-/// spreads cost linear time, and a fragment cycle (refused by validation later) counts 0.
-fn count_auth_fields<'a>(
-    doc: &'a ExecutableDocument,
-    set: &'a SelectionSet,
-    memo: &mut HashMap<&'a str, Option<usize>>,
-) -> usize {
-    let mut total = 0usize;
-    for item in &set.items {
-        let n = match &item.node {
-            Selection::Field(field) => {
-                usize::from(AUTH_FIELDS.contains(&field.node.name.node.as_str()))
-            }
-            Selection::InlineFragment(inline) => {
-                count_auth_fields(doc, &inline.node.selection_set.node, memo)
-            }
-            Selection::FragmentSpread(spread) => {
-                let name = spread.node.fragment_name.node.as_str();
-                match memo.get(name) {
-                    Some(Some(n)) => *n,
-                    // In progress: a cycle.
-                    Some(None) => 0,
-                    None => match doc.fragments.get(name) {
-                        Some(fragment) => {
-                            memo.insert(name, None);
-                            let n = count_auth_fields(doc, &fragment.node.selection_set.node, memo);
-                            memo.insert(name, Some(n));
-                            n
-                        }
-                        None => 0,
-                    },
-                }
-            }
-        };
-        total = total.saturating_add(n);
-    }
-    total
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn limits() -> GraphqlLimitsConfig {
+        crate::config::Config::try_from_args(["user-api"])
+            .unwrap()
+            .graphql
+    }
+
     fn stats(query: &str, name: Option<&str>) -> DocumentStats {
-        DocumentStats::of(&async_graphql::parser::parse_query(query).unwrap(), name)
+        let doc = async_graphql::parser::parse_query(query).unwrap();
+        let mut walker = Walker::new(&doc, &limits());
+        walker.walk(name).unwrap()
+    }
+
+    /// `{ me { ...F0 } }` where each fragment spreads the next one twice: 2^levels fields
+    /// once expanded, in a document of a few hundred bytes.
+    fn fragment_bomb(levels: usize) -> String {
+        let mut doc = String::from("{ me { ...F0 } }");
+        for i in 0..levels {
+            doc.push_str(&format!(
+                " fragment F{i} on User {{ ...F{} ...F{} }}",
+                i + 1,
+                i + 1
+            ));
+        }
+        doc.push_str(&format!(" fragment F{levels} on User {{ id }}"));
+        doc
     }
 
     #[test]
@@ -205,6 +389,9 @@ mod tests {
         assert_eq!(stats(q, None).auth_fields, 3 + 4);
         // A cycle does not hang the count.
         let q = "mutation { ...A } fragment A on Mutation { login ...B } fragment B on Mutation { ...A }";
+        assert_eq!(stats(q, None).auth_fields, 1);
+        // A password change checks a password too.
+        let q = r#"mutation { updateMe(input: {password: "p", currentPassword: "q"}) { id } }"#;
         assert_eq!(stats(q, None).auth_fields, 1);
     }
 
@@ -238,5 +425,69 @@ mod tests {
             .introspection
         );
         assert!(!stats("{ __typename me { __typename } }", None).introspection);
+    }
+
+    #[test]
+    fn selections_and_depth_count_fragments_expanded() {
+        let s = stats(
+            "{ me { ...F ...F } } fragment F on User { id username }",
+            None,
+        );
+        // The operation: me, two spreads of two fields each; the fragment on its own: two.
+        assert_eq!(s.selections, 1 + 2 * (1 + 2) + 2);
+        assert_eq!(s.depth, 2);
+        let s = stats("{ me { ... on User { id } } }", None);
+        assert_eq!(s.selections, 3);
+        assert_eq!(s.depth, 2);
+    }
+
+    /// Each selection node of the document is visited once however often its fragment is
+    /// spread: a walk that expanded fragments would visit 2^25 here.
+    #[test]
+    fn a_fragment_bomb_costs_a_walk_linear_in_its_size() {
+        for levels in [10, 25, 40] {
+            let doc = async_graphql::parser::parse_query(fragment_bomb(levels)).unwrap();
+            let mut unlimited = limits();
+            unlimited.max_complexity = u32::MAX;
+            let mut walker = Walker::new(&doc, &unlimited);
+            let result = walker.walk(None);
+            // Two spreads per fragment, one field in the last, `me` and its spread.
+            let nodes = 2 * levels + 1 + 2;
+            if levels + 2 > MAX_NESTING {
+                // Refused for its nesting before the walk reached its end.
+                assert!(walker.visited <= nodes, "{levels} levels");
+                assert!(result.is_err());
+            } else {
+                assert_eq!(walker.visited, nodes, "{levels} levels");
+                let stats = result.unwrap();
+                assert!(stats.selections >= 1 << levels, "{levels} levels");
+            }
+        }
+        let doc = async_graphql::parser::parse_query(fragment_bomb(25)).unwrap();
+        let err = DocumentStats::measure(&doc, None, &limits()).unwrap_err();
+        assert!(err.0.contains("more than 1000"), "{}", err.0);
+    }
+
+    #[test]
+    fn a_long_chain_of_fragments_is_refused_without_deep_recursion() {
+        let mut doc = String::from("{ me { ...F0 } }");
+        for i in 0..5000 {
+            doc.push_str(&format!(" fragment F{i} on User {{ ...F{} }}", i + 1));
+        }
+        doc.push_str(" fragment F5000 on User { id }");
+        let doc = async_graphql::parser::parse_query(doc).unwrap();
+        assert!(DocumentStats::measure(&doc, None, &limits()).is_err());
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let doc = async_graphql::parser::parse_query("{ me { id } }").unwrap();
+        let mut small = limits();
+        assert!(DocumentStats::measure(&doc, None, &small).is_ok());
+        small.max_depth = 1;
+        assert!(DocumentStats::measure(&doc, None, &small).is_err());
+        let mut small = limits();
+        small.max_complexity = 1;
+        assert!(DocumentStats::measure(&doc, None, &small).is_err());
     }
 }

@@ -55,8 +55,9 @@ pub(crate) fn build_schema_validating(state: Option<AppState>, mode: ValidationM
         .validation_mode(mode);
     if !introspection {
         // The HTTP handler refuses such documents with a clear error first; this is the
-        // backstop.
-        builder = builder.disable_introspection();
+        // backstop. Validation's "Did you mean …" suggestions would reveal the schema's
+        // field and argument names one guess at a time, so they go too.
+        builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
         builder = builder.data(state);

@@ -97,6 +97,20 @@ fragment TypeRef on __Type {
 }
 "#;
 
+/// `{ me { ...F0 } }` where each fragment spreads the next one twice.
+fn fragment_bomb(levels: usize) -> String {
+    let mut doc = String::from("{ me { ...F0 } }");
+    for i in 0..levels {
+        doc.push_str(&format!(
+            " fragment F{i} on User {{ ...F{} ...F{} }}",
+            i + 1,
+            i + 1
+        ));
+    }
+    doc.push_str(&format!(" fragment F{levels} on User {{ id }}"));
+    doc
+}
+
 /// Sends `query` with each Accept type and checks the refusal: a validation failure with a
 /// message, 400 with graphql-response+json and 200 with application/json, never data.
 async fn assert_refused(app: &TestApp, query: &str, needle: &str) {
@@ -122,6 +136,36 @@ backend_tests! {
         assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
         let page = app.client.get(app.url("/graphiql")).send().await.unwrap();
         assert_eq!(page.status(), 200);
+    }
+
+    /// A ~1 KB document whose fragments each spread the next one twice asks for 2^levels
+    /// fields once expanded. It is refused, by POST and by GET, without a token, and without
+    /// the server expanding it: a walk that did would take seconds at 25 levels (and hours
+    /// at 40), far beyond the generous bound here.
+    async fn fragment_bombs_are_refused_at_once(app) {
+        for levels in [25, 40] {
+            let query = fragment_bomb(levels);
+            let started = std::time::Instant::now();
+            assert_refused(&app, &query, "").await;
+            let response = app
+                .client
+                .get(app.url("/graphql"))
+                .query(&[("query", query.as_str())])
+                .send()
+                .await
+                .unwrap();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(
+                error_code(&body).as_deref(),
+                Some("GRAPHQL_VALIDATION_FAILED"),
+                "{body}"
+            );
+            let took = started.elapsed();
+            assert!(
+                took < std::time::Duration::from_secs(1),
+                "{levels} levels took {took:?}"
+            );
+        }
     }
 
     async fn batches_are_refused_by_default(app) {
@@ -208,6 +252,21 @@ async fn introspection_can_be_switched_off(backend: Backend) {
         "introspection",
     )
     .await;
+    // Validation does not suggest names, which would reveal the schema a guess at a time.
+    for typo in [
+        "{ usr { id } }",
+        "{ me { usernam } }",
+        "{ users(frist: 1) { nodes { id } } }",
+    ] {
+        let body = app.gql(typo, json!({}), None).await;
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("GRAPHQL_VALIDATION_FAILED"),
+            "{body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(!message.contains("Did you mean"), "{message}");
+    }
     // Ordinary queries still run, `__typename` included.
     let body = app.gql("{ __typename }", json!({}), None).await;
     assert_eq!(body["data"]["__typename"], "Query", "{body}");
