@@ -22,6 +22,9 @@ diesel::table! {
         registration_date -> Timestamp,
         /// UTC.
         updated_at -> Timestamp,
+        /// Bumped by every change that ends all of the user's sign-ins (password change,
+        /// logoutAll): a sign-in that read an older value withdraws its session.
+        credentials_version -> BigInt,
     }
 }
 
@@ -62,5 +65,8 @@ diesel::table! {
         rotated_at -> Nullable<Timestamp>,
         /// Hash of the token that replaced this one.
         successor_hash -> Nullable<Text>,
+        /// The user's `credentials_version` when the sign-in began; a token whose value is
+        /// older than the user's is refused.
+        credentials_version -> BigInt,
     }
 }

@@ -57,6 +57,8 @@ pub struct UserRow {
     pub registration_date: NaiveDateTime,
     /// UTC.
     pub updated_at: NaiveDateTime,
+    /// Starts at 0; see [`User::credentials_version`].
+    pub credentials_version: i64,
 }
 
 /// The columns of a `users` row that make a [`User`]: every read selects these and no more
@@ -77,6 +79,8 @@ pub struct UserRecord {
     pub role: String,
     /// UTC.
     pub registration_date: NaiveDateTime,
+    /// See [`User::credentials_version`].
+    pub credentials_version: i64,
 }
 
 /// A user as the domain sees it.
@@ -94,6 +98,10 @@ pub struct User {
     pub role: Role,
     /// When the account was created.
     pub registration_date: DateTime<Utc>,
+    /// Moves on with every change that ends all of the user's sign-ins (a password change,
+    /// logoutAll); read together with `password_hash`, it says which credentials a sign-in
+    /// was checked against.
+    pub credentials_version: i64,
 }
 
 impl From<UserRow> for UserRecord {
@@ -105,6 +113,7 @@ impl From<UserRow> for UserRecord {
             password_hash: row.password_hash,
             role: row.role,
             registration_date: row.registration_date,
+            credentials_version: row.credentials_version,
         }
     }
 }
@@ -120,6 +129,7 @@ impl TryFrom<UserRecord> for User {
             email: row.email,
             password_hash: row.password_hash,
             registration_date: row.registration_date.and_utc(),
+            credentials_version: row.credentials_version,
         })
     }
 }

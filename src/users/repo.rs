@@ -95,10 +95,45 @@ pub async fn create_user(db: &DbPool, row: &UserRow) -> Result<(), AppError> {
     with_conn!(db, |c| query.execute(c).await).map(|_| ())
 }
 
-/// Applies `changes` to the user; returns whether the user existed.
-pub async fn update_user(db: &DbPool, id: &str, changes: &UserChanges) -> Result<bool, AppError> {
-    let query = CachedBySql(diesel::update(users::table.find(id)).set(changes));
+/// Applies `changes` to the user, and with `end_sign_ins` moves their credentials version on
+/// in the same statement (see [`User::credentials_version`]); returns whether the user existed.
+///
+/// [`User::credentials_version`]: super::model::User::credentials_version
+pub async fn update_user(
+    db: &DbPool,
+    id: &str,
+    changes: &UserChanges,
+    end_sign_ins: bool,
+) -> Result<bool, AppError> {
+    if end_sign_ins {
+        let bump = users::credentials_version.eq(users::credentials_version + 1);
+        let query = CachedBySql(diesel::update(users::table.find(id)).set((changes, bump)));
+        with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
+    } else {
+        let query = CachedBySql(diesel::update(users::table.find(id)).set(changes));
+        with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
+    }
+}
+
+/// Moves the user's credentials version on: every sign-in checked before now withdraws if it
+/// has not stored its session yet, and refresh tokens issued before now stop working.
+/// Returns whether the user existed.
+pub async fn bump_credentials_version(db: &DbPool, id: &str) -> Result<bool, AppError> {
+    let query = CachedBySql(
+        diesel::update(users::table.find(id))
+            .set(users::credentials_version.eq(users::credentials_version + 1)),
+    );
     with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
+}
+
+/// The user's credentials version; `None` when the user no longer exists.
+pub async fn find_credentials_version(db: &DbPool, id: &str) -> Result<Option<i64>, AppError> {
+    with_conn!(db, |c| users::table
+        .find(id)
+        .select(users::credentials_version)
+        .first::<i64>(c)
+        .await
+        .optional())
 }
 
 /// Deletes the user unless they are the last admin; returns whether a row went (`false`: no

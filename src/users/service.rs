@@ -131,6 +131,7 @@ pub async fn register(
         role: Role::User.as_str().to_owned(),
         registration_date: now.naive_utc(),
         updated_at: now.naive_utc(),
+        credentials_version: 0,
     };
     match repo::create_user(&state.db, &row).await {
         Ok(()) => {}
@@ -215,7 +216,8 @@ async fn start_session(
     let token = state.jwt.issue(&user.id)?;
     let session = NewSession::for_token(&user.id, &token, meta);
     state.sessions.create(&session).await?;
-    let refresh_token = sessions::open_family(state, &user.id, &token, meta).await?;
+    let refresh_token = sessions::open_family(state, &user, &token, meta).await?;
+    sessions::confirm_sign_in(state, &user, &token.session_id).await?;
     Ok(AuthSession {
         token,
         user: UserView::own(user),
@@ -307,21 +309,32 @@ pub async fn update_me(
         password_hash: password_hash.clone(),
         updated_at: Utc::now().naive_utc(),
     };
-    let existed = match repo::update_user(&state.db, &viewer.user.id, &changes).await {
+    // A password change moves the credentials version on in the same statement, before the
+    // other sessions end: a sign-in racing it with the old password withdraws
+    // (`sessions::confirm_sign_in`).
+    let ends_sign_ins = password_hash.is_some();
+    let existed = match repo::update_user(&state.db, &viewer.user.id, &changes, ends_sign_ins).await
+    {
         Err(AppError::Conflict(_)) => return Err(AppError::Conflict("email already taken")),
         other => other?,
     };
     if !existed {
         return Err(AppError::Unauthenticated("the account no longer exists"));
     }
+    let mut user_version = viewer.user.credentials_version;
     if password_hash.is_some() {
         state
             .sessions
             .revoke_all(&viewer.user.id, Some(&viewer.session_id))
             .await?;
-        sessions::end_other_families(state, &viewer.user.id, &viewer.session_id).await?;
+        let version = repo::find_credentials_version(&state.db, &viewer.user.id)
+            .await?
+            .ok_or(AppError::Unauthenticated("the account no longer exists"))?;
+        sessions::end_other_families(state, &viewer.user.id, &viewer.session_id, version).await?;
+        user_version = version;
     }
     let mut user = viewer.user.clone();
+    user.credentials_version = user_version;
     if let Some(email) = input.email {
         user.email = email;
     }

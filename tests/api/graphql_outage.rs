@@ -36,6 +36,7 @@ async fn insert_user(app: &TestApp, username: &str) -> String {
         role: "user".into(),
         registration_date: now,
         updated_at: now,
+        credentials_version: 0,
     };
     repo::create_user(&app.state.db, &row)
         .await

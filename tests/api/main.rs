@@ -26,6 +26,7 @@ mod schema_file;
 mod security_graphql_limits;
 mod security_injection;
 mod security_passwords;
+mod security_races;
 mod security_rate_limits;
 mod security_support;
 

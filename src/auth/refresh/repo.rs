@@ -35,6 +35,9 @@ pub struct RefreshRow {
     pub rotated_at: Option<NaiveDateTime>,
     /// Hash of the token that replaced it.
     pub successor_hash: Option<String>,
+    /// The user's credentials version when the sign-in began: a token whose value is older
+    /// than the user's is refused, as a password change or logoutAll came after it.
+    pub credentials_version: i64,
 }
 
 /// Stores a new token.
@@ -129,6 +132,20 @@ pub async fn find_family_sessions(db: &DbPool, family_id: &str) -> Result<Vec<St
         .select(refresh_tokens::session_id)
         .load::<String>(c)
         .await)
+}
+
+/// Marks every token of a family as issued under credentials version `version`: the sign-in
+/// that changed the password keeps working under the new one.
+pub async fn update_family_version(
+    db: &DbPool,
+    family_id: &str,
+    version: i64,
+) -> Result<usize, AppError> {
+    let query = CachedBySql(
+        diesel::update(refresh_tokens::table.filter(refresh_tokens::family_id.eq(family_id)))
+            .set(refresh_tokens::credentials_version.eq(version)),
+    );
+    with_conn!(db, |c| query.execute(c).await)
 }
 
 /// Deletes every token of a family; returns how many went.

@@ -106,12 +106,41 @@ pub async fn revoke_session(state: &AppState, viewer: &Viewer, id: &str) -> Resu
 }
 
 /// Ends every session of the caller, the current one included, and every refresh token;
-/// returns how many sessions `list_sessions` showed.
+/// returns how many sessions `list_sessions` showed. The credentials version moves on first,
+/// so a sign-in or refresh racing this one withdraws its session (see [`confirm_sign_in`]).
 pub async fn logout_all(state: &AppState, viewer: &Viewer) -> Result<usize, AppError> {
     let count = list_sessions(state, viewer).await?.len();
+    repo::bump_credentials_version(&state.db, &viewer.user.id).await?;
     end_all(state, &viewer.user.id).await?;
     Ok(count)
 }
+
+/// The end of every sign-in: a new session stands only if the user's credentials version is
+/// still the one its credentials were checked under, read after the session was stored.
+///
+/// Why this closes the race with a password change, logoutAll or a deletion: each of those
+/// moves the version on *before* it ends the user's sessions. If this read still sees the old
+/// version, the session was stored before the version moved, hence before the revocation
+/// began, and the revocation ends it. If it sees a new version (or no user), the session is
+/// withdrawn here. Either way no session checked under old credentials survives; and it costs
+/// one small read per sign-in, nothing per request.
+pub(super) async fn confirm_sign_in(
+    state: &AppState,
+    user: &User,
+    session_id: &str,
+) -> Result<(), AppError> {
+    let current = repo::find_credentials_version(&state.db, &user.id).await?;
+    if current == Some(user.credentials_version) {
+        return Ok(());
+    }
+    state.sessions.revoke(&user.id, session_id).await?;
+    end_family_of_session(state, &user.id, session_id).await?;
+    Err(CREDENTIALS_CHANGED)
+}
+
+/// A sign-in whose credentials were replaced (or whose sessions were all ended) while it ran.
+const CREDENTIALS_CHANGED: AppError =
+    AppError::Unauthenticated("the account's sign-ins were ended meanwhile; sign in again");
 
 /// Ends every session and refresh token of the user.
 pub(super) async fn end_all(state: &AppState, user_id: &str) -> Result<(), AppError> {
@@ -121,15 +150,19 @@ pub(super) async fn end_all(state: &AppState, user_id: &str) -> Result<(), AppEr
 }
 
 /// Ends every refresh-token family of the user but the one that issued session `keep` (a
-/// password change keeps the sign-in that made it). The sessions themselves are the caller's
-/// to end.
+/// password change keeps the sign-in that made it), which carries on under credentials
+/// version `version`. The sessions themselves are the caller's to end.
 pub(super) async fn end_other_families(
     state: &AppState,
     user_id: &str,
     keep: &str,
+    version: i64,
 ) -> Result<(), AppError> {
     let family = tokens::find_family_of_session(&state.db, user_id, keep).await?;
     tokens::delete_for_user(&state.db, user_id, family.as_deref()).await?;
+    if let Some(family) = family {
+        tokens::update_family_version(&state.db, &family, version).await?;
+    }
     Ok(())
 }
 
@@ -160,7 +193,7 @@ async fn end_family(state: &AppState, user_id: &str, family_id: &str) -> Result<
 /// the refresh token.
 pub(super) async fn open_family(
     state: &AppState,
-    user_id: &str,
+    user: &User,
     token: &IssuedToken,
     meta: &SessionMeta,
 ) -> Result<String, AppError> {
@@ -169,10 +202,11 @@ pub(super) async fn open_family(
         state,
         &plaintext,
         uuid::Uuid::new_v4().to_string(),
-        user_id,
+        user,
         token,
         meta,
     )?;
+    let user_id = &user.id;
     // Keep the user's rows tidy on every sign-in; the periodic purge covers the rest.
     tokens::purge_expired(&state.db, Some(user_id), Utc::now().naive_utc()).await?;
     tokens::create(&state.db, &row).await?;
@@ -183,15 +217,16 @@ fn new_row(
     state: &AppState,
     plaintext: &str,
     family_id: String,
-    user_id: &str,
+    user: &User,
     token: &IssuedToken,
     meta: &SessionMeta,
 ) -> Result<RefreshRow, AppError> {
     let ttl = i64::try_from(state.config.refresh.token_ttl).map_err(AppError::internal)?;
     Ok(RefreshRow {
+        credentials_version: user.credentials_version,
         token_hash: refresh::hash(plaintext),
         family_id,
-        user_id: user_id.to_owned(),
+        user_id: user.id.clone(),
         session_id: token.session_id.clone(),
         user_agent: meta.user_agent.clone(),
         created_at: token.issued_at.naive_utc(),
@@ -230,6 +265,11 @@ pub async fn refresh(
     let user = repo::find_by_id(&state.db, &row.user_id)
         .await?
         .ok_or(INVALID_REFRESH)?;
+    // A password change or logoutAll since the sign-in began: the token is dead, whatever
+    // the outcome of the deletion that is ending it right now.
+    if row.credentials_version != user.credentials_version {
+        return Err(INVALID_REFRESH);
+    }
     let row = if row.rotated_at.is_none() {
         if let Some(session) = rotate(state, &user, &row, refresh_token, meta).await? {
             return Ok(session);
@@ -256,14 +296,7 @@ async fn rotate(
 ) -> Result<Option<AuthSession>, AppError> {
     let token = state.jwt.issue(&user.id)?;
     let successor = state.jwt.refresh_successor(presented);
-    let next = new_row(
-        state,
-        &successor,
-        row.family_id.clone(),
-        &user.id,
-        &token,
-        meta,
-    )?;
+    let next = new_row(state, &successor, row.family_id.clone(), user, &token, meta)?;
     // The session goes in first: once the rotation commits, a retry within the grace window
     // re-signs this session's token, so the session must already exist.
     let session = NewSession::for_token(&user.id, &token, meta);
@@ -282,6 +315,9 @@ async fn rotate(
     }
     // The old access token ends with the refresh token it came with.
     state.sessions.revoke(&user.id, &row.session_id).await?;
+    confirm_sign_in(state, user, &token.session_id)
+        .await
+        .map_err(|_| INVALID_REFRESH)?;
     Ok(Some(AuthSession {
         token,
         user: UserView::own(user.clone()),

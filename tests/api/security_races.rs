@@ -1,0 +1,153 @@
+//! Races between a sign-in (or a refresh) and a revocation of every sign-in of the same user:
+//! a session created from a credential check must not outlive a password change or a
+//! logoutAll that overlapped it. Each race runs many overlapping trials, with the second
+//! request started a little later each time so that the two cross at different points, and
+//! asserts that no session survives.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::common::{TestApp, error_code};
+use crate::session_support::{SignIn, gql_as, login, register, try_refresh};
+
+/// Overlapping trials per race.
+const TRIALS: u64 = 32;
+
+const LOGIN: &str = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken refreshToken tokenType user { id } } }";
+
+/// Logs in; the new sign-in, or the error code.
+async fn try_login(app: &TestApp, username: &str, password: &str) -> Result<SignIn, String> {
+    let body = gql_as(
+        app,
+        LOGIN,
+        json!({"u": username, "p": password}),
+        None,
+        None,
+    )
+    .await;
+    let payload = &body["data"]["login"];
+    if !payload.is_object() {
+        return Err(error_code(&body).unwrap_or_default());
+    }
+    Ok(SignIn {
+        access: payload["accessToken"].as_str().unwrap().to_owned(),
+        refresh: payload["refreshToken"].as_str().unwrap().to_owned(),
+        user_id: payload["user"]["id"].as_str().unwrap().to_owned(),
+    })
+}
+
+/// Changes the password with `token`, asserting success.
+async fn change_password(app: &TestApp, token: &str, current: &str, new: &str) {
+    let body = app
+        .gql(
+            "mutation($i: UpdateMeInput!) { updateMe(input: $i) { id } }",
+            json!({"i": {"password": new, "currentPassword": current}}),
+            Some(token),
+        )
+        .await;
+    assert!(body["data"]["updateMe"].is_object(), "{body}");
+}
+
+/// Ends every sign-in of the token's user, asserting success.
+async fn logout_all(app: &TestApp, token: &str) {
+    let body = app
+        .gql("mutation { logoutAll }", json!({}), Some(token))
+        .await;
+    assert!(body["data"]["logoutAll"].is_number(), "{body}");
+}
+
+/// Whether anything of `sign_in` still works: its access token, or its refresh token.
+async fn survives(app: &TestApp, sign_in: &SignIn) -> bool {
+    app.me(&sign_in.access).await.is_ok() || try_refresh(app, &sign_in.refresh, None).await.is_ok()
+}
+
+/// The delay of the second request of trial `i`: spread over the first request's run.
+fn stagger(i: u64, spread_ms: u64) -> Duration {
+    Duration::from_micros(i * spread_ms * 1000 / TRIALS)
+}
+
+fn password(i: u64) -> String {
+    format!("racing horse number {i}")
+}
+
+backend_tests! {
+    /// A login with the old password sent while the password changes: either it fails, or
+    /// its session and refresh token end with the change.
+    async fn a_login_racing_a_password_change_does_not_survive_it(app) {
+        register(&app, "racer", &password(0), None).await;
+        let mut changer = login(&app, "racer", &password(0), None).await;
+        let mut survivors = Vec::new();
+        for i in 0..TRIALS {
+            let (old, new) = (password(i), password(i + 1));
+            let change = change_password(&app, &changer.access, &old, &new);
+            let racer = async {
+                // The change spends two hashes (check, then new hash); the login one.
+                tokio::time::sleep(stagger(i, 40)).await;
+                try_login(&app, "racer", &old).await
+            };
+            let ((), raced) = tokio::join!(change, racer);
+            if let Ok(sign_in) = raced
+                && survives(&app, &sign_in).await
+            {
+                survivors.push(i);
+            }
+            // The changer's own sign-in stays valid through its change.
+            assert!(app.me(&changer.access).await.is_ok(), "trial {i}");
+            changer = login(&app, "racer", &new, None).await;
+        }
+        assert!(survivors.is_empty(), "sessions survived in trials {survivors:?}");
+    }
+
+    /// A refresh sent while logoutAll runs: either it fails, or what it issued ends too.
+    async fn a_refresh_racing_logout_all_does_not_survive_it(app) {
+        register(&app, "refresher", &password(0), None).await;
+        let mut survivors = Vec::new();
+        for i in 0..TRIALS {
+            let ender = login(&app, "refresher", &password(0), None).await;
+            let victim = login(&app, "refresher", &password(0), None).await;
+            let end = logout_all(&app, &ender.access);
+            let refresh = async {
+                tokio::time::sleep(stagger(i, 10)).await;
+                try_refresh(&app, &victim.refresh, None).await
+            };
+            let ((), refreshed) = tokio::join!(end, refresh);
+            if let Ok(sign_in) = refreshed
+                && survives(&app, &sign_in).await
+            {
+                survivors.push(i);
+            }
+            assert!(!survives(&app, &victim).await, "trial {i}");
+        }
+        assert!(survivors.is_empty(), "sessions survived in trials {survivors:?}");
+    }
+
+    /// A refresh of another sign-in sent while the password changes: either it fails, or
+    /// what it issued ends too. The sign-in that changed the password keeps refreshing.
+    async fn a_refresh_racing_a_password_change_does_not_survive_it(app) {
+        register(&app, "rotator", &password(0), None).await;
+        let mut changer = login(&app, "rotator", &password(0), None).await;
+        let mut survivors = Vec::new();
+        for i in 0..TRIALS {
+            let (old, new) = (password(i), password(i + 1));
+            let victim = login(&app, "rotator", &old, None).await;
+            let change = change_password(&app, &changer.access, &old, &new);
+            let refresh = async {
+                tokio::time::sleep(stagger(i, 40)).await;
+                try_refresh(&app, &victim.refresh, None).await
+            };
+            let ((), refreshed) = tokio::join!(change, refresh);
+            if let Ok(sign_in) = refreshed
+                && survives(&app, &sign_in).await
+            {
+                survivors.push(i);
+            }
+            assert!(!survives(&app, &victim).await, "trial {i}");
+            changer = try_refresh(&app, &changer.refresh, None)
+                .await
+                .unwrap_or_else(|code| panic!("trial {i}: the changer cannot refresh: {code}"));
+        }
+        assert!(survivors.is_empty(), "sessions survived in trials {survivors:?}");
+    }
+}
