@@ -28,6 +28,7 @@ mod security_injection;
 mod security_passwords;
 mod security_rate_limits;
 mod security_support;
+mod security_tokens;
 
 // Roles, sessions and refresh tokens.
 mod isolation;
