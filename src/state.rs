@@ -12,6 +12,7 @@ use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::auth::jwt::JwtKeys;
+use crate::auth::key_strength;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::{Backend, RedisSessions, Sessions, SqlSessions};
 use crate::config::{Config, DatabaseUrl};
@@ -105,6 +106,12 @@ async fn resolve_secret(config: &Config) -> anyhow::Result<SecretString> {
     if let Some(secret) = &config.auth.jwt_secret {
         if secret.expose_secret().len() < MIN_SECRET_BYTES {
             bail!("JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long");
+        }
+        // Only the configured key: the generated one below is random by construction.
+        if let Some(weakness) = key_strength::weakness(secret.expose_secret()) {
+            bail!(
+                "JWT_SECRET is too easy to guess: {weakness}; use a random key, e.g. the output of `openssl rand -hex 32`"
+            );
         }
         return Ok(secret.clone());
     }
