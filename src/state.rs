@@ -137,7 +137,8 @@ async fn load_or_create_secret(path: &Path) -> anyhow::Result<SecretString> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(dir)
+        // The database's folder: private when made here, as when the database makes it.
+        db::create_private_dir(dir)
             .await
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
