@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "reliability")
 OUT = os.path.join(HERE, "out")
 BIN = os.path.join(ROOT, "target", "release", "user-api")
-SECRET = "reliability-secret-reliability-secret-0123456789"
+SECRET = "321a9d1e9a23912c30cffc97e564dcad6f7e5f85150b4bac6eb2c1a2bac6d995"  # random (openssl rand -hex 32): the server refuses guessable keys
 PASSWORD = "reliability pass 1"
 
 

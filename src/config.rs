@@ -134,6 +134,11 @@ pub struct HttpConfig {
     /// MAX_BODY_BYTES: largest request body accepted, in bytes.
     #[arg(id = "max-body-bytes", long = "max-body-bytes", env = "MAX_BODY_BYTES", value_name = "MAX_BODY_BYTES", default_value = "65536", value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub max_body_bytes: u64,
+    /// SWAGGER_PERSIST_AUTHORIZATION: `true` lets Swagger UI at /docs keep the token it was
+    /// given in the browser's local storage across reloads; by default it forgets it with the
+    /// page, as a stored token outlives the tab and any script on the origin can read it.
+    #[arg(id = "swagger-persist-authorization", long = "swagger-persist-authorization", env = "SWAGGER_PERSIST_AUTHORIZATION", value_name = "SWAGGER_PERSIST_AUTHORIZATION", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = limits::parse_bool)]
+    pub swagger_persist_authorization: bool,
 }
 
 /// Logging settings.
@@ -356,6 +361,33 @@ mod tests {
                 "https://a.example".into(),
                 "http://localhost:3000".into()
             ]))
+        );
+    }
+
+    #[test]
+    fn swagger_persist_authorization_is_off_unless_asked_for() {
+        let persist = |args: &[&str]| {
+            let mut all = vec!["user-api"];
+            all.extend_from_slice(args);
+            Config::try_from_args(all).map(|c| c.http.swagger_persist_authorization)
+        };
+        assert_eq!(persist(&[]).ok(), Some(false));
+        assert_eq!(
+            persist(&["--swagger-persist-authorization"]).ok(),
+            Some(true)
+        );
+        assert_eq!(
+            persist(&["--swagger-persist-authorization", "true"]).ok(),
+            Some(true)
+        );
+        assert_eq!(
+            persist(&["--swagger-persist-authorization", "off"]).ok(),
+            Some(false)
+        );
+        let err = persist(&["--swagger-persist-authorization", "maybe"]).unwrap_err();
+        assert!(
+            err.to_string().contains("--swagger-persist-authorization"),
+            "{err}"
         );
     }
 

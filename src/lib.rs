@@ -54,7 +54,10 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .merge(graphql_routes)
         .merge(rest_routes)
-        .merge(rest::docs(openapi))
+        .merge(rest::docs(
+            openapi,
+            state.config.http.swagger_persist_authorization,
+        ))
         .fallback(rest::not_found)
         // Last, so that it reaches every route registered above.
         .method_not_allowed_fallback(rest::method_not_allowed)

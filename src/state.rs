@@ -12,6 +12,7 @@ use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::auth::jwt::JwtKeys;
+use crate::auth::key_strength;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::{Backend, RedisSessions, Sessions, SqlSessions};
 use crate::config::{Config, DatabaseUrl};
@@ -106,6 +107,12 @@ async fn resolve_secret(config: &Config) -> anyhow::Result<SecretString> {
         if secret.expose_secret().len() < MIN_SECRET_BYTES {
             bail!("JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long");
         }
+        // Only the configured key: the generated one below is random by construction.
+        if let Some(weakness) = key_strength::weakness(secret.expose_secret()) {
+            bail!(
+                "JWT_SECRET is too easy to guess: {weakness}; use a random key, e.g. the output of `openssl rand -hex 32`"
+            );
+        }
         return Ok(secret.clone());
     }
     match &config.database.url {
@@ -130,7 +137,8 @@ async fn load_or_create_secret(path: &Path) -> anyhow::Result<SecretString> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(dir)
+        // The database's folder: private when made here, as when the database makes it.
+        db::create_private_dir(dir)
             .await
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -1,5 +1,12 @@
 //! Access tokens: HS256 JWTs with `sub`, `jti`, `iat`, `exp` and `iss`, all required on the way
 //! in, with the algorithm pinned and at most 30 s of clock leeway.
+//!
+//! Beyond the signature, a token must be within the bounds this server could have signed: not
+//! issued (`iat`) nor valid from (`nbf`, when present) a time still to come, and living no
+//! longer than `ACCESS_TOKEN_TTL`. A token outside them was not made by this code, so it is
+//! refused even though the key signed it (a leaked key, or a bug elsewhere, then cannot mint
+//! tokens that outlive their session's bounds). A header with `crit` is refused too: RFC 7515
+//! makes a recipient refuse extensions it does not understand, and this server understands none.
 
 use std::collections::HashSet;
 
@@ -71,6 +78,8 @@ impl JwtKeys {
         let bytes = secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
+        // `nbf` is optional, but honoured when present (the library ignores it by default).
+        validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);
         // `jti`, `iat` and `sub` are required by `Claims` itself: a token without them does
         // not deserialize.
@@ -162,11 +171,30 @@ impl JwtKeys {
         self.successor.successor(token)
     }
 
-    /// Verifies the signature, algorithm, issuer and expiry, and returns the claims.
+    /// Verifies the signature, algorithm, issuer, expiry, `nbf`, `iat` and lifetime, and that
+    /// the header asks for no `crit` extension; returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|_| AppError::Unauthenticated("invalid or expired token"))
+        let invalid = || AppError::Unauthenticated("invalid or expired token");
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| invalid())?;
+        if data.header.crit.is_some() {
+            return Err(invalid());
+        }
+        let claims = data.claims;
+        if !self.within_bounds(&claims, Utc::now().timestamp()) {
+            return Err(invalid());
+        }
+        Ok(claims)
+    }
+
+    /// Whether `claims` could have come from [`JwtKeys::issue`] at a time no later than `now`
+    /// plus the leeway: issued by then, and living at most the TTL (plus the leeway, for a
+    /// token issued on a replica whose clock ran ahead).
+    fn within_bounds(&self, claims: &Claims, now: i64) -> bool {
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(self.ttl_secs).unwrap_or(i64::MAX);
+        claims.iat <= now.saturating_add(leeway)
+            && claims.exp.saturating_sub(claims.iat) <= ttl.saturating_add(leeway)
     }
 }
 
@@ -216,7 +244,7 @@ mod tests {
     #[test]
     fn rejects_foreign_key_wrong_issuer_missing_claims_and_expired() {
         let keys = keys();
-        let secret = b"0123456789abcdef0123456789abcdef";
+        let secret = SECRET;
         assert!(keys.verify(&sign(&good_claims(), secret)).is_ok());
         assert!(
             keys.verify(&sign(&good_claims(), b"another secret of sufficient size"))
@@ -236,6 +264,78 @@ mod tests {
         let mut claims = good_claims();
         claims["exp"] = (Utc::now().timestamp() - LEEWAY_SECS as i64 - 5).into();
         assert!(keys.verify(&sign(&claims, secret)).is_err());
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn rejects_iat_and_nbf_in_the_future_beyond_the_leeway() {
+        let keys = keys();
+        let now = Utc::now().timestamp();
+        let leeway = LEEWAY_SECS as i64;
+        // Within the leeway: another replica's clock may run a little ahead.
+        let mut claims = good_claims();
+        claims["iat"] = (now + leeway - 5).into();
+        claims["exp"] = (now + leeway - 5 + 60).into();
+        claims["nbf"] = (now + leeway - 5).into();
+        assert!(keys.verify(&sign(&claims, SECRET)).is_ok());
+        // Issued in the future.
+        let mut claims = good_claims();
+        claims["iat"] = (now + leeway + 60).into();
+        claims["exp"] = (now + leeway + 60 + 60).into();
+        assert!(keys.verify(&sign(&claims, SECRET)).is_err(), "future iat");
+        // Not valid before a time still to come.
+        let mut claims = good_claims();
+        claims["nbf"] = (now + leeway + 60).into();
+        assert!(keys.verify(&sign(&claims, SECRET)).is_err(), "future nbf");
+        // A past nbf is fine; one that is not a number is not.
+        let mut claims = good_claims();
+        claims["nbf"] = (now - 10).into();
+        assert!(keys.verify(&sign(&claims, SECRET)).is_ok());
+        claims["nbf"] = "soon".into();
+        assert!(
+            keys.verify(&sign(&claims, SECRET)).is_err(),
+            "nbf not a number"
+        );
+    }
+
+    #[test]
+    fn rejects_a_lifetime_longer_than_the_ttl() {
+        let keys = keys();
+        let now = Utc::now().timestamp();
+        let leeway = LEEWAY_SECS as i64;
+        let mut claims = good_claims();
+        claims["exp"] = (now + 60 + leeway).into();
+        assert!(keys.verify(&sign(&claims, SECRET)).is_ok(), "ttl + leeway");
+        claims["exp"] = (now + 60 + leeway + 1).into();
+        assert!(
+            keys.verify(&sign(&claims, SECRET)).is_err(),
+            "ttl + leeway + 1"
+        );
+        claims["exp"] = (now + 86_400 * 365).into();
+        assert!(keys.verify(&sign(&claims, SECRET)).is_err(), "a year");
+        // Back-dating iat to stretch the window is refused the same way.
+        claims["iat"] = (now - 3600).into();
+        claims["exp"] = (now + 60).into();
+        assert!(
+            keys.verify(&sign(&claims, SECRET)).is_err(),
+            "back-dated iat"
+        );
+    }
+
+    #[test]
+    fn rejects_a_crit_header() {
+        let keys = keys();
+        for crit in [vec!["exp".to_owned()], vec!["b64".to_owned()], vec![]] {
+            let mut header = Header::new(Algorithm::HS256);
+            header.crit = Some(crit.clone());
+            let token =
+                jsonwebtoken::encode(&header, &good_claims(), &EncodingKey::from_secret(SECRET))
+                    .unwrap();
+            assert!(keys.verify(&token).is_err(), "crit {crit:?}");
+        }
+        // The same claims without it pass.
+        assert!(keys.verify(&sign(&good_claims(), SECRET)).is_ok());
     }
 
     #[test]

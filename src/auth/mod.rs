@@ -3,6 +3,7 @@
 
 pub mod extract;
 pub mod jwt;
+pub mod key_strength;
 pub mod password;
 pub mod sessions;
 

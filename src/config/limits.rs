@@ -129,7 +129,7 @@ fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
         .map(TrustedProxies)
 }
 
-fn parse_bool(s: &str) -> Result<bool, String> {
+pub(super) fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),

@@ -31,7 +31,7 @@ pub async fn run(url: &DatabaseUrl) -> anyhow::Result<usize> {
             Ok(done)
         }
         DatabaseUrl::Sqlite(path) => {
-            super::ensure_sqlite_dir(url).await?;
+            super::ensure_sqlite_file(url).await?;
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
                 let mut conn = diesel::SqliteConnection::establish(&path).with_context(|| {

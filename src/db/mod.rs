@@ -121,7 +121,7 @@ const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WA
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 
 /// Builds the pool for `config` without connecting; the first request or the migration
-/// step connects. A missing SQLite folder is created.
+/// step connects. A missing SQLite folder and file are created, private to the server's user.
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     match &config.url {
         DatabaseUrl::Mysql(url) => {
@@ -138,7 +138,7 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
             )))
         }
         DatabaseUrl::Sqlite(path) => {
-            ensure_sqlite_dir(&config.url).await?;
+            ensure_sqlite_file(&config.url).await?;
             let mut manager_config = ManagerConfig::<SqliteConn>::default();
             manager_config.recycling_method = RecyclingMethod::Fast;
             manager_config.custom_setup = Box::new(|url| {
@@ -162,13 +162,52 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     }
 }
 
-/// Creates the folder of a SQLite file if it is missing.
+/// Creates the folder of a SQLite file if it is missing, readable by the server's user only
+/// (see [`create_private_dir`]).
 pub async fn ensure_sqlite_dir(url: &DatabaseUrl) -> anyhow::Result<()> {
     if let Some(dir) = url.sqlite_dir().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(&dir)
+        create_private_dir(&dir)
             .await
             .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
     }
+    Ok(())
+}
+
+/// Creates `dir` (and any missing parents) with mode 0700 when it does not exist: it holds
+/// every user's data and, with SQLite, the generated JWT secret. A folder that exists is left
+/// as it is, since its owner may have opened it to a group on purpose.
+pub async fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if tokio::fs::try_exists(dir).await? {
+        return Ok(());
+    }
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir).await
+}
+
+/// Creates the folder of a SQLite file and, when missing, the file itself, empty and with mode
+/// 0600, before SQLite opens it: SQLite would create it with 0644 (less the umask), and it
+/// gives the `-wal` and `-shm` files it makes later the mode of the database file. An existing
+/// file keeps its mode. A `file:` URI is left to SQLite, as its path is not a plain file name.
+pub async fn ensure_sqlite_file(url: &DatabaseUrl) -> anyhow::Result<()> {
+    ensure_sqlite_dir(url).await?;
+    let DatabaseUrl::Sqlite(path) = url else {
+        return Ok(());
+    };
+    if path.starts_with("file:") {
+        return Ok(());
+    }
+    let mut options = tokio::fs::OpenOptions::new();
+    // Not `truncate`: an existing database must be opened as it is.
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options
+        .open(path)
+        .await
+        .with_context(|| format!("cannot create the database file {path}"))?;
     Ok(())
 }
 

@@ -95,10 +95,17 @@ pub fn openapi() -> OpenApiDocument {
 }
 
 /// Swagger UI at `/docs` (from assets compiled into the binary) and `document` at
-/// `/openapi.json`.
-pub fn docs<S: Clone + Send + Sync + 'static>(document: OpenApiDocument) -> Router<S> {
+/// `/openapi.json`. With `persist_authorization` (`SWAGGER_PERSIST_AUTHORIZATION`), the UI
+/// keeps the token it was given in the browser's local storage; otherwise it forgets it with
+/// the page, since a stored token outlives the tab and any script on the origin can read it.
+pub fn docs<S: Clone + Send + Sync + 'static>(
+    document: OpenApiDocument,
+    persist_authorization: bool,
+) -> Router<S> {
+    // Said either way, so the served configuration states the choice rather than relying on
+    // Swagger UI's default.
     let config = utoipa_swagger_ui::Config::from(OPENAPI_PATH)
-        .persist_authorization(true)
+        .persist_authorization(persist_authorization)
         .try_it_out_enabled(true);
     SwaggerUi::new(DOCS_PATH)
         .url(OPENAPI_PATH, document)

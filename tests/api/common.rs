@@ -286,6 +286,21 @@ impl TestApp {
         })
     }
 
+    /// The server's `JWT_SECRET` (the harness always passes one), for tests that sign tokens
+    /// the server must judge on their claims alone.
+    pub fn jwt_secret(&self) -> Vec<u8> {
+        use secrecy::ExposeSecret as _;
+        self.state
+            .config
+            .auth
+            .jwt_secret
+            .as_ref()
+            .expect("the harness passes --jwt-secret")
+            .expose_secret()
+            .as_bytes()
+            .to_vec()
+    }
+
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

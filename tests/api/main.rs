@@ -23,12 +23,15 @@ mod rest_support;
 mod rest_users;
 mod robustness;
 mod schema_file;
+mod security_docs;
+mod security_files;
 mod security_graphql_limits;
 mod security_injection;
 mod security_passwords;
 mod security_races;
 mod security_rate_limits;
 mod security_support;
+mod security_tokens;
 
 // Roles, sessions and refresh tokens.
 mod isolation;

@@ -128,6 +128,58 @@ fn start_up_refuses_bad_settings_with_one_line_naming_the_variable() {
     }
 }
 
+#[test]
+fn start_up_refuses_a_guessable_jwt_secret() {
+    // BIND is taken, so a server that let such a secret through stops anyway (naming BIND)
+    // instead of serving.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = taken.local_addr().unwrap().to_string();
+    let mysql = "mysql://root@127.0.0.1:9/db";
+    let weak = [
+        "a".repeat(40),
+        "changeme".repeat(4),
+        "qwertyuiopasdfghjklzxcvbnm123456".to_owned(),
+        "my_super_secret_jwt_key_change_me_please".to_owned(),
+    ];
+    for secret in &weak {
+        for database in ["sqlite://data/users.db", mysql] {
+            let args = [
+                "--jwt-secret",
+                secret,
+                "--bind",
+                &bind,
+                "--database-url",
+                database,
+            ];
+            let (ok, stderr) = run_to_exit(&args);
+            assert!(!ok, "{args:?} started");
+            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(
+                lines.len(),
+                1,
+                "{args:?}: expected one line, got:\n{stderr}"
+            );
+            assert!(
+                lines[0].contains("JWT_SECRET"),
+                "{args:?}: {} does not name JWT_SECRET",
+                lines[0]
+            );
+        }
+    }
+    // A random key gets past the check, and stops only at the taken address.
+    let random = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let (ok, stderr) = run_to_exit(&["--jwt-secret", &random, "--bind", &bind]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("BIND") && !stderr.contains("JWT_SECRET"),
+        "{stderr}"
+    );
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
