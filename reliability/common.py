@@ -277,6 +277,8 @@ class Server:
             # These suites fuzz, inject and load the API from one address: the rate limits
             # (tested on their own in tests/api/security_rate_limits.rs) would answer 429.
             "RATE_LIMIT_LOGIN_PER_USERNAME": "off",
+            "RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME": "off",
+            "RATE_LIMIT_EMAIL_CHANGE_PER_USER": "off",
             "RATE_LIMIT_LOGIN_PER_IP": "off",
             "RATE_LIMIT_REGISTER_PER_IP": "off",
             "RATE_LIMIT_REFRESH_PER_SESSION": "off",

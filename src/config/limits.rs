@@ -15,10 +15,20 @@ pub struct RateLimitConfig {
     /// names the client; empty = the TCP peer is the client.
     #[arg(id = "trusted-proxies", long = "trusted-proxies", env = "TRUSTED_PROXIES", value_name = "TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
     pub trusted_proxies: TrustedProxies,
-    /// RATE_LIMIT_LOGIN_PER_USERNAME: logins per username, e.g. `10/min`, or `off`.
+    /// RATE_LIMIT_LOGIN_PER_USERNAME: failed password checks per username from one client
+    /// address, e.g. `10/min`, or `off`.
     #[arg(id = "rate-limit-login-per-username", long = "rate-limit-login-per-username", env = "RATE_LIMIT_LOGIN_PER_USERNAME", value_name = "RATE_LIMIT_LOGIN_PER_USERNAME", default_value = "10/min", value_parser = parse_rate_limit)]
     pub login_per_username: RateLimit,
-    /// RATE_LIMIT_LOGIN_PER_IP: logins per client address, e.g. `30/min`, or `off`.
+    /// RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME: failed password checks per username from any
+    /// address, e.g. `100/hour`, or `off`; past it, only addresses without recent failures
+    /// for that username may try.
+    #[arg(id = "rate-limit-login-failures-per-username", long = "rate-limit-login-failures-per-username", env = "RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME", value_name = "RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME", default_value = "100/hour", value_parser = parse_rate_limit)]
+    pub login_failures_per_username: RateLimit,
+    /// RATE_LIMIT_EMAIL_CHANGE_PER_USER: email-change attempts per user, e.g. `5/hour`, or `off`.
+    #[arg(id = "rate-limit-email-change-per-user", long = "rate-limit-email-change-per-user", env = "RATE_LIMIT_EMAIL_CHANGE_PER_USER", value_name = "RATE_LIMIT_EMAIL_CHANGE_PER_USER", default_value = "5/hour", value_parser = parse_rate_limit)]
+    pub email_change_per_user: RateLimit,
+    /// RATE_LIMIT_LOGIN_PER_IP: password checks (sign-ins, password changes) per client
+    /// address, e.g. `30/min`, or `off`.
     #[arg(id = "rate-limit-login-per-ip", long = "rate-limit-login-per-ip", env = "RATE_LIMIT_LOGIN_PER_IP", value_name = "RATE_LIMIT_LOGIN_PER_IP", default_value = "30/min", value_parser = parse_rate_limit)]
     pub login_per_ip: RateLimit,
     /// RATE_LIMIT_REGISTER_PER_IP: registrations per client address, e.g. `10/hour`, or `off`.

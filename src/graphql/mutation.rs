@@ -60,11 +60,15 @@ impl MutationRoot {
             password: input.password,
             current_password: input.current_password,
         };
-        Ok(
-            service::update_me(state(ctx)?, viewer, input, CurrentPassword::Required)
-                .await?
-                .into(),
+        Ok(service::update_me(
+            state(ctx)?,
+            viewer,
+            input,
+            CurrentPassword::Required,
+            client(ctx)?,
         )
+        .await?
+        .into())
     }
 
     /// Deletes the caller's account and revokes all its tokens. The last admin cannot

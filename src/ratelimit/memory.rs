@@ -1,21 +1,19 @@
-//! Rate limits counted in this process: one keyed GCRA limiter (governor) per scope. A rate of
-//! N per period allows a burst of N, then one attempt every period / N.
+//! Rate limits counted in this process, with the same sliding window as Redis (see
+//! [`window`](super::window)), so a limit means the same with or without Redis, and an attempt
+//! can be taken back once it turned out not to count (a correct password).
 //!
-//! Keys (usernames, addresses) come from clients, so the maps are swept of keys whose state
-//! is back to fresh: at least once a minute, and as often as once a second while they hold
-//! many keys. That bounds memory by the keys used within about one period plus a minute.
+//! Keys (usernames, addresses) come from clients, so the map is swept of keys whose windows
+//! have both passed: at least once a minute, and as often as once a second while it holds
+//! many keys. That bounds memory by the keys used within about two periods plus a minute.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock as _, DefaultClock};
-use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
-
-use super::Scope;
+use super::window::{self, Slot};
+use super::{Counted, Scope};
 use crate::config::Rate;
-
-type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
 
 /// How often stale keys are swept at the least.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -24,9 +22,35 @@ const BUSY_KEYS: usize = 100_000;
 /// Shortest time between two sweeps.
 const SWEEP_BUSY_EVERY: Duration = Duration::from_secs(1);
 
-/// The in-process limiters, one per limited scope.
+/// The two windows' counts of one key.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    window: u64,
+    current: u64,
+    previous: u64,
+}
+
+impl Counts {
+    /// Moves the counts to `window`: the current window becomes the previous one, or both
+    /// are forgotten when more than a window has passed.
+    fn roll(&mut self, window: u64) {
+        if window == self.window {
+            return;
+        }
+        self.previous = if window == self.window.saturating_add(1) {
+            self.current
+        } else {
+            0
+        };
+        self.current = 0;
+        self.window = window;
+    }
+}
+
+/// Attempts counted in process, per scope and key.
 pub(super) struct MemoryLimiter {
-    limiters: Vec<(Scope, Keyed)>,
+    counts: Mutex<HashMap<(Scope, String), Counts>>,
+    rates: Vec<(Scope, Rate)>,
     started: Instant,
     /// Milliseconds after `started` of the last sweep.
     last_sweep: AtomicU64,
@@ -35,39 +59,58 @@ pub(super) struct MemoryLimiter {
 impl std::fmt::Debug for MemoryLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryLimiter")
-            .field("scopes", &self.limiters.len())
+            .field("scopes", &self.rates.len())
             .finish_non_exhaustive()
     }
 }
 
 impl MemoryLimiter {
-    /// Limiters for `rates`.
+    /// Counters for `rates`.
     pub(super) fn new(rates: &[(Scope, Rate)]) -> Self {
-        let limiters = rates
-            .iter()
-            .filter_map(|(scope, rate)| {
-                // `period / count` is never zero: the period is at least 1 s and the count at
-                // most 1,000,000 (see config).
-                let quota = Quota::with_period(rate.period / rate.count.get())?;
-                Some((*scope, RateLimiter::keyed(quota.allow_burst(rate.count))))
-            })
-            .collect();
         MemoryLimiter {
-            limiters,
+            counts: Mutex::new(HashMap::new()),
+            rates: rates.to_vec(),
             started: Instant::now(),
             last_sweep: AtomicU64::new(0),
         }
     }
 
+    fn lock(&self) -> MutexGuard<'_, HashMap<(Scope, String), Counts>> {
+        // The map holds plain counters: whatever a panicking holder left is still usable.
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Counts an attempt; `Err(wait)` when refused (a refused attempt is not counted).
-    pub(super) fn check(&self, scope: Scope, key: &str) -> Result<(), Duration> {
+    pub(super) fn hit(&self, scope: Scope, rate: Rate, key: &str) -> Result<Counted, Duration> {
         self.sweep_if_due();
-        let Some((_, limiter)) = self.limiters.iter().find(|(s, _)| *s == scope) else {
-            return Ok(());
+        let slot = Slot::now(rate);
+        let mut map = self.lock();
+        let counts = map.entry((scope, key.to_owned())).or_default();
+        counts.roll(slot.window);
+        if let Some(wait) = window::admit(rate, slot.elapsed, counts.previous, counts.current) {
+            return Err(wait);
+        }
+        let prior = window::estimate(rate, slot.elapsed, counts.previous, counts.current);
+        counts.current += 1;
+        Ok(Counted {
+            window: slot.window,
+            prior,
+        })
+    }
+
+    /// Takes back an attempt counted in `window`.
+    pub(super) fn release(&self, scope: Scope, rate: Rate, key: &str, window: u64) {
+        let slot = Slot::now(rate);
+        let mut map = self.lock();
+        let Some(counts) = map.get_mut(&(scope, key.to_owned())) else {
+            return;
         };
-        limiter
-            .check_key(&key.to_owned())
-            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+        counts.roll(slot.window);
+        if window == counts.window {
+            counts.current = counts.current.saturating_sub(1);
+        } else if window.saturating_add(1) == counts.window {
+            counts.previous = counts.previous.saturating_sub(1);
+        }
     }
 
     /// Sweeps when a sweep is due; the request that finds it due does the sweep, so no
@@ -87,17 +130,26 @@ impl MemoryLimiter {
         }
     }
 
-    /// Drops the keys whose state is back to fresh (no attempt within their period).
+    /// Drops the keys whose two windows have both passed.
     fn sweep(&self) {
-        for (_, limiter) in &self.limiters {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
+        let windows: Vec<(Scope, u64)> = self
+            .rates
+            .iter()
+            .map(|(scope, rate)| (*scope, Slot::now(*rate).window))
+            .collect();
+        let mut map = self.lock();
+        map.retain(|(scope, _), counts| {
+            windows
+                .iter()
+                .find(|(s, _)| s == scope)
+                .is_some_and(|(_, now)| counts.window.saturating_add(1) >= *now)
+        });
+        map.shrink_to_fit();
     }
 
     /// Keys held in all.
     fn keys(&self) -> usize {
-        self.limiters.iter().map(|(_, l)| l.len()).sum()
+        self.lock().len()
     }
 }
 
@@ -107,56 +159,62 @@ mod tests {
 
     use super::*;
 
-    fn limiter(count: u32, period: Duration) -> MemoryLimiter {
-        MemoryLimiter::new(&[(
-            Scope::LoginPerIp,
-            Rate {
-                count: NonZeroU32::new(count).unwrap(),
-                period,
-            },
-        )])
+    fn rate(count: u32, period: Duration) -> Rate {
+        Rate {
+            count: NonZeroU32::new(count).unwrap(),
+            period,
+        }
+    }
+
+    fn limiter(rate: Rate) -> MemoryLimiter {
+        MemoryLimiter::new(&[(Scope::LoginPerIp, rate)])
     }
 
     #[test]
-    fn allows_the_burst_then_refuses_with_a_wait() {
-        let limiter = limiter(3, Duration::from_secs(60));
+    fn allows_the_count_then_refuses_with_a_wait() {
+        let r = rate(3, Duration::from_secs(60));
+        let limiter = limiter(r);
+        let mut priors = Vec::new();
         for _ in 0..3 {
-            assert!(limiter.check(Scope::LoginPerIp, "a").is_ok());
+            priors.push(limiter.hit(Scope::LoginPerIp, r, "a").unwrap().prior);
         }
-        let wait = limiter.check(Scope::LoginPerIp, "a").unwrap_err();
-        // One attempt comes back every 20 s.
+        assert_eq!(priors[0], 0.0, "a fresh key had no attempts");
+        assert!(priors[2] >= 2.0);
+        let wait = limiter.hit(Scope::LoginPerIp, r, "a").unwrap_err();
         assert!(
-            wait > Duration::from_secs(19) && wait <= Duration::from_secs(20),
+            wait > Duration::ZERO && wait <= Duration::from_secs(120),
             "{wait:?}"
         );
-        // Other keys and unlimited scopes are not affected.
-        assert!(limiter.check(Scope::LoginPerIp, "b").is_ok());
-        assert!(limiter.check(Scope::RegisterPerIp, "a").is_ok());
+        // Other keys are not affected.
+        assert!(limiter.hit(Scope::LoginPerIp, r, "b").is_ok());
     }
 
     #[test]
-    fn refused_attempts_do_not_count() {
-        let limiter = limiter(2, Duration::from_millis(1000));
-        assert!(limiter.check(Scope::LoginPerIp, "a").is_ok());
-        assert!(limiter.check(Scope::LoginPerIp, "a").is_ok());
+    fn refused_attempts_do_not_count_and_released_ones_come_back() {
+        let r = rate(2, Duration::from_secs(60));
+        let limiter = limiter(r);
+        let first = limiter.hit(Scope::LoginPerIp, r, "a").unwrap();
+        assert!(limiter.hit(Scope::LoginPerIp, r, "a").is_ok());
         for _ in 0..20 {
-            assert!(limiter.check(Scope::LoginPerIp, "a").is_err());
+            assert!(limiter.hit(Scope::LoginPerIp, r, "a").is_err());
         }
-        std::thread::sleep(Duration::from_millis(550));
-        assert!(limiter.check(Scope::LoginPerIp, "a").is_ok());
+        limiter.release(Scope::LoginPerIp, r, "a", first.window);
+        assert!(limiter.hit(Scope::LoginPerIp, r, "a").is_ok());
+        assert!(limiter.hit(Scope::LoginPerIp, r, "a").is_err());
     }
 
     #[test]
-    fn sweeps_drop_fresh_keys_only() {
-        let limiter = limiter(1, Duration::from_millis(300));
+    fn sweeps_drop_passed_keys_only() {
+        let r = rate(1, Duration::from_secs(1));
+        let limiter = limiter(r);
         for i in 0..50 {
-            assert!(limiter.check(Scope::LoginPerIp, &format!("k{i}")).is_ok());
+            assert!(limiter.hit(Scope::LoginPerIp, r, &format!("k{i}")).is_ok());
         }
         limiter.sweep();
-        assert_eq!(limiter.keys(), 50, "keys within their period stay");
-        // governor keeps a key until one emission interval after its state is fresh again.
-        std::thread::sleep(Duration::from_millis(700));
-        assert!(limiter.check(Scope::LoginPerIp, "recent").is_ok());
+        assert_eq!(limiter.keys(), 50, "keys within their windows stay");
+        // Two windows later both of their windows have passed.
+        std::thread::sleep(Duration::from_millis(2100));
+        assert!(limiter.hit(Scope::LoginPerIp, r, "recent").is_ok());
         limiter.sweep();
         assert_eq!(limiter.keys(), 1, "only the recent key is left");
     }

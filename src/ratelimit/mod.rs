@@ -1,14 +1,24 @@
-//! Rate limits on the attempts that guess or flood: logins per username and per client
-//! address, registrations per client address, token refreshes per session.
+//! Rate limits on the attempts that guess or flood: password checks per client address and
+//! failed ones per username, registrations per client address, token refreshes per sign-in,
+//! email changes per user.
 //!
 //! One [`RateLimiter`], used by `users::service`, so GraphQL and REST share every limit. It
 //! counts in Redis when `REDIS_URL` is set, so every replica sees the same counts, and in
-//! process otherwise (a keyed GCRA limiter from the governor crate). When Redis cannot be
+//! process otherwise; both with the same sliding window ([`window`]). When Redis cannot be
 //! reached the limited operations fail with 503 rather than run unlimited: they need Redis
 //! for their session anyway.
+//!
+//! Password checks follow OWASP's advice against both guessing and locking a victim out:
+//! every check counts per client address; a *failed* check counts per username from that
+//! address (so ten wrong guesses from elsewhere do not refuse the owner's right password), and
+//! per username from anywhere against a looser ceiling; once an account is past that ceiling,
+//! only addresses with no recent failures for it may still try. Attempts are counted before
+//! the hash is spent and taken back when the password was right, so parallel guesses cannot
+//! slip past a count that has not been written yet.
 
 mod memory;
 mod redis;
+mod window;
 
 use std::time::Duration;
 
@@ -23,44 +33,72 @@ use self::redis::RedisLimiter;
 /// What a limit counts attempts of, and per what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
-    /// Logins naming one username (in any letter case).
-    LoginPerUsername,
-    /// Logins from one client address.
+    /// Password checks (sign-ins, password changes) from one client address.
     LoginPerIp,
+    /// Failed password checks naming one username (in any letter case) from one address.
+    LoginFailuresPerUsernameAndIp,
+    /// Failed password checks naming one username, from anywhere.
+    LoginFailuresPerUsername,
     /// Registrations from one client address.
     RegisterPerIp,
-    /// Token refreshes of one session.
+    /// Token refreshes of one sign-in.
     RefreshPerSession,
+    /// Email changes of one user.
+    EmailChangePerUser,
 }
 
 impl Scope {
     /// Every scope, in a fixed order.
-    pub const ALL: [Scope; 4] = [
-        Scope::LoginPerUsername,
+    pub const ALL: [Scope; 6] = [
         Scope::LoginPerIp,
+        Scope::LoginFailuresPerUsernameAndIp,
+        Scope::LoginFailuresPerUsername,
         Scope::RegisterPerIp,
         Scope::RefreshPerSession,
+        Scope::EmailChangePerUser,
     ];
 
     /// The scope's name in keys and logs.
     pub fn name(self) -> &'static str {
         match self {
-            Scope::LoginPerUsername => "login-user",
             Scope::LoginPerIp => "login-ip",
+            Scope::LoginFailuresPerUsernameAndIp => "login-user-ip",
+            Scope::LoginFailuresPerUsername => "login-user",
             Scope::RegisterPerIp => "register-ip",
             Scope::RefreshPerSession => "refresh-session",
+            Scope::EmailChangePerUser => "email-change-user",
         }
     }
 
     /// The configured rate of this scope, `None` when it is off.
     fn rate(self, config: &RateLimitConfig) -> Option<Rate> {
         match self {
-            Scope::LoginPerUsername => config.login_per_username.0,
             Scope::LoginPerIp => config.login_per_ip.0,
+            Scope::LoginFailuresPerUsernameAndIp => config.login_per_username.0,
+            Scope::LoginFailuresPerUsername => config.login_failures_per_username.0,
             Scope::RegisterPerIp => config.register_per_ip.0,
             Scope::RefreshPerSession => config.refresh_per_session.0,
+            Scope::EmailChangePerUser => config.email_change_per_user.0,
         }
     }
+}
+
+/// Where an allowed attempt was counted, to take it back later.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Counted {
+    /// The window it was counted in.
+    window: u64,
+    /// The sliding count of the key before it.
+    prior: f64,
+}
+
+/// A password check under way, counted against the login limits: hand it to
+/// [`RateLimiter::password_was_right`] when the password turned out right, so that only
+/// failures stay counted; dropped, it stays counted as a failure.
+#[derive(Debug)]
+#[must_use = "a right password must be reported, or it counts as a failure"]
+pub struct PasswordCheck {
+    counted: Vec<(Scope, String, u64)>,
 }
 
 /// The rate limits of the server, counted in Redis or in process.
@@ -108,6 +146,13 @@ impl RateLimiter {
             .collect()
     }
 
+    fn rate(&self, scope: Scope) -> Option<Rate> {
+        self.rates
+            .iter()
+            .find(|(s, _)| *s == scope)
+            .map(|(_, rate)| *rate)
+    }
+
     /// Where the counts are kept, for logs.
     pub fn kind(&self) -> &'static str {
         match &self.backend {
@@ -116,43 +161,118 @@ impl RateLimiter {
         }
     }
 
+    /// Counts one attempt under `scope` and `key`: `None` when the scope is off, `Err(wait)`
+    /// when refused (and not counted); `Unavailable` when the counts cannot be reached.
+    async fn hit(
+        &self,
+        scope: Scope,
+        key: &str,
+    ) -> Result<Option<Result<Counted, Duration>>, AppError> {
+        let Some(rate) = self.rate(scope) else {
+            return Ok(None);
+        };
+        let outcome = match &self.backend {
+            Backend::Memory(limiter) => limiter.hit(scope, rate, key),
+            Backend::Redis(limiter) => limiter.hit(scope, rate, key).await?,
+        };
+        if outcome.is_err() {
+            tracing::debug!(limit = scope.name(), "rate limit reached");
+        }
+        Ok(Some(outcome))
+    }
+
+    /// Takes back an attempt counted under `scope` and `key` in `window`.
+    async fn release(&self, scope: Scope, key: &str, window: u64) -> Result<(), AppError> {
+        let Some(rate) = self.rate(scope) else {
+            return Ok(());
+        };
+        match &self.backend {
+            Backend::Memory(limiter) => {
+                limiter.release(scope, rate, key, window);
+                Ok(())
+            }
+            Backend::Redis(limiter) => limiter.release(scope, key, window).await,
+        }
+    }
+
     /// Counts one attempt under `scope` and `key`; `RateLimited` (with the whole seconds until
     /// an attempt would be allowed, at least 1) when over the limit, `Unavailable` when the
     /// counts cannot be reached. A refused attempt does not count against later ones.
     pub async fn check(&self, scope: Scope, key: &str) -> Result<(), AppError> {
-        let Some(rate) = self
-            .rates
-            .iter()
-            .find(|(s, _)| *s == scope)
-            .map(|(_, rate)| *rate)
-        else {
-            return Ok(());
-        };
-        let outcome = match &self.backend {
-            Backend::Memory(limiter) => limiter.check(scope, key),
-            Backend::Redis(limiter) => limiter.check(scope, rate, key).await?,
-        };
-        outcome.map_err(|wait| {
-            tracing::debug!(limit = scope.name(), "rate limit reached");
-            AppError::RateLimited {
-                retry_after: whole_seconds(wait),
-            }
-        })
+        match self.hit(scope, key).await? {
+            Some(Err(wait)) => Err(rate_limited(wait)),
+            _ => Ok(()),
+        }
     }
 
-    /// A login attempt: counted per client address, then per username. The caller passes
-    /// the username lower-cased, and only one that passes validation: any other names no
-    /// account, so only the address limit applies to it (and it never becomes a key).
-    pub async fn check_login(
+    /// Begins a check of a password (a sign-in, or a password change proving the current
+    /// one), before any hash is spent. The caller passes the username lower-cased, and only
+    /// one that passes validation: any other names no account, so only the address limit
+    /// applies to it (and it never becomes a key).
+    ///
+    /// Counted per client address (every check), then as a failure per username from this
+    /// address, and per username from anywhere. Past the per-username ceiling, an address
+    /// with no recent failures for that username may still try: the owner typing the right
+    /// password from their usual device is not locked out by someone else's guesses.
+    pub async fn begin_password_check(
         &self,
         username: Option<&str>,
         client: &ClientInfo,
-    ) -> Result<(), AppError> {
-        self.check(Scope::LoginPerIp, &client.rate_key()).await?;
-        if let Some(username) = username {
-            self.check(Scope::LoginPerUsername, username).await?;
+    ) -> Result<PasswordCheck, AppError> {
+        let address = client.rate_key();
+        self.check(Scope::LoginPerIp, &address).await?;
+        let mut check = PasswordCheck {
+            counted: Vec::new(),
+        };
+        let Some(username) = username else {
+            return Ok(check);
+        };
+        // `|` cannot occur in a username, so the pair key is unambiguous.
+        let pair = format!("{username}|{address}");
+        let clean = match self
+            .hit(Scope::LoginFailuresPerUsernameAndIp, &pair)
+            .await?
+        {
+            Some(Err(wait)) => return Err(rate_limited(wait)),
+            Some(Ok(counted)) => {
+                check
+                    .counted
+                    .push((Scope::LoginFailuresPerUsernameAndIp, pair, counted.window));
+                counted.prior == 0.0
+            }
+            // Nothing says which addresses failed before: none counts as clean.
+            None => false,
+        };
+        match self.hit(Scope::LoginFailuresPerUsername, username).await? {
+            Some(Ok(counted)) => {
+                check.counted.push((
+                    Scope::LoginFailuresPerUsername,
+                    username.to_owned(),
+                    counted.window,
+                ));
+            }
+            Some(Err(_)) if clean => {
+                tracing::debug!("an address with no recent failures tries an account under attack");
+            }
+            Some(Err(wait)) => {
+                // The attempt does not happen: it must not count as this address's failure.
+                self.password_was_right(check).await;
+                return Err(rate_limited(wait));
+            }
+            None => {}
         }
-        Ok(())
+        Ok(check)
+    }
+
+    /// Takes back the failure counts of a password check whose password was right. A failure
+    /// to reach the counts is logged, not returned: the sign-in itself is sound, and the
+    /// counts only err towards refusing sooner.
+    pub async fn password_was_right(&self, check: PasswordCheck) {
+        for (scope, key, window) in check.counted {
+            if let Err(e) = self.release(scope, &key, window).await {
+                tracing::warn!(error = %e, limit = scope.name(), "could not take back a right password's count");
+            }
+        }
     }
 
     /// A registration attempt, counted per client address.
@@ -160,9 +280,21 @@ impl RateLimiter {
         self.check(Scope::RegisterPerIp, &client.rate_key()).await
     }
 
-    /// A token refresh, counted per session (the token's `jti`).
-    pub async fn check_refresh(&self, session_id: &str) -> Result<(), AppError> {
-        self.check(Scope::RefreshPerSession, session_id).await
+    /// A token refresh, counted per sign-in (its refresh-token family).
+    pub async fn check_refresh(&self, family_id: &str) -> Result<(), AppError> {
+        self.check(Scope::RefreshPerSession, family_id).await
+    }
+
+    /// An attempt to change a user's email, counted per user: each attempt tells whether an
+    /// address is registered, so probing through it must be as slow as through `register`.
+    pub async fn check_email_change(&self, user_id: &str) -> Result<(), AppError> {
+        self.check(Scope::EmailChangePerUser, user_id).await
+    }
+}
+
+fn rate_limited(wait: Duration) -> AppError {
+    AppError::RateLimited {
+        retry_after: whole_seconds(wait),
     }
 }
 

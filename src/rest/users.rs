@@ -259,9 +259,17 @@ fn next_link(limit: i64, cursor: &str) -> Option<HeaderValue> {
 pub async fn update_me(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
+    client: ClientInfo,
     JsonBody(body): JsonBody<UpdateRequest>,
 ) -> Result<Json<UserData>, AppError> {
-    let user = service::update_me(&state, &viewer, body.into(), CurrentPassword::NotAsked).await?;
+    let user = service::update_me(
+        &state,
+        &viewer,
+        body.into(),
+        CurrentPassword::NotAsked,
+        &client,
+    )
+    .await?;
     Ok(Json(user.into()))
 }
 

@@ -183,9 +183,9 @@ pub async fn login(
 ) -> Result<AuthSession, AppError> {
     let valid_username = validation::username(username).is_ok();
     let username_key = valid_username.then(|| username.to_lowercase());
-    state
+    let check = state
         .limiter
-        .check_login(username_key.as_deref(), client)
+        .begin_password_check(username_key.as_deref(), client)
         .await?;
     let user = if valid_username {
         repo::find_by_username(&state.db, username).await?
@@ -202,7 +202,10 @@ pub async fn login(
         None => state.hasher.verify_dummy(password).await?,
     };
     match user {
-        Some(user) if valid => start_session(state, user, meta).await,
+        Some(user) if valid => {
+            state.limiter.password_was_right(check).await;
+            start_session(state, user, meta).await
+        }
         _ => Err(BAD_CREDENTIALS),
     }
 }
@@ -262,6 +265,7 @@ pub async fn update_me(
     viewer: &Viewer,
     input: UpdateMe,
     current: CurrentPassword,
+    client: &ClientInfo,
 ) -> Result<UserView, AppError> {
     if input.email.is_none() && input.password.is_none() {
         return Err(AppError::validation(
@@ -284,6 +288,13 @@ pub async fn update_me(
                     "currentPassword is required to change the password",
                 )
             })?;
+            // A guess at the password like a login's: the same limits, counted before the
+            // hash, so a stolen token cannot test passwords faster than the login can.
+            let username = viewer.user.username.to_lowercase();
+            let check = state
+                .limiter
+                .begin_password_check(Some(&username), client)
+                .await?;
             if !state
                 .hasher
                 .verify(given, viewer.user.password_hash.clone())
@@ -291,7 +302,13 @@ pub async fn update_me(
             {
                 return Err(AppError::Unauthenticated("currentPassword is incorrect"));
             }
+            state.limiter.password_was_right(check).await;
         }
+    }
+    if input.email.is_some() {
+        // Before the "already taken" check: each attempt tells whether an address is
+        // registered.
+        state.limiter.check_email_change(&viewer.user.id).await?;
     }
     let email_lower = input.email.as_deref().map(str::to_lowercase);
     if let Some(email_lower) = &email_lower {

@@ -68,11 +68,13 @@ pub struct Options {
 /// Rate limits of test servers, unless a test sets its own: the suite registers and logs in
 /// far more often from 127.0.0.1 than the production defaults allow. Tests of the limits
 /// pass the flags they test.
-const TEST_RATE_LIMITS: [(&str, &str); 4] = [
+const TEST_RATE_LIMITS: [(&str, &str); 6] = [
     ("--rate-limit-login-per-username", "1000/min"),
+    ("--rate-limit-login-failures-per-username", "1000/min"),
     ("--rate-limit-login-per-ip", "1000/min"),
     ("--rate-limit-register-per-ip", "1000/min"),
     ("--rate-limit-refresh-per-session", "1000/min"),
+    ("--rate-limit-email-change-per-user", "1000/min"),
 ];
 
 /// A running server and a client for it.

@@ -27,6 +27,7 @@ mod security_docs;
 mod security_files;
 mod security_graphql_limits;
 mod security_injection;
+mod security_lockout;
 mod security_passwords;
 mod security_races;
 mod security_rate_limits;
