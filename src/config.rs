@@ -134,6 +134,11 @@ pub struct HttpConfig {
     /// MAX_BODY_BYTES: largest request body accepted, in bytes.
     #[arg(id = "max-body-bytes", long = "max-body-bytes", env = "MAX_BODY_BYTES", value_name = "MAX_BODY_BYTES", default_value = "65536", value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub max_body_bytes: u64,
+    /// HTTP_HEADER_TIMEOUT: seconds a client has to send a request's head (request line and
+    /// headers) once the server starts waiting for it. The same clock runs while a keep-alive
+    /// connection waits for its next request, so an idle connection is closed after this long.
+    #[arg(id = "http-header-timeout", long = "http-header-timeout", env = "HTTP_HEADER_TIMEOUT", value_name = "HTTP_HEADER_TIMEOUT", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout: u64,
 }
 
 /// Logging settings.

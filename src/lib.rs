@@ -1,6 +1,7 @@
 //! user-api: a user-management API server. GraphQL first, with REST compatibility routes.
 //!
-//! [`app`] builds the whole router from an [`AppState`]; `main` and the tests both call it.
+//! [`app`] builds the whole router from an [`AppState`] and [`serve`] serves it; `main` and
+//! the tests both call them.
 
 pub mod auth;
 pub mod client;
@@ -14,6 +15,7 @@ pub mod ratelimit;
 pub mod rest;
 pub mod state;
 pub mod users;
+pub mod web;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -31,11 +33,12 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::CorsOrigins;
 pub use crate::state::AppState;
+pub use crate::web::serve::serve;
 
 /// The whole HTTP application. Trailing slashes are handled inside it (`/users/` is served as
 /// `/users`), so `main` and the tests, which both serve what this returns, see the same thing.
-/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: per-address rate
-/// limits key on the peer address (without it, all clients share one address key).
+/// Serve it with [`serve`], which gives each request its peer address: per-address rate
+/// limits key on it (without it, all clients share one address key).
 pub fn app(state: AppState) -> Router {
     let (rest_routes, openapi) = rest::router().split_for_parts();
     let body_limit = usize::try_from(state.config.http.max_body_bytes).unwrap_or(usize::MAX);

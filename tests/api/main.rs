@@ -24,6 +24,7 @@ mod rest_users;
 mod robustness;
 mod schema_file;
 mod security_graphql_limits;
+mod security_http;
 mod security_injection;
 mod security_passwords;
 mod security_rate_limits;

@@ -1,0 +1,4 @@
+//! The HTTP edge: how connections are served, and what every response carries whichever
+//! route wrote it.
+
+pub mod serve;

@@ -1,0 +1,256 @@
+//! The HTTP edge: slow and idle connections are closed after HTTP_HEADER_TIMEOUT, request
+//! heads are capped in size, the shutdown signal lets requests in flight finish.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::common::{Backend, TestApp};
+use crate::on_each_backend;
+use crate::security_support::spawn;
+
+on_each_backend!(
+    partial_request_heads_are_closed_after_the_timeout,
+    silent_connections_are_closed_after_the_timeout,
+    idle_keep_alive_connections_are_closed_after_the_timeout,
+    requests_within_the_timeout_are_served,
+    request_heads_are_capped_in_size,
+    shutdown_finishes_requests_in_flight,
+);
+
+/// Header timeout of the servers these tests start, in seconds.
+const HEADER_TIMEOUT: &str = "1";
+
+/// How long a test waits for the server to close a connection it should close after
+/// HEADER_TIMEOUT: generous, so a loaded machine does not fail the test, yet far from "never".
+const CLOSE_WITHIN: Duration = Duration::from_secs(10);
+
+/// Reads until the server closes the connection (end of stream or reset) and returns what it
+/// sent; panics if it is still open after CLOSE_WITHIN.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(CLOSE_WITHIN, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the connection was still open after {CLOSE_WITHIN:?}"
+    );
+    received
+}
+
+/// Reads one response with a `Content-Length` body from a connection that stays open;
+/// returns its status line and head.
+async fn read_one_response(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let response = tokio::time::timeout(CLOSE_WITHIN, async {
+        loop {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before a whole response arrived");
+            received.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&received).into_owned();
+            let Some(end) = text.find("\r\n\r\n") else {
+                continue;
+            };
+            let head = &text[..end];
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .expect("a Content-Length");
+            if received.len() >= end + 4 + length {
+                return head.to_owned();
+            }
+        }
+    })
+    .await;
+    response.expect("a response in time")
+}
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.addr).await.expect("connect")
+}
+
+async fn partial_request_heads_are_closed_after_the_timeout(backend: Backend) {
+    let Some(app) = spawn(backend, &["--http-header-timeout", HEADER_TIMEOUT]).await else {
+        return;
+    };
+    // Ten clients that each send half a request head, then nothing: each is closed without an
+    // answer (there is no request to answer).
+    let mut slow = Vec::new();
+    for _ in 0..10 {
+        let mut stream = connect(&app).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    for mut stream in slow {
+        read_until_closed(&mut stream).await;
+    }
+    // The server still serves others.
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+async fn silent_connections_are_closed_after_the_timeout(backend: Backend) {
+    let Some(app) = spawn(backend, &["--http-header-timeout", HEADER_TIMEOUT]).await else {
+        return;
+    };
+    let mut stream = connect(&app).await;
+    assert!(read_until_closed(&mut stream).await.is_empty());
+    // Nor does the start of an HTTP/2 preface (the server speaks HTTP/1.1) hold one open.
+    let mut stream = connect(&app).await;
+    stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    read_until_closed(&mut stream).await;
+}
+
+async fn idle_keep_alive_connections_are_closed_after_the_timeout(backend: Backend) {
+    let Some(app) = spawn(backend, &["--http-header-timeout", HEADER_TIMEOUT]).await else {
+        return;
+    };
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_one_response(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // Kept alive for a next request that never comes: closed like a slow head.
+    read_until_closed(&mut stream).await;
+}
+
+async fn requests_within_the_timeout_are_served(backend: Backend) {
+    let Some(app) = spawn(backend, &["--http-header-timeout", HEADER_TIMEOUT]).await else {
+        return;
+    };
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    // A head sent in two parts, and a second request on the same connection, each within
+    // the timeout.
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(b"Host: example\r\n\r\n").await.unwrap();
+    let head = read_one_response(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: example\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_one_response(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
+async fn request_heads_are_capped_in_size(backend: Backend) {
+    let Some(app) = spawn(backend, &[]).await else {
+        return;
+    };
+    let get = |filler: usize| {
+        app.client
+            .get(app.url("/healthz"))
+            .header("x-filler", "a".repeat(filler))
+            .send()
+    };
+    assert_eq!(get(16 * 1024).await.unwrap().status(), 200);
+    assert_eq!(get(40 * 1024).await.unwrap().status(), 431);
+    // A head that never ends is refused once it outgrows the read buffer, not buffered on.
+    let mut stream = connect(&app).await;
+    let line = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    let mut request = String::from("GET /healthz HTTP/1.1\r\nHost: example\r\n");
+    while request.len() < 100 * 1024 {
+        request.push_str(&line);
+    }
+    // The server may close before all of it is written.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let reply = read_until_closed(&mut stream).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 431"),
+        "{reply}"
+    );
+}
+
+async fn shutdown_finishes_requests_in_flight(backend: Backend) {
+    let Some(app) = spawn(backend, &[]).await else {
+        return;
+    };
+    // A second server on the same state, stopped by this test.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = app.state.config.http.clone();
+    let router = user_api::app(app.state.clone());
+    let server = tokio::spawn(async move {
+        user_api::serve(listener, router, &http, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    // A request in flight: its head and half its body now, the rest after the signal.
+    let body = br#"{"query":"{ __typename }"}"#;
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut in_flight = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    in_flight.write_all(head.as_bytes()).await.unwrap();
+    in_flight.write_all(first).await.unwrap();
+    // An idle keep-alive connection, which has nothing to finish.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\n\r\n")
+        .await
+        .unwrap();
+    read_one_response(&mut idle).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    stop.send(()).unwrap();
+    read_until_closed(&mut idle).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!server.is_finished(), "stopped with a request in flight");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting connections"
+    );
+    in_flight.write_all(rest).await.unwrap();
+    let reply = read_until_closed(&mut in_flight).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply.contains(r#"{"data":{"__typename":"Query"}}"#),
+        "{reply}"
+    );
+    tokio::time::timeout(CLOSE_WITHIN, server)
+        .await
+        .expect("the server stops once the request is answered")
+        .unwrap();
+}
+
+#[test]
+fn header_timeout_is_validated() {
+    use user_api::config::Config;
+    let config = Config::try_from_args(["user-api"]).unwrap();
+    assert_eq!(config.http.header_timeout, 10);
+    for bad in ["0", "301", "soon"] {
+        let err = Config::try_from_args(["user-api", "--http-header-timeout", bad]).unwrap_err();
+        assert!(err.to_string().contains("HTTP_HEADER_TIMEOUT"), "{err}");
+    }
+}
