@@ -49,13 +49,16 @@ pub fn app(state: AppState) -> Router {
             get(graphql::http::get_graphql).post(graphql::http::post_graphql),
         )
         .with_state(endpoint);
+    let graphiql = Router::new()
+        .route("/graphiql", get(graphql::graphiql::graphiql))
+        .with_state(graphql::graphiql::GraphiqlPage::new("/graphql"));
     let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary(rest::DOCS_PATH) }))
-        .route("/graphiql", get(graphql::http::graphiql))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .merge(graphql_routes)
+        .merge(graphiql)
         .merge(rest_routes)
         .merge(rest::docs(openapi))
         .fallback(rest::not_found)
@@ -84,6 +87,8 @@ pub fn app(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                // Outside everything below, so that preflights and refusals carry them too.
+                .layer(web::headers::layer())
                 .layer(cors(&state.config.http.cors_allowed_origins))
                 // CORS answers preflights with an empty body of the inner service's type.
                 .map_response(IntoResponse::into_response)

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::documents::{DocumentCache, Parsed};
 use super::limits::{self, DocumentStats, LimitExceeded};
@@ -528,16 +528,6 @@ fn argument_at(query: &str, pos: Pos) -> Option<String> {
         }
     }
     None
-}
-
-/// `GET /graphiql`: the GraphiQL playground, pointed at `/graphql`.
-pub async fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("user-api GraphiQL")
-            .finish(),
-    )
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 //! The HTTP edge: how connections are served, and what every response carries whichever
 //! route wrote it.
 
+pub mod headers;
 pub mod serve;

@@ -1,14 +1,19 @@
 //! The HTTP edge: slow and idle connections are closed after HTTP_HEADER_TIMEOUT, request
-//! heads are capped in size, the shutdown signal lets requests in flight finish.
+//! heads are capped in size, the shutdown signal lets requests in flight finish; every
+//! response carries the security headers, and the two HTML pages policies made for them.
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::json;
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::common::{Backend, TestApp};
-use crate::on_each_backend;
 use crate::security_support::spawn;
+use crate::{backend_tests, on_each_backend};
 
 on_each_backend!(
     partial_request_heads_are_closed_after_the_timeout,
@@ -252,5 +257,97 @@ fn header_timeout_is_validated() {
     for bad in ["0", "301", "soon"] {
         let err = Config::try_from_args(["user-api", "--http-header-timeout", bad]).unwrap_err();
         assert!(err.to_string().contains("HTTP_HEADER_TIMEOUT"), "{err}");
+    }
+}
+
+/// The policy of every response that is not one of the two pages.
+const STRICT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Asserts the headers every response carries; returns its Content-Security-Policy.
+fn assert_security_headers(what: &str, response: &reqwest::Response) -> String {
+    let headers = response.headers();
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .unwrap_or_else(|| panic!("{what}: no {name}"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(get("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(get("x-frame-options"), "DENY", "{what}");
+    let csp = get("content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    csp
+}
+
+backend_tests! {
+    async fn every_response_carries_the_security_headers(app) {
+        let (token, _) = app.register("headers_user", "correct horse").await;
+        let requests = [
+            (Method::GET, "/healthz", None, 200),
+            (Method::GET, "/readyz", None, 200),
+            (Method::GET, "/metrics", None, 200),
+            (Method::GET, "/openapi.json", None, 200),
+            (Method::GET, "/", None, 307),
+            (Method::GET, "/nowhere", None, 404),
+            (Method::DELETE, "/healthz", None, 405),
+            (Method::GET, "/users/me", None, 401),
+            (Method::GET, "/users/me", Some(&token), 200),
+            (Method::GET, "/graphql?query=%7B__typename%7D", None, 200),
+        ];
+        for (method, path, token, status) in requests {
+            let mut request = app.client.request(method.clone(), app.url(path));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            let what = format!("{method} {path}");
+            assert_eq!(response.status(), status, "{what}");
+            assert_eq!(assert_security_headers(&what, &response), STRICT_CSP, "{what}");
+        }
+        let posts = [
+            ("/graphql", json!({"query": "{ __typename }"}).to_string(), 200),
+            ("/graphql", "{not json".to_owned(), 400),
+            ("/users/login", json!({"username": "headers_user"}).to_string(), 422),
+            ("/users/login", "x".repeat(70 * 1024), 413),
+        ];
+        for (path, body, status) in posts {
+            let response = app.client.post(app.url(path))
+                .header("content-type", "application/json")
+                .body(body).send().await.unwrap();
+            let what = format!("POST {path} ({status})");
+            assert_eq!(response.status(), status, "{what}");
+            assert_eq!(assert_security_headers(&what, &response), STRICT_CSP, "{what}");
+        }
+    }
+
+    async fn swagger_ui_has_a_policy_that_lets_it_run(app) {
+        for path in ["/docs/", "/docs/swagger-ui-bundle.js", "/docs/swagger-initializer.js"] {
+            let response = app.client.get(app.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            let csp = assert_security_headers(path, &response);
+            assert_eq!(csp, user_api::rest::SWAGGER_UI_CSP, "{path}");
+            assert!(csp.contains("script-src 'self';"), "{csp}");
+            assert!(!csp.contains("unsafe"), "{csp}");
+        }
+        let page = app.client.get(app.url("/docs/")).send().await.unwrap().text().await.unwrap();
+        assert!(!page.contains("<script>"), "Swagger UI's page has no inline script");
+    }
+
+    async fn graphiql_has_a_policy_that_lets_exactly_its_page_run(app) {
+        let response = app.client.get(app.url("/graphiql")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let csp = assert_security_headers("/graphiql", &response);
+        let page = response.text().await.unwrap();
+        // The page's one inline script, allowed by its hash rather than by 'unsafe-inline'.
+        let start = page.find("<script>").expect("an inline script") + "<script>".len();
+        let script = &page[start..start + page[start..].find("</script>").unwrap()];
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()));
+        assert!(csp.contains(&format!("script-src 'sha256-{hash}' https://unpkg.com;")), "{csp}");
+        assert!(csp.starts_with("default-src 'none';"), "{csp}");
+        assert!(csp.contains("connect-src 'self';"), "{csp}");
+        assert!(!csp.contains("unsafe"), "{csp}");
     }
 }
