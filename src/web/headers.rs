@@ -13,8 +13,10 @@ pub const STRICT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 type SetHeader = SetResponseHeaderLayer<HeaderValue>;
 
 /// The stack [`layer`] builds.
-pub type SecurityHeaders =
-    Stack<SetHeader, Stack<SetHeader, Stack<SetHeader, Stack<SetHeader, Identity>>>>;
+pub type ResponseHeaders = Stack<
+    SetHeader,
+    Stack<SetHeader, Stack<SetHeader, Stack<SetHeader, Stack<SetHeader, Identity>>>>,
+>;
 
 /// Sets on every response:
 /// - `X-Content-Type-Options: nosniff`: browsers keep to the declared type, so a JSON body
@@ -23,11 +25,14 @@ pub type SecurityHeaders =
 ///   other site where it came from;
 /// - `X-Frame-Options: DENY`: no other site can frame the pages to trick clicks (for browsers
 ///   that do not know CSP's `frame-ancestors`);
-/// - `Content-Security-Policy`: [`STRICT_CSP`], unless the route set a policy of its own.
+/// - `Content-Security-Policy`: [`STRICT_CSP`], unless the route set a policy of its own;
+/// - `Cache-Control: no-store`, unless the route set caching of its own: register, login,
+///   refresh and every GraphQL answer may carry tokens, which no browser or proxy cache should
+///   keep, and marking every response is simpler and safer than choosing the ones that do.
 ///
 /// Single-header layers rather than tower-http's multiple-header one, which clones its list
 /// of boxed values for every request.
-pub fn layer() -> ServiceBuilder<SecurityHeaders> {
+pub fn layer() -> ServiceBuilder<ResponseHeaders> {
     ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -44,5 +49,9 @@ pub fn layer() -> ServiceBuilder<SecurityHeaders> {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(STRICT_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
         ))
 }

@@ -1,6 +1,7 @@
 //! The HTTP edge: slow and idle connections are closed after HTTP_HEADER_TIMEOUT, request
 //! heads are capped in size, the shutdown signal lets requests in flight finish; every
-//! response carries the security headers, and the two HTML pages policies made for them.
+//! response carries the security headers, and the two HTML pages policies made for them;
+//! responses that carry tokens are not stored by caches.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::common::{Backend, TestApp};
+use crate::rest_support::call;
 use crate::security_support::spawn;
 use crate::{backend_tests, on_each_backend};
 
@@ -349,5 +351,56 @@ backend_tests! {
         assert!(csp.starts_with("default-src 'none';"), "{csp}");
         assert!(csp.contains("connect-src 'self';"), "{csp}");
         assert!(!csp.contains("unsafe"), "{csp}");
+    }
+}
+
+backend_tests! {
+    async fn responses_with_tokens_are_not_stored(app) {
+        let no_store = |what: &str, headers: &reqwest::header::HeaderMap| {
+            assert_eq!(
+                headers.get("cache-control").map(|v| v.to_str().unwrap()),
+                Some("no-store"),
+                "{what}"
+            );
+        };
+        let reply = call(&app, Method::POST, "/users/register", None,
+            Some(json!({"username": "cached", "password": "correct horse", "email": "c@example.com"}))).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        no_store("REST register", &reply.headers);
+        let reply = call(&app, Method::POST, "/users", None,
+            Some(json!({"username": "cached2", "password": "correct horse", "email": "c2@example.com"}))).await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        no_store("REST create", &reply.headers);
+        let reply = call(&app, Method::POST, "/users/login", None,
+            Some(json!({"username": "cached", "password": "correct horse"}))).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        no_store("REST login", &reply.headers);
+        let refresh_token = reply.body["refresh_token"].as_str().unwrap().to_owned();
+        let token = reply.body["access_token"].as_str().unwrap().to_owned();
+        let reply = call(&app, Method::POST, "/users/refresh", None,
+            Some(json!({"refresh_token": refresh_token}))).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        no_store("REST refresh", &reply.headers);
+        let reply = call(&app, Method::GET, "/users/me", Some(&token), None).await;
+        no_store("REST me", &reply.headers);
+        let reply = call(&app, Method::POST, "/users/login", None,
+            Some(json!({"username": "cached", "password": "wrong password"}))).await;
+        assert_eq!(reply.status, 401);
+        no_store("REST failed login", &reply.headers);
+
+        // Every GraphQL response, by POST and by GET, succeeding or not.
+        let login = "mutation { login(username: \"cached\", password: \"correct horse\") { accessToken } }";
+        let response = app.gql_response(login, json!({}), None).await;
+        no_store("GraphQL login", response.headers());
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["data"]["login"]["accessToken"].is_string(), "{body}");
+        let response = app.gql_response("{ me { id } }", json!({}), Some(&token)).await;
+        no_store("GraphQL me", response.headers());
+        let response = app.gql_response("{ nope }", json!({}), None).await;
+        no_store("GraphQL error", response.headers());
+        let response = app.client.get(app.url("/graphql?query=%7Bme%7Bid%7D%7D"))
+            .bearer_auth(&token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        no_store("GraphQL GET", response.headers());
     }
 }
