@@ -45,13 +45,17 @@ pub fn app(state: AppState) -> Router {
     let endpoint = graphql::http::Endpoint::new(state.clone());
     let graphql_routes = Router::new()
         .route(
-            "/graphql",
-            get(graphql::http::get_graphql).post(graphql::http::post_graphql),
+            graphql::http::GRAPHQL_PATH,
+            get(graphql::http::get_graphql)
+                .post(graphql::http::post_graphql)
+                .fallback(graphql::http::method_not_allowed),
         )
         .with_state(endpoint);
     let graphiql = Router::new()
         .route("/graphiql", get(graphql::graphiql::graphiql))
-        .with_state(graphql::graphiql::GraphiqlPage::new("/graphql"));
+        .with_state(graphql::graphiql::GraphiqlPage::new(
+            graphql::http::GRAPHQL_PATH,
+        ));
     let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary(rest::DOCS_PATH) }))
         .route("/healthz", get(health::healthz))
@@ -91,6 +95,9 @@ pub fn app(state: AppState) -> Router {
                 .layer(web::headers::layer())
                 .layer(cors(&state.config.http.cors_allowed_origins))
                 // CORS answers preflights with an empty body of the inner service's type.
+                .map_response(IntoResponse::into_response)
+                // Outside the body limit, whose 413 is plain text.
+                .layer(axum::middleware::from_fn(web::errors::json_errors))
                 .map_response(IntoResponse::into_response)
                 .layer(RequestBodyLimitLayer::new(body_limit))
                 .layer(DefaultBodyLimit::max(body_limit)),

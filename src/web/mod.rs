@@ -1,5 +1,6 @@
 //! The HTTP edge: how connections are served, and what every response carries whichever
 //! route wrote it.
 
+pub mod errors;
 pub mod headers;
 pub mod serve;

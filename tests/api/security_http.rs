@@ -1,7 +1,8 @@
 //! The HTTP edge: slow and idle connections are closed after HTTP_HEADER_TIMEOUT, request
 //! heads are capped in size, the shutdown signal lets requests in flight finish; every
 //! response carries the security headers, and the two HTML pages policies made for them;
-//! responses that carry tokens are not stored by caches.
+//! responses that carry tokens are not stored by caches; every error, whoever raised it, is
+//! JSON in its route's convention.
 
 use std::time::Duration;
 
@@ -402,5 +403,172 @@ backend_tests! {
             .bearer_auth(&token).send().await.unwrap();
         assert_eq!(response.status(), 200);
         no_store("GraphQL GET", response.headers());
+    }
+}
+
+/// An exchange over a fresh connection that the server closes after answering (the request
+/// says `Connection: close`): the status, the headers (names in lower case) and the body.
+async fn raw_exchange(app: &TestApp, parts: &[&[u8]]) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = connect(app).await;
+    for part in parts {
+        // The server may answer, and close, before it has read everything.
+        if stream.write_all(part).await.is_err() {
+            break;
+        }
+    }
+    let reply = read_until_closed(&mut stream).await;
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let (head, body) = reply
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head: {reply}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A chunked POST whose body grows past MAX_BODY_BYTES (64 KiB) in 8 KiB chunks.
+async fn chunked_past_the_limit(
+    app: &TestApp,
+    path: &str,
+    accept: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\n\
+         Accept: {accept}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let chunk = format!("2000\r\n{}\r\n", " ".repeat(0x2000));
+    let mut parts: Vec<&[u8]> = vec![head.as_bytes()];
+    // Just past the limit, and no more: bytes the server never reads would make its close
+    // a reset, which could discard its answer before the test reads it.
+    for _ in 0..9 {
+        parts.push(chunk.as_bytes());
+    }
+    raw_exchange(app, &parts).await
+}
+
+/// Asserts a GraphQL-shaped request error: `errors[0].extensions.code` and no `data`.
+fn assert_graphql_error(
+    what: &str,
+    content_type: Option<&str>,
+    body: &str,
+    media: &str,
+    code: &str,
+) {
+    assert_eq!(content_type, Some(media), "{what}: {body}");
+    let body: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("{what}: not JSON: {body}"));
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], code,
+        "{what}: {body}"
+    );
+    assert!(body["errors"][0]["message"].is_string(), "{what}: {body}");
+    assert!(body.get("data").is_none(), "{what}: {body}");
+}
+
+/// Asserts a REST error body, `{"detail": "…"}`.
+fn assert_rest_error(what: &str, content_type: Option<&str>, body: &str) {
+    assert_eq!(content_type, Some("application/json"), "{what}: {body}");
+    let body: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("{what}: not JSON: {body}"));
+    assert!(body["detail"].is_string(), "{what}: {body}");
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+backend_tests! {
+    async fn bodies_over_the_limit_answer_json_in_the_routes_shape(app) {
+        // Refused on its Content-Length, before any of it is read.
+        let big = format!("{{\"query\": \"{{ __typename }} # {}\"}}", "x".repeat(70 * 1024));
+        for accept in ["application/json", GRAPHQL_RESPONSE] {
+            let response = app.client.post(app.url("/graphql"))
+                .header("content-type", "application/json").header("accept", accept)
+                .body(big.clone()).send().await.unwrap();
+            assert_eq!(response.status(), 413);
+            let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            let body = response.text().await.unwrap();
+            assert_graphql_error("GraphQL, Content-Length", content_type.as_deref(), &body, accept, "BAD_REQUEST");
+        }
+        for path in ["/users/login", "/users/register", "/users"] {
+            let response = app.client.post(app.url(path))
+                .header("content-type", "application/json").body(big.clone()).send().await.unwrap();
+            assert_eq!(response.status(), 413, "{path}");
+            let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            assert_rest_error(path, content_type.as_deref(), &response.text().await.unwrap());
+        }
+        // Refused as it grows past the limit.
+        for accept in ["application/json", GRAPHQL_RESPONSE] {
+            let (status, headers, body) = chunked_past_the_limit(&app, "/graphql", accept).await;
+            assert_eq!(status, 413, "{body}");
+            assert_graphql_error("GraphQL, chunked", header_of(&headers, "content-type"), &body, accept, "BAD_REQUEST");
+        }
+        let (status, headers, body) = chunked_past_the_limit(&app, "/users/login", "*/*").await;
+        assert_eq!(status, 413, "{body}");
+        assert_rest_error("REST, chunked", header_of(&headers, "content-type"), &body);
+    }
+
+    async fn other_refusals_answer_json_in_the_routes_shape(app) {
+        let (token, _) = app.register("refused", "correct horse").await;
+        // A method /graphql does not serve.
+        let response = app.client.put(app.url("/graphql")).json(&json!({"query": "{ __typename }"}))
+            .send().await.unwrap();
+        assert_eq!(response.status(), 405);
+        let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+        assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let body = response.text().await.unwrap();
+        assert_graphql_error("PUT /graphql", content_type.as_deref(), &body, "application/json", "BAD_REQUEST");
+        // No media type /graphql can answer in.
+        let response = app.client.get(app.url("/graphql?query=%7B__typename%7D"))
+            .header("accept", "text/html").send().await.unwrap();
+        assert_eq!(response.status(), 406);
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let body = response.text().await.unwrap();
+        assert_graphql_error("406", content_type.as_deref(), &body, "application/json", "BAD_REQUEST");
+        // Bodies that are not UTF-8 JSON, and one whose chunked framing is broken.
+        for (content_type, accept) in [("application/json", GRAPHQL_RESPONSE), ("application/graphql", "application/json")] {
+            let response = app.client.post(app.url("/graphql"))
+                .header("content-type", content_type).header("accept", accept)
+                .body(vec![0xff, 0xfe, b'{', 0x80]).send().await.unwrap();
+            assert_eq!(response.status(), 400, "{content_type}");
+            let media = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            let body = response.text().await.unwrap();
+            assert_graphql_error(content_type, media.as_deref(), &body, accept, "BAD_REQUEST");
+        }
+        let broken = b"POST /graphql HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\n\
+                       Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
+        let (status, headers, body) = raw_exchange(&app, &[broken]).await;
+        assert_eq!(status, 400, "{body}");
+        assert_graphql_error("broken chunks", header_of(&headers, "content-type"), &body, "application/json", "BAD_REQUEST");
+        let response = app.client.post(app.url("/users/login"))
+            .header("content-type", "application/json").body(vec![0xff, 0xfe, b'{', 0x80])
+            .send().await.unwrap();
+        assert_eq!(response.status(), 400);
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        assert_rest_error("REST, not UTF-8", content_type.as_deref(), &response.text().await.unwrap());
+        // A path segment that does not decode, and a file Swagger UI does not have.
+        for (path, status) in [("/users/%FF%FE", 404), ("/docs/no-such-file.js", 404), ("/nowhere", 404)] {
+            let response = app.client.get(app.url(path)).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(response.status(), status, "{path}");
+            let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            assert_rest_error(path, content_type.as_deref(), &response.text().await.unwrap());
+        }
     }
 }
