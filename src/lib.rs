@@ -98,6 +98,10 @@ pub fn app(state: AppState) -> Router {
                 .map_response(IntoResponse::into_response)
                 // Outside the body limit, whose 413 is plain text.
                 .layer(axum::middleware::from_fn(web::errors::json_errors))
+                // Inside, so that its refusals are JSON already; before the body is read.
+                .layer(axum::middleware::from_fn(
+                    web::authorization::refuse_oversized,
+                ))
                 .map_response(IntoResponse::into_response)
                 .layer(RequestBodyLimitLayer::new(body_limit))
                 .layer(DefaultBodyLimit::max(body_limit)),

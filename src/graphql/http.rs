@@ -132,6 +132,22 @@ pub fn refusal(
     request_error(status, media, code, message)
 }
 
+/// A request refused for its credentials before it was read (see `web::authorization`):
+/// `UNAUTHENTICATED` without `data`. With `application/json` that is 200, as for any
+/// well-formed request; with `application/graphql-response+json`, an answer without `data` is
+/// 401 (with `WWW-Authenticate: Bearer`), as the GraphQL-over-HTTP spec asks.
+pub fn unauthenticated(accept: Option<&HeaderValue>, message: &str) -> Response {
+    let media = negotiate_accept(accept).unwrap_or(MediaType::Json);
+    if media == MediaType::Json {
+        return request_error(StatusCode::OK, media, "UNAUTHENTICATED", message);
+    }
+    let mut response = request_error(StatusCode::UNAUTHORIZED, media, "UNAUTHENTICATED", message);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
 /// Any other method on `/graphql`: 405 in the shape of a GraphQL response (the router adds
 /// `Allow`).
 pub async fn method_not_allowed(headers: HeaderMap) -> Response {

@@ -2,7 +2,7 @@
 //! heads are capped in size, the shutdown signal lets requests in flight finish; every
 //! response carries the security headers, and the two HTML pages policies made for them;
 //! responses that carry tokens are not stored by caches; every error, whoever raised it, is
-//! JSON in its route's convention.
+//! JSON in its route's convention; an Authorization header over 8 KiB is refused unread.
 
 use std::time::Duration;
 
@@ -570,5 +570,66 @@ backend_tests! {
             let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
             assert_rest_error(path, content_type.as_deref(), &response.text().await.unwrap());
         }
+    }
+}
+
+/// `Bearer <token>` padded with spaces after the scheme (which the parser skips) to `len`
+/// bytes: a valid credential, only long.
+fn padded_bearer(token: &str, len: usize) -> String {
+    let padding = len - "Bearer ".len() - token.len();
+    format!("Bearer {}{token}", " ".repeat(padding))
+}
+
+backend_tests! {
+    async fn authorization_headers_over_8_kib_are_refused_unread(app) {
+        let (token, id) = app.register("long_header", "correct horse").await;
+        let me = |authorization: String| {
+            app.client.get(app.url("/users/me")).header("authorization", authorization).send()
+        };
+        let gql_me = |authorization: String, accept: &'static str| {
+            app.client.post(app.url("/graphql"))
+                .header("authorization", authorization).header("accept", accept)
+                .json(&json!({"query": "{ me { id } }"})).send()
+        };
+        // 8 KiB is still read.
+        assert_eq!(me(padded_bearer(&token, 8192)).await.unwrap().status(), 200);
+        let body: serde_json::Value = gql_me(padded_bearer(&token, 8192), "application/json")
+            .await.unwrap().json().await.unwrap();
+        assert_eq!(body["data"]["me"]["id"], id.as_str(), "{body}");
+
+        // One byte more, and even a valid token is refused.
+        let response = me(padded_bearer(&token, 8193)).await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        assert_rest_error("REST me", content_type.as_deref(), &response.text().await.unwrap());
+        let response = gql_me(padded_bearer(&token, 8193), "application/json").await.unwrap();
+        assert_eq!(response.status(), 200, "a well-formed request over application/json");
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let body = response.text().await.unwrap();
+        assert_graphql_error("GraphQL me", content_type.as_deref(), &body, "application/json", "UNAUTHENTICATED");
+        let response = gql_me(padded_bearer(&token, 8193), GRAPHQL_RESPONSE).await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let body = response.text().await.unwrap();
+        assert_graphql_error("GraphQL me", content_type.as_deref(), &body, GRAPHQL_RESPONSE, "UNAUTHENTICATED");
+
+        // The request is refused whole, even where no token is needed: nothing is registered.
+        let junk = "x".repeat(9 * 1024);
+        let response = app.client.post(app.url("/users/register")).header("authorization", &junk)
+            .json(&json!({"username": "not_made", "password": "correct horse", "email": "n@example.com"}))
+            .send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let register = "mutation { register(input: {username: \"not_made\", email: \"n@example.com\", password: \"correct horse\"}) { accessToken } }";
+        let body: serde_json::Value = app.client.post(app.url("/graphql")).header("authorization", &junk)
+            .json(&json!({"query": register})).send().await.unwrap().json().await.unwrap();
+        assert_eq!(crate::common::error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+        let body = app.gql(register, json!({}), None).await;
+        assert!(body["data"]["register"]["accessToken"].is_string(), "{body}");
+
+        // Far longer, and the head-size cap stops it before anything reads it.
+        let response = me(padded_bearer(&token, 300 * 1024)).await.unwrap();
+        assert_eq!(response.status(), 431);
     }
 }
