@@ -139,6 +139,11 @@ pub struct HttpConfig {
     /// page, as a stored token outlives the tab and any script on the origin can read it.
     #[arg(id = "swagger-persist-authorization", long = "swagger-persist-authorization", env = "SWAGGER_PERSIST_AUTHORIZATION", value_name = "SWAGGER_PERSIST_AUTHORIZATION", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = limits::parse_bool)]
     pub swagger_persist_authorization: bool,
+    /// HTTP_HEADER_TIMEOUT: seconds a client has to send a request's head (request line and
+    /// headers) once the server starts waiting for it. The same clock runs while a keep-alive
+    /// connection waits for its next request, so an idle connection is closed after this long.
+    #[arg(id = "http-header-timeout", long = "http-header-timeout", env = "HTTP_HEADER_TIMEOUT", value_name = "HTTP_HEADER_TIMEOUT", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout: u64,
 }
 
 /// Logging settings.

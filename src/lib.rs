@@ -1,6 +1,7 @@
 //! user-api: a user-management API server. GraphQL first, with REST compatibility routes.
 //!
-//! [`app`] builds the whole router from an [`AppState`]; `main` and the tests both call it.
+//! [`app`] builds the whole router from an [`AppState`] and [`serve`] serves it; `main` and
+//! the tests both call them.
 
 pub mod auth;
 pub mod client;
@@ -14,6 +15,7 @@ pub mod ratelimit;
 pub mod rest;
 pub mod state;
 pub mod users;
+pub mod web;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -31,28 +33,36 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::CorsOrigins;
 pub use crate::state::AppState;
+pub use crate::web::serve::serve;
 
 /// The whole HTTP application. Trailing slashes are handled inside it (`/users/` is served as
 /// `/users`), so `main` and the tests, which both serve what this returns, see the same thing.
-/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: per-address rate
-/// limits key on the peer address (without it, all clients share one address key).
+/// Serve it with [`serve`], which gives each request its peer address: per-address rate
+/// limits key on it (without it, all clients share one address key).
 pub fn app(state: AppState) -> Router {
     let (rest_routes, openapi) = rest::router().split_for_parts();
     let body_limit = usize::try_from(state.config.http.max_body_bytes).unwrap_or(usize::MAX);
     let endpoint = graphql::http::Endpoint::new(state.clone());
     let graphql_routes = Router::new()
         .route(
-            "/graphql",
-            get(graphql::http::get_graphql).post(graphql::http::post_graphql),
+            graphql::http::GRAPHQL_PATH,
+            get(graphql::http::get_graphql)
+                .post(graphql::http::post_graphql)
+                .fallback(graphql::http::method_not_allowed),
         )
         .with_state(endpoint);
+    let graphiql = Router::new()
+        .route("/graphiql", get(graphql::graphiql::graphiql))
+        .with_state(graphql::graphiql::GraphiqlPage::new(
+            graphql::http::GRAPHQL_PATH,
+        ));
     let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary(rest::DOCS_PATH) }))
-        .route("/graphiql", get(graphql::http::graphiql))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .merge(graphql_routes)
+        .merge(graphiql)
         .merge(rest_routes)
         .merge(rest::docs(
             openapi,
@@ -84,8 +94,17 @@ pub fn app(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                // Outside everything below, so that preflights and refusals carry them too.
+                .layer(web::headers::layer())
                 .layer(cors(&state.config.http.cors_allowed_origins))
                 // CORS answers preflights with an empty body of the inner service's type.
+                .map_response(IntoResponse::into_response)
+                // Outside the body limit, whose 413 is plain text.
+                .layer(axum::middleware::from_fn(web::errors::json_errors))
+                // Inside, so that its refusals are JSON already; before the body is read.
+                .layer(axum::middleware::from_fn(
+                    web::authorization::refuse_oversized,
+                ))
                 .map_response(IntoResponse::into_response)
                 .layer(RequestBodyLimitLayer::new(body_limit))
                 .layer(DefaultBodyLimit::max(body_limit)),

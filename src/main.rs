@@ -1,7 +1,6 @@
 //! The `user-api` binary: parse the command line, load the configuration, start logging and
 //! run the chosen subcommand (the server by default).
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -126,11 +125,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         rate_limits = state.limiter.kind(),
         "listening; GraphiQL at http://{bind}/graphiql, Swagger UI at http://{bind}/docs"
     );
-    // With the peer address: per-address rate limits key on it.
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let http = state.config.http.clone();
+    user_api::serve(listener, app(state), &http, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::documents::{DocumentCache, Parsed};
 use super::limits::{self, DocumentStats, LimitExceeded};
@@ -46,6 +46,9 @@ impl Endpoint {
     }
 }
 
+/// Where GraphQL is served.
+pub const GRAPHQL_PATH: &str = "/graphql";
+
 /// The JSON media type of GraphQL responses defined by the GraphQL-over-HTTP spec.
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -70,7 +73,12 @@ impl MediaType {
 /// Picks the response type from `Accept`: the supported type with the highest q, the one
 /// listed first on a tie; no header means `application/json`; `None` when nothing fits.
 fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    negotiate_accept(headers.get(header::ACCEPT))
+}
+
+/// [`negotiate`], from the `Accept` header alone.
+fn negotiate_accept(accept: Option<&HeaderValue>) -> Option<MediaType> {
+    let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
         return Some(MediaType::Json);
     };
     let mut best: Option<(f32, MediaType)> = None;
@@ -108,6 +116,47 @@ fn request_error(status: StatusCode, media: MediaType, code: &str, message: &str
         body.to_string(),
     )
         .into_response()
+}
+
+/// A refusal made outside the GraphQL handler (an error of the HTTP layer, a method
+/// `/graphql` does not serve), in the shape of a GraphQL response and in the JSON type that
+/// `accept` (the request's `Accept` header) asks for; `application/json` when it names
+/// neither, as the answer is an error either way.
+pub fn refusal(
+    accept: Option<&HeaderValue>,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response {
+    let media = negotiate_accept(accept).unwrap_or(MediaType::Json);
+    request_error(status, media, code, message)
+}
+
+/// A request refused for its credentials before it was read (see `web::authorization`):
+/// `UNAUTHENTICATED` without `data`. With `application/json` that is 200, as for any
+/// well-formed request; with `application/graphql-response+json`, an answer without `data` is
+/// 401 (with `WWW-Authenticate: Bearer`), as the GraphQL-over-HTTP spec asks.
+pub fn unauthenticated(accept: Option<&HeaderValue>, message: &str) -> Response {
+    let media = negotiate_accept(accept).unwrap_or(MediaType::Json);
+    if media == MediaType::Json {
+        return request_error(StatusCode::OK, media, "UNAUTHENTICATED", message);
+    }
+    let mut response = request_error(StatusCode::UNAUTHORIZED, media, "UNAUTHENTICATED", message);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Any other method on `/graphql`: 405 in the shape of a GraphQL response (the router adds
+/// `Allow`).
+pub async fn method_not_allowed(headers: HeaderMap) -> Response {
+    refusal(
+        headers.get(header::ACCEPT),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "BAD_REQUEST",
+        "GraphQL requests are sent with GET or POST",
+    )
 }
 
 fn authorization(headers: &HeaderMap) -> Option<String> {
@@ -528,16 +577,6 @@ fn argument_at(query: &str, pos: Pos) -> Option<String> {
         }
     }
     None
-}
-
-/// `GET /graphiql`: the GraphiQL playground, pointed at `/graphql`.
-pub async fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("user-api GraphiQL")
-            .finish(),
-    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The GraphQL API: schema building and limits, the resolvers, and the HTTP handler.
 
 pub mod documents;
+pub mod graphiql;
 pub mod http;
 pub mod limits;
 pub mod mutation;

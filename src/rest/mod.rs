@@ -13,7 +13,10 @@ pub mod users;
 pub mod admin;
 pub mod sessions;
 
-use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::openapi::security::{
     Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
@@ -94,10 +97,21 @@ pub fn openapi() -> OpenApiDocument {
     router().into_openapi()
 }
 
-/// Swagger UI at `/docs` (from assets compiled into the binary) and `document` at
-/// `/openapi.json`. With `persist_authorization` (`SWAGGER_PERSIST_AUTHORIZATION`), the UI
-/// keeps the token it was given in the browser's local storage; otherwise it forgets it with
-/// the page, since a stored token outlives the tab and any script on the origin can read it.
+/// The `Content-Security-Policy` of Swagger UI's pages and assets: its page loads only its
+/// own scripts and style sheets (no inline script), icons drawn as `data:` images, and calls
+/// only this server ("Try it out", the OpenAPI document). Nothing may frame it. The one
+/// inline style it writes, in the logo's SVG, is allowed by its hash (a test checks the
+/// hash against the bundled Swagger UI).
+pub const SWAGGER_UI_CSP: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
+
+/// Swagger UI at `/docs` (from assets compiled into the binary), with [`SWAGGER_UI_CSP`], and
+/// `document` at `/openapi.json`. With `persist_authorization` (`SWAGGER_PERSIST_AUTHORIZATION`),
+/// the UI keeps the token it was given in the browser's local storage; otherwise it forgets it
+/// with the page, since a stored token outlives the tab and any script on the origin can read
+/// it.
 pub fn docs<S: Clone + Send + Sync + 'static>(
     document: OpenApiDocument,
     persist_authorization: bool,
@@ -106,11 +120,21 @@ pub fn docs<S: Clone + Send + Sync + 'static>(
     // Swagger UI's default.
     let config = utoipa_swagger_ui::Config::from(OPENAPI_PATH)
         .persist_authorization(persist_authorization)
-        .try_it_out_enabled(true);
-    SwaggerUi::new(DOCS_PATH)
-        .url(OPENAPI_PATH, document)
-        .config(config)
-        .into()
+        .try_it_out_enabled(true)
+        // Otherwise the page sends the document's URL to swagger.io's validator and shows
+        // its badge: a request to another site the policy (rightly) refuses.
+        .validator_url("none");
+    // The document is served apart from the UI, so that it keeps the strict policy of every
+    // other response rather than the page's.
+    Router::from(SwaggerUi::new(DOCS_PATH).config(config))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(SWAGGER_UI_CSP),
+        ))
+        .route(
+            OPENAPI_PATH,
+            get(move || std::future::ready(Json(document.clone()))),
+        )
 }
 
 /// Fallback for a path no route has: 404 `{"detail": "Not Found"}`.
@@ -122,4 +146,42 @@ pub async fn not_found() -> AppError {
 /// Allowed"}`; the router adds the `Allow` header.
 pub async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    /// The `<style>` elements Swagger UI's scripts create (React's
+    /// `createElement("style", null, "…")`) must be allowed by hash, or the browser refuses
+    /// them; a newer Swagger UI with other styles fails here rather than in a browser.
+    #[test]
+    fn swagger_ui_csp_allows_the_styles_it_creates() {
+        let config = Arc::new(utoipa_swagger_ui::Config::from(OPENAPI_PATH));
+        let marker = r#"createElement("style",null,""#;
+        let mut found = 0;
+        for file in ["swagger-ui-bundle.js", "swagger-ui-standalone-preset.js"] {
+            let asset = utoipa_swagger_ui::serve(file, config.clone())
+                .unwrap()
+                .unwrap();
+            let script = String::from_utf8_lossy(&asset.bytes);
+            for (i, _) in script.match_indices(marker) {
+                let text = &script[i + marker.len()..];
+                let text = &text[..text.find('"').unwrap()];
+                let hash = base64::engine::general_purpose::STANDARD
+                    .encode(Sha256::digest(text.as_bytes()));
+                assert!(
+                    SWAGGER_UI_CSP.contains(&format!("'sha256-{hash}'")),
+                    "{text} is not allowed"
+                );
+                found += 1;
+            }
+        }
+        assert_eq!(found, 1, "the logo's style");
+    }
 }

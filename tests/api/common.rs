@@ -268,10 +268,10 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let router = app(state.clone());
-        // As `main` serves it: with the peer address, which per-address rate limits key on.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        // Served as `main` serves it, with the same limits; the task is aborted on drop.
+        let http = state.config.http.clone();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, service).await;
+            user_api::serve(listener, router, &http, std::future::pending()).await;
         });
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

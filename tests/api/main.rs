@@ -26,6 +26,7 @@ mod schema_file;
 mod security_docs;
 mod security_files;
 mod security_graphql_limits;
+mod security_http;
 mod security_injection;
 mod security_lockout;
 mod security_passwords;
