@@ -9,6 +9,7 @@
 pub mod checked;
 pub mod migrations;
 pub mod prepared;
+pub mod retry;
 pub mod schema;
 
 use anyhow::Context as _;
@@ -54,27 +55,36 @@ impl std::fmt::Debug for DbPool {
 /// `body` is a diesel-async expression yielding `QueryResult<T>`; the macro yields
 /// `Result<T, AppError>`. A connection whose query failed as a dead connection would is
 /// dropped from the pool, and so is one whose body never finished (its future was dropped
-/// when the client went away; see [`checked::CheckedConn::start`]).
+/// when the client went away; see [`checked::CheckedConn::start`]). A body that lost a lock
+/// conflict (a MySQL deadlock or lock-wait time-out) runs again, a few times at most (see
+/// [`retry`]), so the body must build its query anew each time rather than move one in.
 #[macro_export]
 macro_rules! with_conn {
-    ($pool:expr, |$c:ident| $body:expr) => {
-        match $pool {
-            $crate::db::DbPool::Mysql(pool) => {
-                let mut guard = pool.get().await.map_err($crate::db::pool_error)?;
-                guard.start();
-                let $c = &mut guard.conn;
-                let result = $body;
-                $crate::db::finish(&mut guard, result)
-            }
-            $crate::db::DbPool::Sqlite(pool) => {
-                let mut guard = pool.get().await.map_err($crate::db::pool_error)?;
-                guard.start();
-                let $c = &mut guard.conn;
-                let result = $body;
-                $crate::db::finish(&mut guard, result)
+    ($pool:expr, |$c:ident| $body:expr) => {{
+        let mut retries = $crate::db::retry::LockRetries::default();
+        loop {
+            let result = match $pool {
+                $crate::db::DbPool::Mysql(pool) => {
+                    let mut guard = pool.get().await.map_err($crate::db::pool_error)?;
+                    guard.start();
+                    let $c = &mut guard.conn;
+                    let result = $body;
+                    $crate::db::finish(&mut guard, result)
+                }
+                $crate::db::DbPool::Sqlite(pool) => {
+                    let mut guard = pool.get().await.map_err($crate::db::pool_error)?;
+                    guard.start();
+                    let $c = &mut guard.conn;
+                    let result = $body;
+                    $crate::db::finish(&mut guard, result)
+                }
+            };
+            match result {
+                Err(err) if retries.again(&err).await => continue,
+                other => break other.map_err($crate::error::AppError::from),
             }
         }
-    };
+    }};
 }
 
 /// Maps a pool checkout failure (time-out, or the database refusing connections) to 503.
@@ -82,15 +92,17 @@ pub fn pool_error<E: std::error::Error + Send + Sync + 'static>(err: CheckoutErr
     AppError::database_unavailable(err)
 }
 
-/// Ends the exchange begun in [`with_conn!`](crate::with_conn), marks the connection broken
-/// when `result` says it may be dead, and converts the error.
+/// Ends the exchange begun in [`with_conn!`](crate::with_conn), and marks the connection
+/// broken when `result` says it may be dead (a lost lock conflict does not: the server rolled
+/// back and the connection is fine).
 pub fn finish<C, T>(
     conn: &mut checked::CheckedConn<C>,
     result: diesel::QueryResult<T>,
-) -> Result<T, AppError> {
+) -> diesel::QueryResult<T> {
     conn.finished();
-    result.map_err(|err| {
-        if matches!(
+    if let Err(err) = &result
+        && !retry::is_lock_conflict(err)
+        && matches!(
             err,
             DieselError::DatabaseError(
                 DatabaseErrorKind::Unknown
@@ -98,11 +110,11 @@ pub fn finish<C, T>(
                     | DatabaseErrorKind::UnableToSendCommand,
                 _
             ) | DieselError::BrokenTransactionManager
-        ) {
-            conn.mark_broken();
-        }
-        AppError::from(err)
-    })
+        )
+    {
+        conn.mark_broken();
+    }
+    result
 }
 
 /// SQLite settings applied to every new connection: WAL lets readers run beside the one

@@ -108,10 +108,10 @@ pub async fn update_user(
     if end_sign_ins {
         let bump = users::credentials_version.eq(users::credentials_version + 1);
         let query = CachedBySql(diesel::update(users::table.find(id)).set((changes, bump)));
-        with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
+        with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
     } else {
         let query = CachedBySql(diesel::update(users::table.find(id)).set(changes));
-        with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
+        with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
     }
 }
 
@@ -123,7 +123,7 @@ pub async fn bump_credentials_version(db: &DbPool, id: &str) -> Result<bool, App
         diesel::update(users::table.find(id))
             .set(users::credentials_version.eq(users::credentials_version + 1)),
     );
-    with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
+    with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
 }
 
 /// The user's credentials version; `None` when the user no longer exists.
@@ -144,7 +144,7 @@ pub async fn delete_user(db: &DbPool, id: &str) -> Result<bool, AppError> {
     ))
     .bind::<Text, _>(id)
     .bind::<Text, _>(id);
-    with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
+    with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
 }
 
 /// Up to `limit` users with ids greater than `after`, by id: keyset pagination on the primary
@@ -200,5 +200,5 @@ pub async fn update_role(
     .bind::<Text, _>(id)
     .bind::<Text, _>(role.as_str())
     .bind::<Text, _>(id);
-    with_conn!(db, |c| query.execute(c).await).map(|n| n > 0)
+    with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
 }

@@ -41,7 +41,7 @@ async fn promote_to_admin(app: &TestApp, id: &str) {
         use diesel_async::RunQueryDsl as _;
         use user_api::db::schema::users;
         let query = diesel::update(users::table.find(id)).set(users::role.eq("admin"));
-        user_api::with_conn!(db, |c| query.execute(c).await)
+        user_api::with_conn!(db, |c| query.clone().execute(c).await)
     }
     assert_eq!(set_role(&app.state.db, id).await.expect("promote"), 1);
 }

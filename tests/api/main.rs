@@ -23,6 +23,7 @@ mod rest_support;
 mod rest_users;
 mod robustness;
 mod schema_file;
+mod security_deadlocks;
 mod security_docs;
 mod security_files;
 mod security_graphql_limits;

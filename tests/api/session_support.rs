@@ -175,7 +175,7 @@ pub fn database_url(app: &TestApp) -> String {
 pub async fn make_admin(app: &TestApp, user_id: &str) {
     async fn run(app: &TestApp, user_id: &str) -> Result<usize, AppError> {
         let query = diesel::update(users::table.find(user_id)).set(users::role.eq("admin"));
-        user_api::with_conn!(&app.state.db, |c| query.execute(c).await)
+        user_api::with_conn!(&app.state.db, |c| query.clone().execute(c).await)
     }
     assert_eq!(run(app, user_id).await.unwrap(), 1);
 }
@@ -184,7 +184,7 @@ pub async fn make_admin(app: &TestApp, user_id: &str) {
 pub async fn demote_everyone(app: &TestApp) {
     async fn run(app: &TestApp) -> Result<usize, AppError> {
         let query = diesel::update(users::table).set(users::role.eq("user"));
-        user_api::with_conn!(&app.state.db, |c| query.execute(c).await)
+        user_api::with_conn!(&app.state.db, |c| query.clone().execute(c).await)
     }
     run(app).await.unwrap();
 }
@@ -210,7 +210,7 @@ pub async fn backdate_rotation(app: &TestApp, refresh_token: &str, secs: i64) {
         let rotated = rotated.expect("the token has been rotated");
         let query = diesel::update(refresh_tokens::table.find(hash))
             .set(refresh_tokens::rotated_at.eq(rotated - chrono::Duration::seconds(secs)));
-        user_api::with_conn!(&app.state.db, |c| query.execute(c).await)
+        user_api::with_conn!(&app.state.db, |c| query.clone().execute(c).await)
     }
     assert_eq!(run(app, &hash, secs).await.unwrap(), 1);
 }
@@ -222,7 +222,7 @@ pub async fn expire_refresh_token(app: &TestApp, refresh_token: &str) {
         let past = chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1);
         let query = diesel::update(refresh_tokens::table.find(hash))
             .set(refresh_tokens::expires_at.eq(past));
-        user_api::with_conn!(&app.state.db, |c| query.execute(c).await)
+        user_api::with_conn!(&app.state.db, |c| query.clone().execute(c).await)
     }
     assert_eq!(run(app, &hash).await.unwrap(), 1);
 }

@@ -145,14 +145,14 @@ pub async fn update_family_version(
         diesel::update(refresh_tokens::table.filter(refresh_tokens::family_id.eq(family_id)))
             .set(refresh_tokens::credentials_version.eq(version)),
     );
-    with_conn!(db, |c| query.execute(c).await)
+    with_conn!(db, |c| query.clone().execute(c).await)
 }
 
 /// Deletes every token of a family; returns how many went.
 pub async fn delete_family(db: &DbPool, family_id: &str) -> Result<usize, AppError> {
     let query =
         diesel::delete(refresh_tokens::table.filter(refresh_tokens::family_id.eq(family_id)));
-    with_conn!(db, |c| query.execute(c).await)
+    with_conn!(db, |c| query.clone().execute(c).await)
 }
 
 /// Deletes every token of the user except those of family `keep`; returns how many went.
@@ -168,7 +168,7 @@ pub async fn delete_for_user(
             .filter(refresh_tokens::user_id.eq(user_id))
             .filter(refresh_tokens::family_id.ne(keep)),
     );
-    with_conn!(db, |c| query.execute(c).await)
+    with_conn!(db, |c| query.clone().execute(c).await)
 }
 
 /// Deletes expired tokens (of one user, or of everyone); returns how many went. A rotated token
@@ -186,12 +186,12 @@ pub async fn purge_expired(
                     .filter(refresh_tokens::user_id.eq(user_id))
                     .filter(refresh_tokens::expires_at.le(now)),
             );
-            with_conn!(db, |c| query.execute(c).await)
+            with_conn!(db, |c| query.clone().execute(c).await)
         }
         None => {
             let query =
                 diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.le(now)));
-            with_conn!(db, |c| query.execute(c).await)
+            with_conn!(db, |c| query.clone().execute(c).await)
         }
     }
 }

@@ -27,7 +27,7 @@ impl SqlSessions {
     pub async fn purge_expired(&self) -> Result<usize, AppError> {
         let now = Utc::now().naive_utc();
         let query = diesel::delete(sessions::table.filter(sessions::expires_at.le(now)));
-        with_conn!(&self.db, |c| query.execute(c).await)
+        with_conn!(&self.db, |c| query.clone().execute(c).await)
     }
 }
 
@@ -60,7 +60,7 @@ impl SessionStore for SqlSessions {
         );
         let insert = CachedBySql(diesel::insert_into(sessions::table).values(row));
         with_conn!(&self.db, |c| {
-            match purge.execute(c).await {
+            match purge.clone().execute(c).await {
                 Ok(_) => insert.execute(c).await,
                 Err(e) => Err(e),
             }
@@ -90,7 +90,7 @@ impl SessionStore for SqlSessions {
                 .filter(sessions::user_id.eq(user_id))
                 .filter(sessions::expires_at.gt(now)),
         );
-        with_conn!(&self.db, |c| query.execute(c).await)
+        with_conn!(&self.db, |c| query.clone().execute(c).await)
             .map(|n| n > 0)
             .map_err(store_error)
     }
@@ -102,7 +102,7 @@ impl SessionStore for SqlSessions {
                 .filter(sessions::user_id.eq(user_id))
                 .filter(sessions::id.ne(keep)),
         );
-        with_conn!(&self.db, |c| query.execute(c).await)
+        with_conn!(&self.db, |c| query.clone().execute(c).await)
             .map(|_| ())
             .map_err(store_error)
     }
