@@ -8,7 +8,8 @@ writes reliability/RESULTS.md, which records every figure with the command that 
     reliability/run.py --soak-minutes 2         # a shorter soak
 
 Suites: audit (graphql-http's GraphQL-over-HTTP audit), schemathesis (OpenAPI and GraphQL),
-sqlmap (REST login/register bodies, GraphQL), faults (Redis and MariaDB stopped under load),
+sqlmap (REST login/register bodies, GraphQL), abuse (fragment bombs; sign-ins racing
+revocations), faults (Redis and MariaDB stopped under load),
 multi (three API processes sharing MariaDB and Redis), soak (about half of peak for N minutes).
 
 It installs what it needs: schemathesis and sqlmap into reliability/.venv (pinned in
@@ -37,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import HERE, OUT, ROOT, MariaDB, Redis, Section, Server  # noqa: E402
 
-SUITES = ["audit", "schemathesis", "sqlmap", "faults", "multi", "soak"]
+SUITES = ["audit", "schemathesis", "sqlmap", "abuse", "faults", "multi", "soak"]
 
 # SHOULD audits of graphql-http that the server does not meet on purpose; the README's
 # reliability section explains each. Keyed by audit id.
@@ -108,6 +109,7 @@ def install(args):
 
 
 def run_suite(name, ctx):
+    import abuse
     import bad_input
     import faults
     import soak
@@ -129,6 +131,13 @@ def run_suite(name, ctx):
                    "sqlmap against the REST login and register JSON bodies, GraphQL variables and documents, and the "
                    "REST path and query parameters. Judged by sqlmap's injection log (the `log` file in its output "
                    "folder, written only when it finds an injection point) and its report, not its exit code."),
+        "abuse": ("Abuse: fragment bombs, and sign-ins racing revocations",
+                  "Fragment bombs (each fragment spreads the next one twice: 2^levels fields once expanded, "
+                  "about 1 KB of text) by POST and GET without a token, then 8 clients sending them back to back "
+                  "while `/healthz` is timed. Then many overlapping trials of a login with the old password "
+                  "against a password change, and of a refresh against logoutAll; a session the race leaves "
+                  "working (its access token answers `me`, or its refresh token refreshes) is a survivor. On "
+                  "MariaDB + Redis and on SQLite."),
         "faults": ("Faults: Redis and MariaDB stopped under load",
                    "Both services are the run's own, on spare loopback ports. A call counts as a success only when "
                    "it returns the user (REST 200 with the body, GraphQL `data.me`); GraphQL answers errors with "
@@ -164,6 +173,8 @@ def run_suite(name, ctx):
                     section.check("the API process survived (SQLite)", server.alive())
                 finally:
                     server.stop()
+        elif name == "abuse":
+            abuse.run(ctx, section)
         elif name in ("faults", "multi"):
             ctx.services()
             getattr(faults, name)(ctx, section)
