@@ -262,9 +262,10 @@ class Redis:
 
 
 class Server:
-    """target/release/user-api on a spare port with `env`, ready (GET /readyz = 200)."""
+    """target/release/user-api (or `binary`) on a spare port with `env`, ready (GET /readyz = 200)."""
 
-    def __init__(self, env, workdir, name="api", port=None):
+    def __init__(self, env, workdir, name="api", port=None, binary=None):
+        self.binary = binary or BIN
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(workdir, f"{name}-{self.port}.log")
@@ -290,7 +291,7 @@ class Server:
     def start(self):
         log = open(self.log_path, "a")
         started = time.monotonic()
-        self.proc = subprocess.Popen([BIN], env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([self.binary], env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         client = Client(self.url, timeout=2)
 
         def ready():
