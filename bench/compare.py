@@ -17,6 +17,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def section(args, builds, results, started):
     lines = [
         f"## Before and after: {args.title}",
         "",
-        f"Command: `{' '.join(['bench/compare.py'] + sys.argv[1:])}`  ",
+        f"Command: `{shlex.join(['bench/compare.py'] + sys.argv[1:])}`  ",
         f"Date: {started:%Y-%m-%d %H:%M} UTC; builds: " + ", ".join(f"{label} = {commit}" for label, _, commit in builds) + ".  ",
         f"Each build's server runs on its own database; in each of {args.repeat} rounds every scenario runs "
         f"{args.duration} s against each build in turn. Figures are medians of the rounds; the ratio is the "
