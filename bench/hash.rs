@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use user_api::auth::password::PasswordHasher;
+use user_api::signins::PasswordHasher;
 
 fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -309,7 +309,8 @@ fn parse_origins(s: &str) -> Result<CorsOrigins, String> {
     for origin in &items {
         let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
             && !origin.ends_with('/')
-            && axum::http::HeaderValue::from_str(origin).is_ok();
+            // Visible ASCII only: it goes out as a header value, and an origin has no spaces.
+            && origin.bytes().all(|b| b.is_ascii_graphic());
         if !ok {
             return Err(format!(
                 "`{origin}` is not an origin like https://app.example.com"

@@ -1,34 +1,33 @@
-//! The one domain error type, with its HTTP status and its GraphQL `extensions.code`, each
-//! mapped here and nowhere else; and its REST response (FastAPI-style `{"detail": …}` bodies).
+//! The domain's error: what an operation can fail with that a client can act on, plus
+//! `Internal`. It knows no transport: the REST adapter maps it to HTTP statuses and bodies
+//! (`rest::error`), the GraphQL adapter to `extensions.code` (`graphql::errors`), each in one
+//! table.
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use serde::Serialize;
-use utoipa::ToSchema;
 
-/// Where a REST client put the input that a validation error is about: the first element of
-/// the error's `loc` in a 422 body. GraphQL has no such notion and ignores it.
+use crate::db::DbError;
+
+/// An input the domain checks, named as the domain knows it; each adapter spells it its own
+/// way (`first` in GraphQL is `limit` in the REST query string).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputLocation {
-    /// The request body (JSON or form); the default.
-    Body,
-    /// The query string, e.g. `?limit=`.
-    Query,
+pub enum Field {
+    /// A username.
+    Username,
+    /// An email address.
+    Email,
+    /// A new password.
+    Password,
+    /// The current password, proving a password change.
+    CurrentPassword,
+    /// How many items a page holds.
+    PageSize,
+    /// Where a page starts.
+    Cursor,
+    /// A user's id.
+    Id,
 }
 
-impl InputLocation {
-    /// The spelling in `loc`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InputLocation::Body => "body",
-            InputLocation::Query => "query",
-        }
-    }
-}
-
-/// Everything a request can fail with that a client can act on, plus `Internal`.
+/// Everything an operation can fail with that a client can act on, plus `Internal`.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// No, invalid, expired or revoked token; or wrong credentials.
@@ -43,31 +42,14 @@ pub enum AppError {
     /// A unique value (username, email) is already taken.
     #[error("{0}")]
     Conflict(&'static str),
-    /// An input field failed validation; `field` is its name as the schema spells it.
+    /// An input failed validation.
     #[error("{message}")]
     Validation {
-        /// The argument or input field, e.g. `email`.
-        field: &'static str,
+        /// Which input.
+        field: Field,
         /// What is wrong with it.
         message: String,
-        /// Where a REST client sent it.
-        location: InputLocation,
     },
-    /// The request body cannot be read as the route expects (REST): not JSON, not an object.
-    #[error("{0}")]
-    MalformedBody(String),
-    /// The request body has a media type the route does not read (REST).
-    #[error("{0}")]
-    UnsupportedMediaType(&'static str),
-    /// The request body is larger than the server accepts.
-    #[error("the request body is too large")]
-    PayloadTooLarge,
-    /// No route has this path.
-    #[error("Not Found")]
-    RouteNotFound,
-    /// The path exists, but not with this method; the router adds the `Allow` header.
-    #[error("Method Not Allowed")]
-    MethodNotAllowed,
     /// Too many attempts.
     #[error("too many attempts; retry in {retry_after} s")]
     RateLimited {
@@ -90,24 +72,10 @@ pub enum AppError {
 
 impl AppError {
     /// A validation error on `field`.
-    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn validation(field: Field, message: impl Into<String>) -> Self {
         AppError::Validation {
             field,
             message: message.into(),
-            location: InputLocation::Body,
-        }
-    }
-
-    /// The same error, but about a query-string parameter (REST reports where the bad input
-    /// was); any other error is returned unchanged.
-    pub fn in_query(self) -> Self {
-        match self {
-            AppError::Validation { field, message, .. } => AppError::Validation {
-                field,
-                message,
-                location: InputLocation::Query,
-            },
-            other => other,
         }
     }
 
@@ -132,152 +100,52 @@ impl AppError {
         AppError::Internal(source.into())
     }
 
-    /// The REST status.
-    pub fn status(&self) -> StatusCode {
+    /// The cause of a failure of the server's own (an outage, a bug), for the one log line
+    /// that records it; `None` for an error that is the client's to act on.
+    pub fn server_fault(&self) -> Option<ServerFault> {
         match self {
-            AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::MalformedBody(_) => StatusCode::BAD_REQUEST,
-            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::RouteNotFound => StatusCode::NOT_FOUND,
-            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The GraphQL `extensions.code`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            AppError::Unauthenticated(_) => "UNAUTHENTICATED",
-            AppError::Forbidden(_) => "FORBIDDEN",
-            AppError::NotFound(_) => "NOT_FOUND",
-            AppError::Conflict(_) => "CONFLICT",
-            AppError::Validation { .. } => "BAD_USER_INPUT",
-            // Only the REST adapter raises these; GraphQL reports its own request errors.
-            AppError::MalformedBody(_)
-            | AppError::UnsupportedMediaType(_)
-            | AppError::PayloadTooLarge
-            | AppError::MethodNotAllowed => "BAD_REQUEST",
-            AppError::RouteNotFound => "NOT_FOUND",
-            AppError::RateLimited { .. } => "RATE_LIMITED",
-            AppError::Unavailable { .. } => "SERVICE_UNAVAILABLE",
-            AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
-        }
-    }
-
-    /// Logs the cause of a server-side failure; called once, where the error becomes a response.
-    pub fn log(&self) {
-        match self {
-            AppError::Unavailable { what, source } => {
-                tracing::warn!(error = format!("{source:#}"), "{what} is unavailable");
-            }
-            AppError::Internal(source) => {
-                tracing::error!(error = format!("{source:#}"), "internal error")
-            }
-            _ => {}
+            AppError::Unavailable { what, source } => Some(ServerFault {
+                outage: true,
+                what: format!("{what} is unavailable"),
+                cause: format!("{source:#}"),
+            }),
+            AppError::Internal(source) => Some(ServerFault {
+                outage: false,
+                what: "internal error".to_owned(),
+                cause: format!("{source:#}"),
+            }),
+            _ => None,
         }
     }
 }
 
-/// A REST error body: `{"detail": "<message>"}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong, for a person to read.
-    #[schema(example = "invalid username or password")]
-    pub detail: String,
+/// A failure of the server's own, described for its log: adapters attach it to the response
+/// they make of the error, and the web edge logs it once, in the request's span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFault {
+    /// A dependency was down (logged as a warning), rather than a bug (an error).
+    pub outage: bool,
+    /// What failed.
+    pub what: String,
+    /// Why, with its chain of causes; never shown to clients.
+    pub cause: String,
 }
 
-/// A REST validation error body (422), as FastAPI writes it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ValidationErrorBody {
-    /// One entry per invalid input.
-    pub detail: Vec<ValidationIssue>,
-}
-
-/// One invalid input of a 422.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ValidationIssue {
-    /// Where the input was and its name, e.g. `["body", "email"]` or `["query", "limit"]`.
-    #[schema(example = json!(["body", "email"]))]
-    pub loc: Vec<&'static str>,
-    /// What is wrong with it.
-    #[schema(example = "email is not a valid address")]
-    pub msg: String,
-    /// Always `value_error`.
-    #[serde(rename = "type")]
-    #[schema(example = "value_error")]
-    pub kind: &'static str,
-}
-
-/// The REST response of an error: its status, a `{"detail": …}` body, and the headers the
-/// contract asks for (`WWW-Authenticate` on 401, `Retry-After` on 429). Server-side failures
-/// are logged here, where they become responses.
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        self.log();
-        let status = self.status();
-        let mut response = match &self {
-            AppError::Validation {
-                field,
-                message,
-                location,
-            } => {
-                let body = ValidationErrorBody {
-                    detail: vec![ValidationIssue {
-                        loc: vec![location.as_str(), field],
-                        msg: message.clone(),
-                        kind: "value_error",
-                    }],
-                };
-                (status, Json(body)).into_response()
-            }
-            other => {
-                let body = ErrorBody {
-                    detail: other.to_string(),
-                };
-                (status, Json(body)).into_response()
-            }
-        };
-        match &self {
-            AppError::Unauthenticated(_) => {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            AppError::RateLimited { retry_after } => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
-            }
-            _ => {}
-        }
-        response
-    }
-}
-
-impl From<DieselError> for AppError {
-    fn from(err: DieselError) -> Self {
+/// How storage failures read to the domain: a missing row is `NotFound`, a taken unique
+/// value `Conflict`, a database that cannot be reached (or a connection found dead)
+/// `Unavailable`, anything else `Internal`.
+impl From<DbError> for AppError {
+    fn from(err: DbError) -> Self {
         match err {
-            DieselError::NotFound => AppError::NotFound("not found"),
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            DbError::Checkout(source) => AppError::database_unavailable(source),
+            DbError::Query(DieselError::NotFound) => AppError::NotFound("not found"),
+            DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
                 AppError::Conflict("username or email already taken")
             }
-            // The drivers report lost connections, lock time-outs and "database is locked" as
-            // these kinds: all are outages a retry can cure, not bugs.
-            DieselError::DatabaseError(
-                DatabaseErrorKind::Unknown
-                | DatabaseErrorKind::ClosedConnection
-                | DatabaseErrorKind::UnableToSendCommand
-                | DatabaseErrorKind::SerializationFailure,
-                _,
-            ) => AppError::database_unavailable(err),
-            other => AppError::internal(other),
+            DbError::Query(query) if crate::db::is_transient(&query) => {
+                AppError::database_unavailable(query)
+            }
+            DbError::Query(query) => AppError::internal(query),
         }
     }
 }
@@ -286,62 +154,38 @@ impl From<DieselError> for AppError {
 mod tests {
     use super::*;
 
-    async fn rest_reply(err: AppError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
-        let response = err.into_response();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, headers, serde_json::from_slice(&bytes).unwrap())
-    }
-
-    #[tokio::test]
-    async fn rest_bodies_follow_the_contract() {
-        let (status, _, body) = rest_reply(AppError::validation("email", "bad email")).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(
-            body,
-            serde_json::json!({"detail": [{"loc": ["body", "email"], "msg": "bad email", "type": "value_error"}]})
-        );
-        let (_, _, body) = rest_reply(AppError::validation("limit", "too big").in_query()).await;
-        assert_eq!(
-            body["detail"][0]["loc"],
-            serde_json::json!(["query", "limit"])
-        );
-
-        let (status, headers, body) = rest_reply(AppError::Unauthenticated("no token")).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
-        assert_eq!(body, serde_json::json!({"detail": "no token"}));
-
-        let (status, headers, _) = rest_reply(AppError::RateLimited { retry_after: 42 }).await;
-        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(headers[header::RETRY_AFTER], "42");
-
-        let (status, _, body) =
-            rest_reply(AppError::internal(anyhow::anyhow!("secret detail"))).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(body, serde_json::json!({"detail": "internal server error"}));
-    }
-
     #[test]
     fn internal_errors_reveal_nothing() {
         let err = AppError::internal(anyhow::anyhow!("password=hunter2 at db01"));
         assert_eq!(err.to_string(), "internal server error");
         let err = AppError::database_unavailable(anyhow::anyhow!("Access denied for user 'root'"));
         assert!(!err.to_string().contains("root"));
-        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let fault = err.server_fault().unwrap();
+        assert!(fault.outage);
+        assert!(fault.cause.contains("root"));
+        assert!(AppError::NotFound("x").server_fault().is_none());
     }
 
     #[test]
-    fn unique_violation_is_conflict() {
-        let err: AppError = DieselError::DatabaseError(
+    fn storage_failures_are_classified() {
+        let unique = DbError::Query(DieselError::DatabaseError(
             DatabaseErrorKind::UniqueViolation,
             Box::new(String::from("Duplicate entry")),
-        )
-        .into();
-        assert_eq!(err.code(), "CONFLICT");
-        assert_eq!(err.status(), StatusCode::CONFLICT);
+        ));
+        assert!(matches!(AppError::from(unique), AppError::Conflict(_)));
+        let closed = DbError::Query(DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new(String::from("gone")),
+        ));
+        assert!(matches!(
+            AppError::from(closed),
+            AppError::Unavailable { .. }
+        ));
+        let bug = DbError::Query(DieselError::DeserializationError("bad".into()));
+        assert!(matches!(AppError::from(bug), AppError::Internal(_)));
+        assert!(matches!(
+            AppError::from(DbError::Query(DieselError::NotFound)),
+            AppError::NotFound(_)
+        ));
     }
 }

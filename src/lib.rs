@@ -3,16 +3,15 @@
 //! [`app`] builds the whole router from an [`AppState`] and [`serve`] serves it; `main` and
 //! the tests both call them.
 
-pub mod auth;
-pub mod client;
+pub mod accounts;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
-pub mod health;
-pub mod metrics;
+pub mod infra;
 pub mod ratelimit;
 pub mod rest;
+pub mod signins;
 pub mod state;
 pub mod users;
 pub mod web;
@@ -20,7 +19,7 @@ pub mod web;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::uri::PathAndQuery;
-use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
+use axum::http::{HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use tower::ServiceBuilder;
@@ -33,7 +32,16 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::CorsOrigins;
 pub use crate::state::AppState;
+use crate::web::REQUEST_ID;
+use crate::web::errors::GraphqlErrors;
 pub use crate::web::serve::serve;
+
+/// How the web edge writes errors for `/graphql`: as the GraphQL adapter does.
+const GRAPHQL_ERRORS: GraphqlErrors = GraphqlErrors {
+    path: graphql::http::GRAPHQL_PATH,
+    refusal: graphql::http::refusal,
+    unauthenticated: graphql::http::unauthenticated,
+};
 
 /// The whole HTTP application. Trailing slashes are handled inside it (`/users/` is served as
 /// `/users`), so `main` and the tests, which both serve what this returns, see the same thing.
@@ -58,9 +66,9 @@ pub fn app(state: AppState) -> Router {
         ));
     let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary(rest::DOCS_PATH) }))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(web::health::healthz))
+        .route("/readyz", get(web::health::readyz))
+        .route("/metrics", get(web::metrics::metrics))
         .merge(graphql_routes)
         .merge(graphiql)
         .merge(rest_routes)
@@ -79,11 +87,11 @@ pub fn app(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(axum::middleware::map_request_with_state(
                     state.clone(),
-                    client::attach,
+                    web::client::attach,
                 ))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
-                    metrics::track,
+                    web::access_log::observe,
                 )),
         )
         .with_state(state.clone())
@@ -100,9 +108,13 @@ pub fn app(state: AppState) -> Router {
                 // CORS answers preflights with an empty body of the inner service's type.
                 .map_response(IntoResponse::into_response)
                 // Outside the body limit, whose 413 is plain text.
-                .layer(axum::middleware::from_fn(web::errors::json_errors))
+                .layer(axum::middleware::from_fn_with_state(
+                    GRAPHQL_ERRORS,
+                    web::errors::json_errors,
+                ))
                 // Inside, so that its refusals are JSON already; before the body is read.
-                .layer(axum::middleware::from_fn(
+                .layer(axum::middleware::from_fn_with_state(
+                    GRAPHQL_ERRORS,
                     web::authorization::refuse_oversized,
                 ))
                 .map_response(IntoResponse::into_response)
@@ -148,9 +160,6 @@ fn trim_trailing_slash(mut req: Request) -> Request {
     req
 }
 
-/// The request-id header.
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let id = request
         .extensions()
@@ -170,7 +179,7 @@ fn cors(origins: &CorsOrigins) -> CorsLayer {
             header::LOCATION,
             header::LINK,
             header::RETRY_AFTER,
-            HeaderName::from_static("x-request-id"),
+            REQUEST_ID.clone(),
         ])
         .max_age(std::time::Duration::from_secs(600));
     match origins {

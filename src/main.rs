@@ -2,13 +2,12 @@
 //! run the chosen subcommand (the server by default).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 use user_api::config::{Cli, Command, Config, LogFormat};
-use user_api::{AppState, app, auth, db, graphql, health, rest, users};
+use user_api::{AppState, app, db, graphql, rest, users, web};
 
 /// mimalloc rather than glibc's allocator: 17% fewer instructions per request (bench/RESULTS.md).
 /// Built without transparent huge pages (Cargo.toml), which raised idle RSS from 21 to 31 MiB.
@@ -67,7 +66,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Migrate) => migrate(&cli.config).await,
-            Some(Command::Healthcheck) => health::probe(cli.config.http.bind).await,
+            Some(Command::Healthcheck) => web::health::probe(cli.config.http.bind).await,
             Some(Command::Promote { username }) => promote(&cli.config, &username).await,
             _ => serve(cli.config).await,
         }
@@ -102,27 +101,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // database, so a bad secret is reported as such rather than as a connection failure.
     let state = AppState::build(config).await?;
     migrate(&state.config).await?;
-    if let Some(store) = state.sessions.sql() {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                every.tick().await;
-                if let Err(e) = store.purge_expired().await {
-                    tracing::warn!(error = %e, "could not purge expired sessions");
-                }
-            }
-        });
-    }
-    auth::refresh::repo::spawn_purge(state.db.clone());
+    let _maintenance = state.sign_ins.spawn_maintenance();
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on BIND={bind}"))?;
     tracing::info!(
         address = %bind,
-        database = ?state.db,
-        sessions = state.sessions.kind(),
-        rate_limits = state.limiter.kind(),
+        sessions = state.sign_ins.store_kind(),
         "listening; GraphiQL at http://{bind}/graphiql, Swagger UI at http://{bind}/docs"
     );
     let http = state.config.http.clone();
@@ -164,7 +149,7 @@ async fn shutdown_signal() {
 async fn promote(config: &Config, username: &str) -> anyhow::Result<()> {
     migrate(config).await?;
     let db = db::connect(&config.database).await?;
-    match users::service::promote(&db, username).await {
+    match users::promote(&db, username).await {
         Ok((user, true)) => println!("{} ({}) is now an ADMIN", user.username, user.id),
         Ok((user, false)) => println!("{} ({}) was already an ADMIN", user.username, user.id),
         Err(user_api::error::AppError::NotFound(_)) => {

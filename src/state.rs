@@ -1,8 +1,10 @@
-//! `AppState`: the pools, the session store, the token keys, the hasher and the configuration,
-//! built once by [`AppState::build`] (in `main` and in tests alike) and cheap to clone.
+//! `AppState`: the services and what the adapters need beside them (readiness probes, metrics,
+//! the configuration), built once by [`AppState::build`] (in `main` and in tests alike) and
+//! cheap to clone. Only the adapters, `lib.rs` and `main.rs` see it; each service is built from
+//! exactly what it uses.
 
 use std::ops::Deref;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
@@ -11,14 +13,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::auth::jwt::JwtKeys;
-use crate::auth::key_strength;
-use crate::auth::password::PasswordHasher;
-use crate::auth::sessions::{Backend, RedisSessions, Sessions, SqlSessions};
 use crate::config::{Config, DatabaseUrl};
-use crate::db::{self, DbPool};
-use crate::metrics::Metrics;
+use crate::db::{self, DbError, DbPool};
+use crate::infra::metrics::Metrics;
+use crate::infra::redis::{self, RedisPool};
 use crate::ratelimit::RateLimiter;
+use crate::signins::key_strength;
+use crate::signins::store::{Backend, RedisSessions, Sessions, SqlSessions};
+use crate::signins::{PasswordHasher, SignIns};
+use crate::users::Users;
 
 /// Shortest HS256 key accepted: RFC 7518 asks for a key at least as long as the hash (32 bytes).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -30,20 +33,18 @@ pub struct AppState(Arc<Inner>);
 /// What [`AppState`] holds.
 #[derive(Debug)]
 pub struct Inner {
-    /// The user database.
-    pub db: DbPool,
-    /// The session store.
-    pub sessions: Sessions,
-    /// Token signing and verification.
-    pub jwt: JwtKeys,
-    /// Password hashing, bounded.
-    pub hasher: PasswordHasher,
+    /// Accounts, profiles, roles.
+    pub users: Users,
+    /// Credentials checks, sessions, refresh tokens, revocation.
+    pub sign_ins: Arc<SignIns>,
+    /// The connections the readiness probe and the metrics look at.
+    pub dependencies: Dependencies,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// The settings it was built from.
     pub config: Config,
-    /// Rate limits, counted in Redis when the sessions are there, else in process.
-    pub limiter: RateLimiter,
+    /// Where the JWT secret came from.
+    pub secret_origin: SecretOrigin,
 }
 
 impl Deref for AppState {
@@ -54,55 +55,110 @@ impl Deref for AppState {
     }
 }
 
+/// The pools the services share, as the web edge's probes and metrics see them.
+#[derive(Debug, Clone)]
+pub struct Dependencies {
+    db: DbPool,
+    redis: Option<RedisPool>,
+}
+
+impl Dependencies {
+    /// Checks that the database answers.
+    pub async fn ping_database(&self) -> Result<(), DbError> {
+        self.db.ping().await
+    }
+
+    /// The database pool's state and size.
+    pub fn database_pool(&self) -> (bb8::State, u32) {
+        (self.db.state(), self.db.max_size())
+    }
+
+    /// The Redis pool's state and size, when there is one.
+    pub fn redis_pool(&self) -> Option<(bb8::State, u32)> {
+        self.redis.as_ref().map(|p| (p.state(), p.max_size()))
+    }
+
+    /// The database pool itself, for tooling that works beside the services (the tests'
+    /// inspection of stored rows).
+    pub fn database(&self) -> &DbPool {
+        &self.db
+    }
+}
+
+/// Where the JWT secret came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretOrigin {
+    /// `JWT_SECRET`.
+    Configured,
+    /// The file next to the SQLite database, as an earlier start left it.
+    File(PathBuf),
+    /// Generated at this start and written to this file.
+    Generated(PathBuf),
+}
+
 impl AppState {
-    /// Builds the pools (without connecting), the session store and the keys. Fails with a
-    /// message naming the setting at fault.
+    /// Builds the pools (without connecting), the session store, the keys and the services.
+    /// Fails with a message naming the setting at fault.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
-        let secret = resolve_secret(&config).await?;
+        let (secret, secret_origin) = resolve_secret(&config).await?;
         let db = db::connect(&config.database).await?;
-        let sessions = match &config.redis.url {
-            Some(url) => Backend::Redis(RedisSessions::new(
-                url,
-                &config.redis.key_prefix,
-                config.database.pool_timeout,
-            )?),
-            None => Backend::Sql(SqlSessions::new(db.clone())),
-        };
-        // Counted where the sessions are: with Redis, every replica must see the same counts.
-        let limiter = match &sessions {
-            Backend::Redis(redis) => RateLimiter::redis(
-                &config.rate_limit,
-                redis.pool().clone(),
-                &config.redis.key_prefix,
-                config.database.pool_timeout,
-            ),
-            Backend::Sql(_) => RateLimiter::in_memory(&config.rate_limit),
-        };
+        let timeout = config.database.pool_timeout;
+        let redis = config
+            .redis
+            .url
+            .as_deref()
+            .map(|url| redis::connect(url, timeout))
+            .transpose()?;
         let metrics = Metrics::new()?;
-        let sessions = Sessions::new(sessions, metrics.session_store_errors.clone());
-        let jwt = JwtKeys::new(
-            &secret,
-            &config.auth.jwt_issuer,
-            config.auth.access_token_ttl,
-        );
+        // Counted where the sessions are: with Redis, every replica must see the same counts.
+        let (store, limiter) = match &redis {
+            Some(pool) => (
+                Backend::Redis(RedisSessions::new(
+                    pool.clone(),
+                    &config.redis.key_prefix,
+                    timeout,
+                )),
+                RateLimiter::redis(
+                    &config.rate_limit,
+                    pool.clone(),
+                    &config.redis.key_prefix,
+                    timeout,
+                ),
+            ),
+            None => (
+                Backend::Sql(SqlSessions::new(db.clone())),
+                RateLimiter::in_memory(&config.rate_limit),
+            ),
+        };
+        let store = Sessions::new(store, metrics.session_store_errors.clone());
+        let limiter = Arc::new(limiter);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let hasher =
             PasswordHasher::new(config.auth.hash_concurrency.map_or(cores, |n| n as usize))?;
+        let sign_ins = Arc::new(SignIns::new(
+            db.clone(),
+            store,
+            &secret,
+            &config.auth,
+            config.refresh.clone(),
+            hasher.clone(),
+            limiter.clone(),
+        ));
+        let users = Users::new(db.clone(), hasher, limiter, sign_ins.clone());
         Ok(AppState(Arc::new(Inner {
-            db,
-            sessions,
-            jwt,
-            hasher,
+            users,
+            sign_ins,
+            dependencies: Dependencies { db, redis },
             metrics,
             config,
-            limiter,
+            secret_origin,
         })))
     }
 }
 
 /// The configured JWT secret; with SQLite and none configured, the one kept in the data
 /// folder, generated on first start.
-async fn resolve_secret(config: &Config) -> anyhow::Result<SecretString> {
+async fn resolve_secret(config: &Config) -> anyhow::Result<(SecretString, SecretOrigin)> {
     if let Some(secret) = &config.auth.jwt_secret {
         if secret.expose_secret().len() < MIN_SECRET_BYTES {
             bail!("JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long");
@@ -113,21 +169,29 @@ async fn resolve_secret(config: &Config) -> anyhow::Result<SecretString> {
                 "JWT_SECRET is too easy to guess: {weakness}; use a random key, e.g. the output of `openssl rand -hex 32`"
             );
         }
-        return Ok(secret.clone());
+        return Ok((secret.clone(), SecretOrigin::Configured));
     }
     match &config.database.url {
         DatabaseUrl::Mysql(_) => bail!("JWT_SECRET is required when DATABASE_URL is a MySQL URL"),
         DatabaseUrl::Sqlite(_) => {
             let dir = config.database.url.sqlite_dir().unwrap_or_default();
-            load_or_create_secret(&dir.join("jwt-secret")).await
+            let path = dir.join("jwt-secret");
+            let (secret, generated) = load_or_create_secret(&path).await?;
+            let origin = if generated {
+                SecretOrigin::Generated(path)
+            } else {
+                SecretOrigin::File(path)
+            };
+            Ok((secret, origin))
         }
     }
 }
 
-async fn load_or_create_secret(path: &Path) -> anyhow::Result<SecretString> {
+/// The secret kept at `path`, and whether it was generated just now.
+async fn load_or_create_secret(path: &Path) -> anyhow::Result<(SecretString, bool)> {
     match tokio::fs::read_to_string(path).await {
         Ok(text) if text.trim().len() >= MIN_SECRET_BYTES => {
-            return Ok(SecretString::from(text.trim().to_owned()));
+            return Ok((SecretString::from(text.trim().to_owned()), false));
         }
         Ok(_) => bail!(
             "{} holds a JWT secret shorter than {MIN_SECRET_BYTES} bytes",
@@ -157,7 +221,7 @@ async fn load_or_create_secret(path: &Path) -> anyhow::Result<SecretString> {
     }
     .await;
     match written {
-        Ok(()) => Ok(SecretString::from(secret)),
+        Ok(()) => Ok((SecretString::from(secret), true)),
         // Another process created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             Box::pin(load_or_create_secret(path)).await

@@ -6,7 +6,6 @@
 //! in for it: the macro expands its body once per variant, and each arm type-checks against its
 //! own backend.
 
-pub mod checked;
 pub mod migrations;
 pub mod prepared;
 pub mod retry;
@@ -23,8 +22,7 @@ use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection}
 use futures_util::FutureExt as _;
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
-use crate::error::AppError;
-use checked::{CheckedPool, CheckoutError, builder};
+use crate::infra::pool::{self as checked, CheckedPool, builder};
 
 /// The embedded SQLite connection, run on the blocking pool by diesel-async.
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -50,10 +48,35 @@ impl std::fmt::Debug for DbPool {
     }
 }
 
+/// Why a database call failed: no connection could be had, or the statement failed. The
+/// domain decides what each means to a client (`AppError`'s `From<DbError>`).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection within the pool's time-out, or the database refused one.
+    #[error("no database connection: {0}")]
+    Checkout(#[source] anyhow::Error),
+    /// The statement (or the transaction the body ran) failed.
+    #[error(transparent)]
+    Query(#[from] DieselError),
+}
+
+impl DbError {
+    /// Whether a unique index refused the write (a username or email taken meanwhile).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
 /// Runs `body` with `c` bound to a pooled connection of whichever backend `pool` holds.
 ///
 /// `body` is a diesel-async expression yielding `QueryResult<T>`; the macro yields
-/// `Result<T, AppError>`. A connection whose query failed as a dead connection would is
+/// `Result<T, DbError>`. A connection whose query failed as a dead connection would is
 /// dropped from the pool, and so is one whose body never finished (its future was dropped
 /// when the client went away; see [`checked::CheckedConn::start`]). A body that lost a lock
 /// conflict (a MySQL deadlock or lock-wait time-out) runs again, a few times at most (see
@@ -65,14 +88,14 @@ macro_rules! with_conn {
         loop {
             let result = match $pool {
                 $crate::db::DbPool::Mysql(pool) => {
-                    let mut guard = pool.get().await.map_err($crate::db::pool_error)?;
+                    let mut guard = pool.get().await.map_err($crate::db::checkout_error)?;
                     guard.start();
                     let $c = &mut guard.conn;
                     let result = $body;
                     $crate::db::finish(&mut guard, result)
                 }
                 $crate::db::DbPool::Sqlite(pool) => {
-                    let mut guard = pool.get().await.map_err($crate::db::pool_error)?;
+                    let mut guard = pool.get().await.map_err($crate::db::checkout_error)?;
                     guard.start();
                     let $c = &mut guard.conn;
                     let result = $body;
@@ -81,27 +104,24 @@ macro_rules! with_conn {
             };
             match result {
                 Err(err) if retries.again(&err).await => continue,
-                other => break other.map_err($crate::error::AppError::from),
+                other => break other.map_err($crate::db::DbError::Query),
             }
         }
     }};
 }
 
-/// Maps a pool checkout failure (time-out, or the database refusing connections) to 503.
-pub fn pool_error<E: std::error::Error + Send + Sync + 'static>(err: CheckoutError<E>) -> AppError {
-    AppError::database_unavailable(err)
+/// A pool checkout failure (time-out, or the database refusing connections).
+pub fn checkout_error<E: std::error::Error + Send + Sync + 'static>(
+    err: checked::CheckoutError<E>,
+) -> DbError {
+    DbError::Checkout(err.into())
 }
 
-/// Ends the exchange begun in [`with_conn!`](crate::with_conn), and marks the connection
-/// broken when `result` says it may be dead (a lost lock conflict does not: the server rolled
-/// back and the connection is fine).
-pub fn finish<C, T>(
-    conn: &mut checked::CheckedConn<C>,
-    result: diesel::QueryResult<T>,
-) -> diesel::QueryResult<T> {
-    conn.finished();
-    if let Err(err) = &result
-        && !retry::is_lock_conflict(err)
+/// Whether `err` says the connection it ran on may be dead (lost, closed, or left in a state
+/// no later statement can use): such a connection is dropped rather than reused. A lost lock
+/// conflict is not: the server rolled back and the connection is fine.
+pub fn is_dead_connection(err: &DieselError) -> bool {
+    !retry::is_lock_conflict(err)
         && matches!(
             err,
             DieselError::DatabaseError(
@@ -111,6 +131,24 @@ pub fn finish<C, T>(
                 _
             ) | DieselError::BrokenTransactionManager
         )
+}
+
+/// Whether `err` is an outage a later retry can cure rather than a bug: a dead connection
+/// (the drivers also report SQLite's "database is locked" that way), or a lock conflict that
+/// outlasted its retries.
+pub fn is_transient(err: &DieselError) -> bool {
+    is_dead_connection(err) || retry::is_lock_conflict(err)
+}
+
+/// Ends the exchange begun in [`with_conn!`](crate::with_conn), and marks the connection
+/// broken when `result` says it may be dead.
+pub fn finish<C, T>(
+    conn: &mut checked::CheckedConn<C>,
+    result: diesel::QueryResult<T>,
+) -> diesel::QueryResult<T> {
+    conn.finished();
+    if let Err(err) = &result
+        && is_dead_connection(err)
     {
         conn.mark_broken();
     }
@@ -124,12 +162,10 @@ pub fn finish<C, T>(
 const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
-/// Connections per pool unless `DB_POOL_SIZE` says otherwise. Measured on 2 cores with the
-/// database on the same machine (bench/RESULTS.md): with 16, during a login flood the extra
-/// queries running at once in the database stretched `me`'s p99 to 23–46 ms (8: 11–16 ms); with
-/// requests now served in turn (see [`checked`]), 4 and 6 gave the same p99 as 8 at 32 clients
-/// but less throughput. A pool caps how much work the database runs at once, so it should not
-/// be larger than the requests need. Connections open on demand, so an idle server holds few.
+/// Connections per pool unless `DB_POOL_SIZE` says otherwise. A pool caps how much work the
+/// database runs at once, and more statements at once in a database on the same few cores
+/// stretch every request's tail; bench/RESULTS.md has the sizes measured. Connections open
+/// on demand, so an idle server holds few.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 
 /// Builds the pool for `config` without connecting; the first request or the migration
@@ -225,7 +261,7 @@ pub async fn ensure_sqlite_file(url: &DatabaseUrl) -> anyhow::Result<()> {
 
 impl DbPool {
     /// Checks that the database answers a trivial query.
-    pub async fn ping(&self) -> Result<(), AppError> {
+    pub async fn ping(&self) -> Result<(), DbError> {
         use diesel::IntoSql as _;
         use diesel_async::RunQueryDsl as _;
         let one = diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>());

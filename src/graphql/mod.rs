@@ -1,6 +1,7 @@
 //! The GraphQL API: schema building and limits, the resolvers, and the HTTP handler.
 
 pub mod documents;
+pub mod errors;
 pub mod graphiql;
 pub mod http;
 pub mod limits;
@@ -11,12 +12,10 @@ pub mod types;
 use async_graphql::{Context, EmptySubscription, Schema, ValidationMode};
 use tokio::sync::OnceCell;
 
-use crate::auth::session_meta::SessionMeta;
-use crate::auth::token_from_header;
-use crate::client::ClientInfo;
 use crate::error::AppError;
+use crate::signins::{SignInContext, Viewer};
 use crate::state::AppState;
-use crate::users::service::{self, Viewer};
+use crate::web::authorization::bearer_token;
 use mutation::MutationRoot;
 use query::QueryRoot;
 
@@ -104,24 +103,21 @@ pub(crate) async fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer, AppEr
     let state = state(ctx)?;
     auth.viewer
         .get_or_try_init(|| async {
-            let token = auth.header.as_deref().map(token_from_header).transpose()?;
-            service::authenticate(state, token).await
+            let token = auth
+                .header
+                .as_deref()
+                .map(|header| {
+                    bearer_token(header)
+                        .ok_or(AppError::Unauthenticated("malformed Authorization header"))
+                })
+                .transpose()?;
+            state.sign_ins.authenticate(token).await
         })
         .await
 }
 
-/// The caller's address, as the HTTP handler passed it in.
-pub(crate) fn client<'a>(ctx: &'a Context<'_>) -> Result<&'a ClientInfo, AppError> {
-    ctx.data::<ClientInfo>().map_err(|e| {
-        AppError::internal(anyhow::anyhow!(
-            "request without client data: {}",
-            e.message
-        ))
-    })
-}
-
-/// What the request says about its client, for the sessions it opens (the HTTP handler adds
-/// it to every request; a schema executed without it records nothing).
-pub(crate) fn session_meta(ctx: &Context<'_>) -> SessionMeta {
-    ctx.data_opt::<SessionMeta>().cloned().unwrap_or_default()
+/// The client of the request, for the sign-ins and password checks it asks for (the HTTP
+/// handler adds it to every request; a schema executed without it knows nothing of the client).
+pub(crate) fn context(ctx: &Context<'_>) -> SignInContext {
+    ctx.data_opt::<SignInContext>().cloned().unwrap_or_default()
 }

@@ -1,10 +1,10 @@
-//! Mutation resolvers: thin adapters over `users::service`.
+//! Mutation resolvers: thin adapters over the `users` and `signins` services.
 
 use async_graphql::{Context, ID, Object, Result};
 
 use super::types::{AuthPayload, RegisterInput, Role, UpdateMeInput, UserObject};
-use super::{client, session_meta, state, viewer};
-use crate::users::service::{self, CurrentPassword, NewUser, UpdateMe};
+use super::{context, state, viewer};
+use crate::users::{CurrentPassword, NewUser, UpdateMe};
 
 /// Write operations.
 #[derive(Debug, Default)]
@@ -19,11 +19,11 @@ impl MutationRoot {
             email: input.email,
             password: input.password,
         };
-        Ok(
-            service::register(state(ctx)?, input, client(ctx)?, &session_meta(ctx))
-                .await?
-                .into(),
-        )
+        Ok(state(ctx)?
+            .users
+            .register(input, &context(ctx))
+            .await?
+            .into())
     }
 
     /// Signs in; each login is a separate session with its own token. A wrong password and an
@@ -34,20 +34,16 @@ impl MutationRoot {
         username: String,
         password: String,
     ) -> Result<AuthPayload> {
-        Ok(service::login(
-            state(ctx)?,
-            &username,
-            password,
-            client(ctx)?,
-            &session_meta(ctx),
-        )
-        .await?
-        .into())
+        Ok(state(ctx)?
+            .sign_ins
+            .login(&username, password, &context(ctx))
+            .await?
+            .into())
     }
 
     /// Revokes the token that made the request.
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
-        service::logout(state(ctx)?, viewer(ctx).await?).await?;
+        state(ctx)?.sign_ins.logout(viewer(ctx).await?).await?;
         Ok(true)
     }
 
@@ -60,21 +56,17 @@ impl MutationRoot {
             password: input.password,
             current_password: input.current_password,
         };
-        Ok(service::update_me(
-            state(ctx)?,
-            viewer,
-            input,
-            CurrentPassword::Required,
-            client(ctx)?,
-        )
-        .await?
-        .into())
+        Ok(state(ctx)?
+            .users
+            .update_me(viewer, input, CurrentPassword::Required, &context(ctx))
+            .await?
+            .into())
     }
 
     /// Deletes the caller's account and revokes all its tokens. The last admin cannot
     /// (FORBIDDEN): promote another user first.
     async fn delete_me(&self, ctx: &Context<'_>) -> Result<bool> {
-        service::delete_me(state(ctx)?, viewer(ctx).await?).await?;
+        state(ctx)?.users.delete_me(viewer(ctx).await?).await?;
         Ok(true)
     }
 
@@ -83,31 +75,37 @@ impl MutationRoot {
     /// (UNAUTHENTICATED), except within a few seconds of the exchange, when it returns the same
     /// new pair (so that two tabs refreshing at once both stay signed in).
     async fn refresh(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
-        Ok(
-            service::refresh(state(ctx)?, &refresh_token, &session_meta(ctx))
-                .await?
-                .into(),
-        )
+        Ok(state(ctx)?
+            .sign_ins
+            .refresh(&refresh_token, &context(ctx))
+            .await?
+            .into())
     }
 
     /// Ends one of the caller's sessions (by its `id` from `sessions`), with its refresh
     /// token. NOT_FOUND when the caller has no such session.
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        service::revoke_session(state(ctx)?, viewer(ctx).await?, &id).await?;
+        state(ctx)?
+            .sign_ins
+            .revoke_session(viewer(ctx).await?, &id)
+            .await?;
         Ok(true)
     }
 
     /// Ends every session of the caller, this one included, with their refresh tokens; returns
     /// how many there were.
     async fn logout_all(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = service::logout_all(state(ctx)?, viewer(ctx).await?).await?;
+        let count = state(ctx)?.sign_ins.logout_all(viewer(ctx).await?).await?;
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
 
     /// Deletes any user and ends all their sessions. ADMIN only (else FORBIDDEN); the last
     /// admin cannot be deleted.
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        service::delete_user(state(ctx)?, viewer(ctx).await?, &id).await?;
+        state(ctx)?
+            .users
+            .delete_user(viewer(ctx).await?, &id)
+            .await?;
         Ok(true)
     }
 
@@ -115,7 +113,9 @@ impl MutationRoot {
     /// the last admin cannot be demoted.
     async fn set_role(&self, ctx: &Context<'_>, id: ID, role: Role) -> Result<UserObject> {
         let viewer = viewer(ctx).await?;
-        Ok(service::set_role(state(ctx)?, viewer, &id, role.into())
+        Ok(state(ctx)?
+            .users
+            .set_role(viewer, &id, role.into())
             .await?
             .into())
     }

@@ -1,13 +1,13 @@
-//! Query resolvers: thin adapters over `users::service`.
+//! Query resolvers: thin adapters over the `users` and `signins` services.
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, Object, Result};
 
 use super::types::{SessionObject, UserObject};
 use super::{state, viewer};
-use crate::error::AppError;
-use crate::users::model::UserView;
-use crate::users::service::{self, UserKey};
+use crate::accounts::model::UserView;
+use crate::error::{AppError, Field};
+use crate::users::{DEFAULT_PAGE, PageRequest, UserKey};
 
 /// Read operations.
 #[derive(Debug, Default)]
@@ -34,15 +34,19 @@ impl QueryRoot {
             (Some(id), None) => UserKey::Id(id.0),
             (None, Some(username)) => UserKey::Username(username),
             (Some(_), Some(_)) => {
-                return Err(
-                    AppError::validation("id", "give either id or username, not both").into(),
-                );
+                return Err(AppError::validation(
+                    Field::Id,
+                    "give either id or username, not both",
+                )
+                .into());
             }
             (None, None) => {
-                return Err(AppError::validation("id", "give one of id and username").into());
+                return Err(AppError::validation(Field::Id, "give one of id and username").into());
             }
         };
-        Ok(service::find_user(state(ctx)?, viewer, key)
+        Ok(state(ctx)?
+            .users
+            .find(viewer, key)
             .await?
             .map(UserObject::from))
     }
@@ -56,15 +60,12 @@ impl QueryRoot {
         after: Option<String>,
     ) -> Result<Connection<String, UserObject>> {
         let viewer = viewer(ctx).await?;
-        let page = service::list_users(
-            state(ctx)?,
-            viewer,
+        let request = PageRequest {
             // An explicit null asks for the default too.
-            first.unwrap_or(service::DEFAULT_PAGE as i32).into(),
-            after.as_deref(),
-            ("first", "after"),
-        )
-        .await?;
+            size: first.map_or(DEFAULT_PAGE, i64::from),
+            after: after.clone(),
+        };
+        let page = state(ctx)?.users.list(viewer, request).await?;
         let mut connection = Connection::new(after.is_some(), page.has_next);
         connection.edges.extend(
             page.users
@@ -78,7 +79,9 @@ impl QueryRoot {
     /// refreshed. Needs a token.
     async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<SessionObject>> {
         let viewer = viewer(ctx).await?;
-        Ok(service::list_sessions(state(ctx)?, viewer)
+        Ok(state(ctx)?
+            .sign_ins
+            .list_sessions(viewer)
             .await?
             .into_iter()
             .map(SessionObject::from)

@@ -6,8 +6,8 @@ use async_graphql::{
 };
 use chrono::{SecondsFormat, Utc};
 
-use crate::users::model::{self, UserView};
-use crate::users::service::{AuthSession, SessionView};
+use crate::accounts::model::{self, UserView};
+use crate::signins::{SessionView, SignedIn};
 
 /// A point in time: an RFC 3339 string in UTC, e.g. "2026-11-27T09:41:07Z".
 #[derive(Debug, Clone, Copy)]
@@ -94,8 +94,8 @@ pub struct AuthPayload {
     pub refresh_token: String,
 }
 
-impl From<AuthSession> for AuthPayload {
-    fn from(session: AuthSession) -> Self {
+impl From<SignedIn> for AuthPayload {
+    fn from(session: SignedIn) -> Self {
         AuthPayload {
             access_token: session.token.token,
             token_type: "bearer".to_owned(),

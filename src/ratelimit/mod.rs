@@ -2,7 +2,8 @@
 //! failed ones per username, registrations per client address, token refreshes per sign-in,
 //! email changes per user.
 //!
-//! One [`RateLimiter`], used by `users::service`, so GraphQL and REST share every limit. It
+//! One [`RateLimiter`], used by the `signins` and `users` services, so GraphQL and REST
+//! share every limit. It
 //! counts in Redis when `REDIS_URL` is set, so every replica sees the same counts, and in
 //! process otherwise; both with the same sliding window ([`window`]). When Redis cannot be
 //! reached the limited operations fail with 503 rather than run unlimited: they need Redis
@@ -20,12 +21,14 @@ mod memory;
 mod redis;
 mod window;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::auth::sessions::RedisPool;
-use crate::client::ClientInfo;
+use ipnet::Ipv6Net;
+
 use crate::config::{Rate, RateLimitConfig};
 use crate::error::AppError;
+use crate::infra::redis::RedisPool;
 
 use self::memory::MemoryLimiter;
 use self::redis::RedisLimiter;
@@ -217,9 +220,9 @@ impl RateLimiter {
     pub async fn begin_password_check(
         &self,
         username: Option<&str>,
-        client: &ClientInfo,
+        client: Option<IpAddr>,
     ) -> Result<PasswordCheck, AppError> {
-        let address = client.rate_key();
+        let address = address_key(client);
         self.check(Scope::LoginPerIp, &address).await?;
         let mut check = PasswordCheck {
             counted: Vec::new(),
@@ -276,8 +279,8 @@ impl RateLimiter {
     }
 
     /// A registration attempt, counted per client address.
-    pub async fn check_register(&self, client: &ClientInfo) -> Result<(), AppError> {
-        self.check(Scope::RegisterPerIp, &client.rate_key()).await
+    pub async fn check_register(&self, client: Option<IpAddr>) -> Result<(), AppError> {
+        self.check(Scope::RegisterPerIp, &address_key(client)).await
     }
 
     /// A token refresh, counted per sign-in (its refresh-token family).
@@ -289,6 +292,20 @@ impl RateLimiter {
     /// address is registered, so probing through it must be as slow as through `register`.
     pub async fn check_email_change(&self, user_id: &str) -> Result<(), AppError> {
         self.check(Scope::EmailChangePerUser, user_id).await
+    }
+}
+
+/// The key per-address limits count under: the IPv4 address, or the IPv6 /64 network,
+/// since one subscriber commonly holds a whole /64 and could otherwise step through it.
+/// Requests whose address is unknown share one key rather than escaping the limit.
+pub fn address_key(client: Option<IpAddr>) -> String {
+    match client {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => match Ipv6Net::new(v6, 64) {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => v6.to_string(),
+        },
+        None => "unknown".to_owned(),
     }
 }
 
@@ -308,6 +325,15 @@ fn whole_seconds(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_keys() {
+        let key = |s: &str| address_key(Some(s.parse().unwrap()));
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::1"), key("2001:db8:1:2::9"));
+        assert_eq!(address_key(None), "unknown");
+    }
 
     #[test]
     fn retry_after_rounds_up_to_at_least_one_second() {

@@ -14,9 +14,9 @@ use redis::aio::MultiplexedConnection;
 
 use super::window::{self, Slot};
 use super::{Counted, Scope};
-use crate::auth::sessions::RedisPool;
 use crate::config::Rate;
 use crate::error::AppError;
+use crate::infra::redis::{self as connections, RedisPool};
 
 /// Decrements a counter that is still above zero: a window's key may have expired (or a
 /// release may come twice), and a negative count would hand out extra attempts.
@@ -123,7 +123,9 @@ impl RedisLimiter {
     where
         F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
     {
-        crate::auth::sessions::run_redis(&self.pool, self.timeout, unavailable, op).await
+        connections::run(&self.pool, self.timeout, op)
+            .await
+            .map_err(unavailable)
     }
 }
 

@@ -1,14 +1,13 @@
 //! Admin routes: `DELETE /users/{id}`. (Setting roles is GraphQL's `setRole`, or the
 //! `promote` subcommand.)
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::auth::extract::CurrentUser;
-use crate::error::{AppError, ErrorBody};
+use super::error::RestError;
+use super::extract::{CurrentUser, UserId};
 use crate::state::AppState;
-use crate::users::service;
+use crate::web::errors::ErrorBody;
 
 /// Deletes any user (admins only).
 ///
@@ -31,12 +30,8 @@ use crate::users::service;
 pub async fn delete_user(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<StatusCode, AppError> {
-    // A segment that does not even decode (bad percent-encoding) cannot be anyone's id.
-    let Ok(Path(id)) = id else {
-        return Err(AppError::NotFound("user not found"));
-    };
-    service::delete_user(&state, &viewer, &id).await?;
+    UserId(id): UserId,
+) -> Result<StatusCode, RestError> {
+    state.users.delete_user(&viewer, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

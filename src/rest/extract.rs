@@ -1,22 +1,69 @@
 //! Reading REST input so that every failure becomes the contract's error body: a body that is
 //! not JSON (or a form) is 400 or 415, a missing or mistyped field is a 422 naming the field
-//! (`loc: ["body", field]`), a bad query parameter a 422 with `loc: ["query", name]`.
+//! (`loc: ["body", field]`), a bad query parameter a 422 with `loc: ["query", name]`. And the
+//! caller: [`CurrentUser`] runs a handler only for a request with a valid token; [`UserId`]
+//! reads the user id of a path.
 //!
 //! Bodies are read field by field rather than through serde's derive because serde's errors
 //! do not name the field reliably (a type error names only a line and column).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
+use super::error::{Location, RestError};
 use crate::error::AppError;
+use crate::signins::Viewer;
+use crate::state::AppState;
+use crate::web::authorization::bearer_token;
+
+/// The authenticated caller, from `Authorization: Bearer <token>` or a bare token; any other
+/// request gets 401 with `WWW-Authenticate: Bearer`.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub Viewer);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = RestError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, RestError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(|value| {
+                // A token is ASCII; anything else cannot be one.
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(bearer_token)
+                    .ok_or(AppError::Unauthenticated("malformed Authorization header"))
+            })
+            .transpose()?;
+        Ok(CurrentUser(state.sign_ins.authenticate(token).await?))
+    }
+}
+
+/// The `{id}` of a path. A segment that does not even decode (bad percent-encoding) cannot be
+/// anyone's id: it is 404 `not_found`, as an id that names nobody is.
+#[derive(Debug, Clone)]
+pub struct UserId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserId {
+    type Rejection = RestError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, RestError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(UserId(id)),
+            Err(_) => Err(AppError::NotFound("user not found").into()),
+        }
+    }
+}
 
 /// A body type read from its fields; see [`Fields`].
 pub trait FromFields: Sized {
     /// Takes the fields it needs; unknown fields are ignored, as FastAPI does.
-    fn from_fields(fields: &mut Fields) -> Result<Self, AppError>;
+    fn from_fields(fields: &mut Fields) -> Result<Self, RestError>;
 }
 
 /// The members of a JSON object body, or the pairs of a form (each value a string).
@@ -25,30 +72,30 @@ pub struct Fields(Map<String, Value>);
 
 impl Fields {
     /// A string field that must be present.
-    pub fn required_string(&mut self, name: &'static str) -> Result<String, AppError> {
+    pub fn required_string(&mut self, name: &'static str) -> Result<String, RestError> {
         self.optional_string(name)?
-            .ok_or_else(|| AppError::validation(name, format!("{name} is required")))
+            .ok_or_else(|| RestError::invalid_body(name, format!("{name} is required")))
     }
 
     /// A string field that may be absent or null.
-    pub fn optional_string(&mut self, name: &'static str) -> Result<Option<String>, AppError> {
+    pub fn optional_string(&mut self, name: &'static str) -> Result<Option<String>, RestError> {
         match self.0.remove(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(AppError::validation(
+            Some(_) => Err(RestError::invalid_body(
                 name,
                 format!("{name} must be a string"),
             )),
         }
     }
 
-    fn from_json(bytes: &[u8]) -> Result<Fields, AppError> {
+    fn from_json(bytes: &[u8]) -> Result<Fields, RestError> {
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Fields(map)),
-            Ok(_) => Err(AppError::MalformedBody(
+            Ok(_) => Err(RestError::MalformedBody(
                 "the body must be a JSON object".to_owned(),
             )),
-            Err(e) => Err(AppError::MalformedBody(format!(
+            Err(e) => Err(RestError::MalformedBody(format!(
                 "the body is not valid JSON: {e}"
             ))),
         }
@@ -94,12 +141,12 @@ fn body_kind(headers: &HeaderMap) -> BodyKind {
     }
 }
 
-async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, AppError> {
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, RestError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge
+            RestError::PayloadTooLarge
         } else {
-            AppError::MalformedBody(rejection.body_text())
+            RestError::MalformedBody(rejection.body_text())
         }
     })
 }
@@ -109,11 +156,11 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, App
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: FromFields> FromRequest<S> for JsonBody<T> {
-    type Rejection = AppError;
+    type Rejection = RestError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, RestError> {
         if body_kind(req.headers()) != BodyKind::Json {
-            return Err(AppError::UnsupportedMediaType(
+            return Err(RestError::UnsupportedMediaType(
                 "send the body as application/json",
             ));
         }
@@ -128,12 +175,12 @@ impl<S: Send + Sync, T: FromFields> FromRequest<S> for JsonBody<T> {
 pub struct JsonOrForm<T>(pub T);
 
 impl<S: Send + Sync, T: FromFields> FromRequest<S> for JsonOrForm<T> {
-    type Rejection = AppError;
+    type Rejection = RestError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, RestError> {
         let kind = body_kind(req.headers());
         if kind == BodyKind::Other {
-            return Err(AppError::UnsupportedMediaType(
+            return Err(RestError::UnsupportedMediaType(
                 "send the body as application/json or application/x-www-form-urlencoded",
             ));
         }
@@ -161,11 +208,13 @@ impl QueryParams {
     }
 
     /// An integer parameter; a value that is not one is a 422 located in the query.
-    pub fn integer(&self, name: &'static str) -> Result<Option<i64>, AppError> {
+    pub fn integer(&self, name: &'static str) -> Result<Option<i64>, RestError> {
         self.get(name)
             .map(|v| {
-                v.trim().parse::<i64>().map_err(|_| {
-                    AppError::validation(name, format!("{name} must be an integer")).in_query()
+                v.trim().parse::<i64>().map_err(|_| RestError::Invalid {
+                    location: Location::Query,
+                    name,
+                    message: format!("{name} must be an integer"),
                 })
             })
             .transpose()
@@ -173,9 +222,9 @@ impl QueryParams {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
-    type Rejection = AppError;
+    type Rejection = RestError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, RestError> {
         let query = parts.uri.query().unwrap_or_default();
         Ok(QueryParams(
             form_urlencoded::parse(query.as_bytes())
@@ -219,17 +268,17 @@ mod tests {
         let mut fields = Fields::from_json(br#"{"a": "x", "b": 5, "c": null}"#).unwrap();
         assert_eq!(fields.required_string("a").unwrap(), "x");
         let err = fields.required_string("b").unwrap_err();
-        assert!(matches!(err, AppError::Validation { field: "b", .. }));
+        assert!(matches!(err, RestError::Invalid { name: "b", .. }));
         assert_eq!(fields.optional_string("c").unwrap(), None);
         let err = fields.required_string("d").unwrap_err();
-        assert!(matches!(err, AppError::Validation { field: "d", .. }));
+        assert!(matches!(err, RestError::Invalid { name: "d", .. }));
         assert!(matches!(
             Fields::from_json(b"[1]"),
-            Err(AppError::MalformedBody(_))
+            Err(RestError::MalformedBody(_))
         ));
         assert!(matches!(
             Fields::from_json(b"{"),
-            Err(AppError::MalformedBody(_))
+            Err(RestError::MalformedBody(_))
         ));
         let mut form = Fields::from_form(b"username=a%20b&password=p&username=c");
         assert_eq!(form.required_string("username").unwrap(), "c");

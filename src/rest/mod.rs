@@ -3,15 +3,15 @@
 //!
 //! Every route is registered through utoipa-axum's [`OpenApiRouter`] together with its
 //! `#[utoipa::path]`, so the document served at `/openapi.json` lists exactly the routes the
-//! router serves. Handlers are thin adapters over `users::service`; errors are `AppError`,
-//! whose `IntoResponse` writes the FastAPI-style bodies.
-
-pub mod extract;
-pub mod types;
-pub mod users;
+//! router serves. Handlers are thin adapters over the `users` and `signins` services; errors
+//! are [`RestError`](error::RestError), whose `IntoResponse` writes the FastAPI-style bodies.
 
 pub mod admin;
-pub mod sessions;
+pub mod error;
+pub mod extract;
+pub mod signins;
+pub mod types;
+pub mod users;
 
 use axum::http::{HeaderValue, header};
 use axum::routing::get;
@@ -26,8 +26,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::AppError;
 use crate::state::AppState;
+use error::RestError;
 
 /// Where Swagger UI is served. Its page lives at `/docs/` and loads its assets relative to
 /// that, so paths under `/docs/` keep their trailing slash (see `lib.rs`).
@@ -89,7 +89,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             users::update_me,
             users::delete_me
         ))
-        .routes(routes!(sessions::refresh))
+        .routes(routes!(signins::refresh))
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and printed by `user-api openapi`.
@@ -138,14 +138,14 @@ pub fn docs<S: Clone + Send + Sync + 'static>(
 }
 
 /// Fallback for a path no route has: 404 `{"detail": "Not Found"}`.
-pub async fn not_found() -> AppError {
-    AppError::RouteNotFound
+pub async fn not_found() -> RestError {
+    RestError::RouteNotFound
 }
 
 /// Fallback for a known path with a method it does not serve: 405 `{"detail": "Method Not
 /// Allowed"}`; the router adds the `Allow` header.
-pub async fn method_not_allowed() -> AppError {
-    AppError::MethodNotAllowed
+pub async fn method_not_allowed() -> RestError {
+    RestError::MethodNotAllowed
 }
 
 #[cfg(test)]

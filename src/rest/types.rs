@@ -5,10 +5,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
+use super::error::RestError;
 use super::extract::{Fields, FromFields};
-use crate::error::AppError;
-use crate::users::model::UserView;
-use crate::users::service::{AuthSession, NewUser, UpdateMe};
+use crate::accounts::model::UserView;
+use crate::signins::SignedIn;
+use crate::users::{NewUser, UpdateMe};
 
 /// The `token_type` of every token.
 const TOKEN_TYPE: &str = "bearer";
@@ -74,8 +75,8 @@ pub struct Registered {
     pub refresh_token: String,
 }
 
-impl From<AuthSession> for Registered {
-    fn from(session: AuthSession) -> Self {
+impl From<SignedIn> for Registered {
+    fn from(session: SignedIn) -> Self {
         Registered {
             data: session.user.into(),
             access_token: session.token.token,
@@ -100,8 +101,8 @@ pub struct Token {
     pub refresh_token: String,
 }
 
-impl From<AuthSession> for Token {
-    fn from(session: AuthSession) -> Self {
+impl From<SignedIn> for Token {
+    fn from(session: SignedIn) -> Self {
         Token {
             access_token: session.token.token,
             token_type: TOKEN_TYPE,
@@ -131,7 +132,7 @@ pub struct RegisterRequest {
 }
 
 impl FromFields for RegisterRequest {
-    fn from_fields(fields: &mut Fields) -> Result<Self, AppError> {
+    fn from_fields(fields: &mut Fields) -> Result<Self, RestError> {
         Ok(RegisterRequest {
             username: fields.required_string("username")?,
             password: fields.required_string("password")?,
@@ -162,12 +163,12 @@ pub struct LoginRequest {
 }
 
 impl FromFields for LoginRequest {
-    fn from_fields(fields: &mut Fields) -> Result<Self, AppError> {
+    fn from_fields(fields: &mut Fields) -> Result<Self, RestError> {
         // The OAuth2 password form may name its grant type; if it does, it must be this one.
         if let Some(grant) = fields.optional_string("grant_type")?
             && grant != "password"
         {
-            return Err(AppError::validation(
+            return Err(RestError::invalid_body(
                 "grant_type",
                 "grant_type must be \"password\"",
             ));
@@ -210,7 +211,7 @@ pub struct UpdateRequest {
 }
 
 impl FromFields for UpdateRequest {
-    fn from_fields(fields: &mut Fields) -> Result<Self, AppError> {
+    fn from_fields(fields: &mut Fields) -> Result<Self, RestError> {
         Ok(UpdateRequest {
             email: fields.optional_string("email")?,
             password: fields.optional_string("password")?,
@@ -236,7 +237,7 @@ pub struct RefreshRequest {
 }
 
 impl FromFields for RefreshRequest {
-    fn from_fields(fields: &mut Fields) -> Result<Self, AppError> {
+    fn from_fields(fields: &mut Fields) -> Result<Self, RestError> {
         Ok(RefreshRequest {
             refresh_token: fields.required_string("refresh_token")?,
         })

@@ -1,24 +1,23 @@
-//! The `/users` handlers: parse, call `users::service`, shape the reply. The
+//! The `/users` handlers: parse, call the services, shape the reply. The
 //! `#[utoipa::path]` on each is its entry in the OpenAPI document, registered together with the
 //! route in `rest::router`, so the two cannot drift apart.
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::extract::{JsonBody, JsonOrForm, QueryParams};
+use super::error::{RestError, ValidationErrorBody};
+use super::extract::{CurrentUser, JsonBody, JsonOrForm, QueryParams, UserId};
 use super::types::{
     LoginForm, LoginRequest, RegisterRequest, Registered, Token, UpdateRequest, User, UserData,
 };
-use crate::auth::extract::CurrentUser;
-use crate::auth::session_meta::SessionMeta;
-use crate::client::ClientInfo;
-use crate::error::{AppError, ErrorBody, ValidationErrorBody};
+use crate::accounts::model::UserView;
+use crate::error::AppError;
+use crate::signins::SignInContext;
 use crate::state::AppState;
-use crate::users::model::UserView;
-use crate::users::service::{self, CurrentPassword, DEFAULT_PAGE, UserKey};
+use crate::users::{CurrentPassword, DEFAULT_PAGE, PageRequest, UserKey};
+use crate::web::errors::ErrorBody;
 
 /// Registers an account (role USER) and signs it in.
 #[utoipa::path(
@@ -36,11 +35,10 @@ use crate::users::service::{self, CurrentPassword, DEFAULT_PAGE, UserKey};
 )]
 pub async fn register(
     State(state): State<AppState>,
-    client: ClientInfo,
-    meta: SessionMeta,
+    context: SignInContext,
     JsonBody(body): JsonBody<RegisterRequest>,
-) -> Result<Json<Registered>, AppError> {
-    let session = service::register(&state, body.into(), &client, &meta).await?;
+) -> Result<Json<Registered>, RestError> {
+    let session = state.users.register(body.into(), &context).await?;
     Ok(Json(session.into()))
 }
 
@@ -63,11 +61,10 @@ pub async fn register(
 )]
 pub async fn create_user(
     State(state): State<AppState>,
-    client: ClientInfo,
-    meta: SessionMeta,
+    context: SignInContext,
     JsonBody(body): JsonBody<RegisterRequest>,
-) -> Result<Response, AppError> {
-    let session = service::register(&state, body.into(), &client, &meta).await?;
+) -> Result<Response, RestError> {
+    let session = state.users.register(body.into(), &context).await?;
     let location = format!("/users/{}", session.user.id);
     let body: Registered = session.into();
     Ok((
@@ -101,11 +98,13 @@ pub async fn create_user(
 )]
 pub async fn login(
     State(state): State<AppState>,
-    client: ClientInfo,
-    meta: SessionMeta,
+    context: SignInContext,
     JsonOrForm(body): JsonOrForm<LoginRequest>,
-) -> Result<Json<Token>, AppError> {
-    let session = service::login(&state, &body.username, body.password, &client, &meta).await?;
+) -> Result<Json<Token>, RestError> {
+    let session = state
+        .sign_ins
+        .login(&body.username, body.password, &context)
+        .await?;
     Ok(Json(session.into()))
 }
 
@@ -124,8 +123,8 @@ pub async fn login(
 pub async fn logout(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
-) -> Result<StatusCode, AppError> {
-    service::logout(&state, &viewer).await?;
+) -> Result<StatusCode, RestError> {
+    state.sign_ins.logout(&viewer).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -164,16 +163,11 @@ pub async fn me(CurrentUser(viewer): CurrentUser) -> Json<UserData> {
 pub async fn find_user(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Json<User>, AppError> {
-    // A segment that does not even decode (bad percent-encoding) cannot be anyone's id.
-    let Ok(Path(id)) = id else {
-        return Err(AppError::NotFound("user not found"));
-    };
-    service::find_user(&state, &viewer, UserKey::Id(id))
-        .await?
-        .map(|user| Json(user.into()))
-        .ok_or(AppError::NotFound("user not found"))
+    UserId(id): UserId,
+) -> Result<Json<User>, RestError> {
+    let user = state.users.find(&viewer, UserKey::Id(id)).await?;
+    user.map(|user| Json(user.into()))
+        .ok_or_else(|| AppError::NotFound("user not found").into())
 }
 
 /// Users in registration order, a page at a time.
@@ -204,17 +198,13 @@ pub async fn list_users(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
     query: QueryParams,
-) -> Result<Response, AppError> {
+) -> Result<Response, RestError> {
     let limit = query.integer("limit")?.unwrap_or(DEFAULT_PAGE);
-    let page = service::list_users(
-        &state,
-        &viewer,
-        limit,
-        query.get("after"),
-        ("limit", "after"),
-    )
-    .await
-    .map_err(AppError::in_query)?;
+    let request = PageRequest {
+        size: limit,
+        after: query.get("after").map(str::to_owned),
+    };
+    let page = state.users.list(&viewer, request).await?;
     let link = page
         .end_cursor()
         .filter(|_| page.has_next)
@@ -259,17 +249,13 @@ fn next_link(limit: i64, cursor: &str) -> Option<HeaderValue> {
 pub async fn update_me(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
-    client: ClientInfo,
+    context: SignInContext,
     JsonBody(body): JsonBody<UpdateRequest>,
-) -> Result<Json<UserData>, AppError> {
-    let user = service::update_me(
-        &state,
-        &viewer,
-        body.into(),
-        CurrentPassword::NotAsked,
-        &client,
-    )
-    .await?;
+) -> Result<Json<UserData>, RestError> {
+    let user = state
+        .users
+        .update_me(&viewer, body.into(), CurrentPassword::NotAsked, &context)
+        .await?;
     Ok(Json(user.into()))
 }
 
@@ -289,7 +275,7 @@ pub async fn update_me(
 pub async fn delete_me(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
-) -> Result<StatusCode, AppError> {
-    service::delete_me(&state, &viewer).await?;
+) -> Result<StatusCode, RestError> {
+    state.users.delete_me(&viewer).await?;
     Ok(StatusCode::NO_CONTENT)
 }

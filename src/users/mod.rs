@@ -1,7 +1,326 @@
-//! The user domain: models, validation, queries (`repo`) and operations (`service`).
+//! Users: accounts (registration, profile changes, deletion), looking users up, and roles.
+//! [`Users`] is the service; GraphQL and REST both call it. Every business rule — who sees an
+//! email, what a password change ends, what counts as a conflict — lives here once.
 
 pub mod cursor;
-pub mod model;
-pub mod repo;
-pub mod service;
-pub mod validation;
+mod roles;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+pub use self::cursor::Cursor;
+pub use self::roles::promote;
+use crate::accounts::model::{Role, User, UserRecord, UserRow, UserView};
+use crate::accounts::repo::{self, UserChanges};
+use crate::accounts::validation;
+use crate::db::DbPool;
+use crate::error::{AppError, Field};
+use crate::ratelimit::RateLimiter;
+use crate::signins::{PasswordHasher, SignInContext, SignIns, SignedIn, Viewer};
+
+/// The user service: built from exactly what it uses.
+#[derive(Debug)]
+pub struct Users {
+    db: DbPool,
+    hasher: PasswordHasher,
+    limiter: Arc<RateLimiter>,
+    sign_ins: Arc<SignIns>,
+}
+
+/// Registration input.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Username.
+    pub username: String,
+    /// Email.
+    pub email: String,
+    /// Password in clear.
+    pub password: String,
+}
+
+/// Changes a user asks for on their own account.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateMe {
+    /// New email.
+    pub email: Option<String>,
+    /// New password.
+    pub password: Option<String>,
+    /// The current password, required by GraphQL for a password change.
+    pub current_password: Option<String>,
+}
+
+/// Whether a password change must prove the current password (GraphQL does; the legacy REST
+/// body has no field for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CurrentPassword {
+    /// `current_password` must be given and correct.
+    Required,
+    /// The token alone suffices.
+    NotAsked,
+}
+
+/// How to address one user.
+#[derive(Debug, Clone)]
+pub enum UserKey {
+    /// By id.
+    Id(String),
+    /// By username, in any letter case.
+    Username(String),
+}
+
+/// Which page of users to list.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// How many users, 1 to [`MAX_PAGE`].
+    pub size: i64,
+    /// Start after the user this cursor (from an earlier page) points at; `None` for the
+    /// first page.
+    pub after: Option<String>,
+}
+
+/// One page of users.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Users, by id, each with the cursor that points just after it.
+    pub users: Vec<(String, UserView)>,
+    /// Whether users remain after this page.
+    pub has_next: bool,
+}
+
+impl Page {
+    /// The cursor after the last user of the page.
+    pub fn end_cursor(&self) -> Option<&str> {
+        self.users.last().map(|(c, _)| c.as_str())
+    }
+}
+
+/// Largest page.
+pub const MAX_PAGE: i64 = 100;
+/// Page size when the caller names none.
+pub const DEFAULT_PAGE: i64 = 20;
+
+impl Users {
+    /// The service over the user database `db`, hashing with `hasher`, counting attempts in
+    /// `limiter`, and opening and ending sign-ins through `sign_ins`.
+    pub fn new(
+        db: DbPool,
+        hasher: PasswordHasher,
+        limiter: Arc<RateLimiter>,
+        sign_ins: Arc<SignIns>,
+    ) -> Self {
+        Users {
+            db,
+            hasher,
+            limiter,
+            sign_ins,
+        }
+    }
+
+    /// Creates an account and signs it in. Registrations are rate-limited per client address;
+    /// input that fails validation is refused before it counts, so typos do not use up the limit.
+    pub async fn register(
+        &self,
+        input: NewUser,
+        context: &SignInContext,
+    ) -> Result<SignedIn, AppError> {
+        validation::username(&input.username)?;
+        validation::email(&input.email)?;
+        validation::password(&input.password)?;
+        validation::password_not_guessable(&input.password, &input.username, &[&input.email])?;
+        // Before the conflict check, so the limit also slows probing for taken names.
+        self.limiter.check_register(context.ip).await?;
+        let username_lower = input.username.to_lowercase();
+        let email_lower = input.email.to_lowercase();
+        // Checked first so that a taken name costs no hash and names the field; the unique
+        // indexes still decide races.
+        conflict_error(
+            repo::find_taken(&self.db, Some(&username_lower), Some(&email_lower), None).await?,
+        )?;
+        let password_hash = self.hasher.hash(input.password).await?;
+        let now = Utc::now();
+        let row = UserRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            username: input.username,
+            username_lower,
+            email: input.email,
+            email_lower,
+            password_hash,
+            role: Role::User.as_str().to_owned(),
+            registration_date: now.naive_utc(),
+            updated_at: now.naive_utc(),
+            credentials_version: 0,
+        };
+        match repo::create_user(&self.db, &row).await {
+            Ok(()) => {}
+            Err(e) if e.is_unique_violation() => {
+                let taken = repo::find_taken(
+                    &self.db,
+                    Some(&row.username_lower),
+                    Some(&row.email_lower),
+                    None,
+                )
+                .await?;
+                conflict_error(taken)?;
+                return Err(AppError::Conflict("username or email already taken"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let user = User::try_from(UserRecord::from(row))?;
+        let id = user.id.clone();
+        let session = self.sign_ins.start(user, context).await;
+        if session.is_err() {
+            // Without its token the registration failed: take the account back, so that a retry
+            // does not find its own username taken.
+            if let Err(e) = repo::delete_user(&self.db, &id).await {
+                tracing::warn!(error = %e, user_id = %id, "could not take back a registration whose sign-in failed");
+            }
+        }
+        session
+    }
+
+    /// Changes the caller's email and/or password. A password change revokes every other session
+    /// of the caller; the one that asked stays valid.
+    pub async fn update_me(
+        &self,
+        viewer: &Viewer,
+        input: UpdateMe,
+        current: CurrentPassword,
+        context: &SignInContext,
+    ) -> Result<UserView, AppError> {
+        if input.email.is_none() && input.password.is_none() {
+            return Err(AppError::validation(
+                Field::Email,
+                "give at least one of email and password",
+            ));
+        }
+        if let Some(email) = &input.email {
+            validation::email(email)?;
+        }
+        if let Some(password) = &input.password {
+            validation::password(password)?;
+            let mut emails = vec![viewer.user.email.as_str()];
+            emails.extend(input.email.as_deref());
+            validation::password_not_guessable(password, &viewer.user.username, &emails)?;
+            if current == CurrentPassword::Required {
+                let given = input.current_password.clone().ok_or_else(|| {
+                    AppError::validation(
+                        Field::CurrentPassword,
+                        "the current password is required to change the password",
+                    )
+                })?;
+                self.sign_ins
+                    .check_password(
+                        &viewer.user,
+                        given,
+                        context,
+                        AppError::Unauthenticated("currentPassword is incorrect"),
+                    )
+                    .await?;
+            }
+        }
+        if input.email.is_some() {
+            // Before the "already taken" check: each attempt tells whether an address is
+            // registered.
+            self.limiter.check_email_change(&viewer.user.id).await?;
+        }
+        let email_lower = input.email.as_deref().map(str::to_lowercase);
+        if let Some(email_lower) = &email_lower {
+            conflict_error(
+                repo::find_taken(&self.db, None, Some(email_lower), Some(&viewer.user.id)).await?,
+            )?;
+        }
+        let password_hash = match input.password {
+            Some(password) => Some(self.hasher.hash(password).await?),
+            None => None,
+        };
+        let changes = UserChanges {
+            email: input.email.clone(),
+            email_lower,
+            password_hash: password_hash.clone(),
+            updated_at: Utc::now().naive_utc(),
+        };
+        // A password change moves the credentials version on in the same statement, before the
+        // other sessions end: a sign-in racing it with the old password withdraws
+        // (`SignIns::start`).
+        let ends_sign_ins = password_hash.is_some();
+        let existed =
+            match repo::update_user(&self.db, &viewer.user.id, &changes, ends_sign_ins).await {
+                Err(e) if e.is_unique_violation() => {
+                    return Err(AppError::Conflict("email already taken"));
+                }
+                other => other?,
+            };
+        if !existed {
+            return Err(AppError::Unauthenticated("the account no longer exists"));
+        }
+        let mut user_version = viewer.user.credentials_version;
+        if password_hash.is_some() {
+            user_version = self.sign_ins.end_others(viewer).await?;
+        }
+        let mut user = viewer.user.clone();
+        user.credentials_version = user_version;
+        if let Some(email) = input.email {
+            user.email = email;
+        }
+        if let Some(hash) = password_hash {
+            user.password_hash = hash;
+        }
+        Ok(UserView::own(user))
+    }
+
+    /// Deletes the caller's account and revokes all its sessions and refresh tokens. The last
+    /// admin cannot: the service would be left without one (FORBIDDEN).
+    pub async fn delete_me(&self, viewer: &Viewer) -> Result<(), AppError> {
+        self.delete_account(&viewer.user.id).await.map(|_| ())
+    }
+
+    /// The user addressed by `key`, as the viewer may see them; `None` when there is none.
+    pub async fn find(&self, viewer: &Viewer, key: UserKey) -> Result<Option<UserView>, AppError> {
+        let user = match key {
+            // Not a UUID: no such user, without asking the database.
+            UserKey::Id(id) if !validation::is_id(&id) => None,
+            UserKey::Id(id) => repo::find_by_id(&self.db, &id).await?,
+            // Not a valid username: none, without asking the database (MySQL refuses to compare
+            // non-ASCII text with the ASCII column).
+            UserKey::Username(name) if validation::username(&name).is_err() => None,
+            UserKey::Username(name) => repo::find_by_username(&self.db, &name).await?,
+        };
+        Ok(user.map(|u| UserView::for_viewer(u, &viewer.user)))
+    }
+
+    /// A page of users in id (registration) order, after the user the request's cursor
+    /// points at.
+    pub async fn list(&self, viewer: &Viewer, page: PageRequest) -> Result<Page, AppError> {
+        let limit = page.size;
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(AppError::validation(
+                Field::PageSize,
+                format!("the page size must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let after = page.after.as_deref().map(Cursor::decode).transpose()?;
+        let mut users =
+            repo::list_users(&self.db, after.as_ref().map(Cursor::id), limit + 1).await?;
+        let has_next = users.len() as i64 > limit;
+        users.truncate(limit as usize);
+        let users = users
+            .into_iter()
+            .map(|u| {
+                let cursor = Cursor::after(&u.id).encode();
+                (cursor, UserView::for_viewer(u, &viewer.user))
+            })
+            .collect();
+        Ok(Page { users, has_next })
+    }
+}
+
+fn conflict_error((username_taken, email_taken): (bool, bool)) -> Result<(), AppError> {
+    if username_taken {
+        Err(AppError::Conflict("username already taken"))
+    } else if email_taken {
+        Err(AppError::Conflict("email already taken"))
+    } else {
+        Ok(())
+    }
+}

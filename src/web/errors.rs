@@ -6,13 +6,33 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::error::ErrorBody;
-use crate::graphql::http::{GRAPHQL_PATH, refusal};
+/// A REST error body: `{"detail": "<message>"}`, as FastAPI writes it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    #[schema(example = "invalid username or password")]
+    pub detail: String,
+}
+
+/// How the edge writes an error for the GraphQL endpoint, whose errors are GraphQL responses
+/// rather than REST's `{"detail": …}`. The GraphQL adapter provides it (`lib.rs` wires it in),
+/// so the edge needs to know nothing of GraphQL but its path.
+#[derive(Debug, Clone, Copy)]
+pub struct GraphqlErrors {
+    /// The endpoint's path.
+    pub path: &'static str,
+    /// A refusal with this status and message, in the media type the `Accept` header asks for.
+    pub refusal: fn(Option<&HeaderValue>, StatusCode, &str) -> Response,
+    /// A refusal of the request's credentials, before it was read.
+    pub unauthenticated: fn(Option<&HeaderValue>, &str) -> Response,
+}
 
 /// The longest plain-text error message passed on to the client; a longer body is replaced
 /// by the status's reason phrase.
@@ -21,10 +41,14 @@ const MAX_MESSAGE_BYTES: usize = 1024;
 /// Middleware: passes every response through unless it is an error (4xx, 5xx) whose body is
 /// not JSON; such a body is replaced by the route's JSON error shape, keeping the status and
 /// the other headers (`Allow`, `Retry-After`, CORS).
-pub async fn json_errors(request: Request, next: Next) -> Response {
+pub async fn json_errors(
+    State(graphql): State<GraphqlErrors>,
+    request: Request,
+    next: Next,
+) -> Response {
     // Only the Accept header of a GraphQL request is kept: its error is answered in the
     // GraphQL media type the client asked for.
-    let graphql_accept = (request.uri().path() == GRAPHQL_PATH)
+    let graphql_accept = (request.uri().path() == graphql.path)
         .then(|| request.headers().get(header::ACCEPT).cloned());
     let response = next.run(request).await;
     let status = response.status();
@@ -34,7 +58,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     let (mut parts, body) = response.into_parts();
     let message = message(status, &parts.headers, body).await;
     let rewritten = match graphql_accept {
-        Some(accept) => refusal(accept.as_ref(), status, graphql_code(status), &message),
+        Some(accept) => (graphql.refusal)(accept.as_ref(), status, &message),
         None => (status, Json(ErrorBody { detail: message })).into_response(),
     };
     let (rewritten, body) = rewritten.into_parts();
@@ -81,19 +105,6 @@ async fn message(status: StatusCode, headers: &HeaderMap, body: Body) -> String 
             _ => reason(),
         },
         Err(_) => reason(),
-    }
-}
-
-/// The `extensions.code` of a rewritten GraphQL error, from its status.
-fn graphql_code(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
-        StatusCode::FORBIDDEN => "FORBIDDEN",
-        StatusCode::NOT_FOUND => "NOT_FOUND",
-        StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
-        StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
-        s if s.is_server_error() => "INTERNAL_SERVER_ERROR",
-        _ => "BAD_REQUEST",
     }
 }
 

@@ -1,7 +1,18 @@
-//! The HTTP edge: how connections are served, and what every response carries whichever
-//! route wrote it.
+//! The HTTP edge: how connections are served, and what every request and response goes
+//! through whichever route it is for — the client's address, the request id, the access log,
+//! metrics, security headers, the `Authorization` cap, JSON error bodies, health probes.
 
+pub mod access_log;
 pub mod authorization;
+pub mod client;
 pub mod errors;
 pub mod headers;
+pub mod health;
+pub mod metrics;
 pub mod serve;
+
+use axum::http::HeaderName;
+
+/// The request-id header: set on each request (or an incoming one kept), carried by every
+/// log line of the request, echoed on the response, and exposed to browsers by CORS.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -22,7 +22,7 @@ async fn a_query_abandoned_midway_takes_its_connection_out_of_the_pool() {
         let Some(app) = TestApp::try_spawn_with(backend, options).await else {
             continue;
         };
-        let db = &app.state.db;
+        let db = app.state.dependencies.database();
         db.ping().await.expect("the database answers");
         assert_eq!(db.state().connections, 1, "{backend:?}");
 

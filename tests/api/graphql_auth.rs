@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
-use user_api::auth::sessions::SessionStore as _;
+use user_api::signins::store::SessionStore as _;
 
 use crate::backend_tests;
 use crate::common::{Backend, Options, TestApp, error_code, error_field};
@@ -322,7 +322,8 @@ backend_tests! {
         let claims = claims_of(&token);
         assert!(
             !app.state
-                .sessions
+                .sign_ins
+                .store()
                 .is_active(&id, claims["jti"].as_str().unwrap())
                 .await
                 .unwrap(),
@@ -423,7 +424,7 @@ backend_tests! {
             assert_eq!(app.me(t).await, Err("UNAUTHENTICATED".into()));
             let jti = claims_of(t)["jti"].as_str().unwrap().to_owned();
             assert!(
-                !app.state.sessions.is_active(&id, &jti).await.unwrap(),
+                !app.state.sign_ins.store().is_active(&id, &jti).await.unwrap(),
                 "the session is gone from the store, not just orphaned"
             );
         }

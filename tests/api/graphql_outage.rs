@@ -5,8 +5,8 @@
 //! tests need no services and always run.
 
 use serde_json::{Value, json};
-use user_api::users::model::UserRow;
-use user_api::users::repo;
+use user_api::accounts::model::UserRow;
+use user_api::accounts::repo;
 
 use crate::common::{Backend, Options, TestApp, error_code};
 use crate::graphql_support::{PASSWORD, assert_no_internals, login_body, register_body};
@@ -32,13 +32,17 @@ async fn insert_user(app: &TestApp, username: &str) -> String {
         username_lower: username.to_lowercase(),
         email: format!("{username}@example.com"),
         email_lower: format!("{}@example.com", username.to_lowercase()),
-        password_hash: app.state.hasher.hash(PASSWORD.into()).await.expect("hash"),
+        password_hash: user_api::signins::PasswordHasher::new(1)
+            .expect("hasher")
+            .hash(PASSWORD.into())
+            .await
+            .expect("hash"),
         role: "user".into(),
         registration_date: now,
         updated_at: now,
         credentials_version: 0,
     };
-    repo::create_user(&app.state.db, &row)
+    repo::create_user(app.state.dependencies.database(), &row)
         .await
         .expect("insert user");
     row.id
@@ -65,7 +69,13 @@ async fn token_protected_calls_answer_503() {
     let app = spawn_without_session_store().await;
     let id = insert_user(&app, "alice").await;
     // A token the server itself signed: only the session check can refuse it.
-    let token = app.state.jwt.issue(&id).expect("issue").token;
+    let token = app
+        .state
+        .sign_ins
+        .access_tokens()
+        .issue(&id)
+        .expect("issue")
+        .token;
 
     let operations = [
         ("{ me { id email } }", json!({})),
@@ -93,7 +103,7 @@ async fn token_protected_calls_answer_503() {
     }
 
     // Nothing was changed behind the errors.
-    let user = repo::find_by_id(&app.state.db, &id)
+    let user = repo::find_by_id(app.state.dependencies.database(), &id)
         .await
         .expect("database")
         .expect("deleteMe did not run");
@@ -123,7 +133,7 @@ async fn register_and_login_answer_503_and_hand_out_no_token() {
     assert_unavailable(&wrong_password, "login with a wrong password");
 
     // The failed registration left no account behind that would block a retry.
-    let left = repo::find_by_username(&app.state.db, "newbie")
+    let left = repo::find_by_username(app.state.dependencies.database(), "newbie")
         .await
         .expect("database");
     assert!(left.is_none(), "a half-registered account: {left:?}");

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
+use user_api::db::DbError;
 use user_api::db::DbPool;
-use user_api::error::AppError;
 
 use crate::backend_tests;
 use crate::common::{TestApp, error_code, error_field};
@@ -36,14 +36,19 @@ pub async fn register_many(app: &TestApp, prefix: &str, count: usize) -> Vec<(St
 
 /// Gives the user the ADMIN role, behind the API's back.
 async fn promote_to_admin(app: &TestApp, id: &str) {
-    async fn set_role(db: &DbPool, id: &str) -> Result<usize, AppError> {
+    async fn set_role(db: &DbPool, id: &str) -> Result<usize, DbError> {
         use diesel::{ExpressionMethods as _, QueryDsl as _};
         use diesel_async::RunQueryDsl as _;
         use user_api::db::schema::users;
         let query = diesel::update(users::table.find(id)).set(users::role.eq("admin"));
         user_api::with_conn!(db, |c| query.clone().execute(c).await)
     }
-    assert_eq!(set_role(&app.state.db, id).await.expect("promote"), 1);
+    assert_eq!(
+        set_role(app.state.dependencies.database(), id)
+            .await
+            .expect("promote"),
+        1
+    );
 }
 
 /// One page of `users`; asserts it has no errors.

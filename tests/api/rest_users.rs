@@ -401,6 +401,6 @@ async fn unreachable_session_store_is_503() {
     reply.assert_detail(503);
     assert!(!reply.body["detail"].as_str().unwrap().contains("127.0.0.1"));
     let user_id = uuid::Uuid::now_v7().to_string();
-    let issued = app.state.jwt.issue(&user_id).unwrap();
+    let issued = app.state.sign_ins.access_tokens().issue(&user_id).unwrap();
     me(&app, &issued.token).await.assert_detail(503);
 }

@@ -2,7 +2,7 @@
 //! the caller's own, `logoutAll` ends them all.
 
 use serde_json::{Value, json};
-use user_api::auth::sessions::SessionStore as _;
+use user_api::signins::store::SessionStore as _;
 
 use crate::backend_tests;
 use crate::common::error_code;
@@ -120,7 +120,7 @@ backend_tests! {
         let active = login(&app, "idler", "correct horse", None).await;
         // The idle sign-in's access token lapses (its session leaves the store, as at expiry);
         // its refresh token could still bring it back, so it stays on the list.
-        assert!(app.state.sessions.revoke(&idle.user_id, &idle.session_id()).await.unwrap());
+        assert!(app.state.sign_ins.store().revoke(&idle.user_id, &idle.session_id()).await.unwrap());
         assert_eq!(app.me(&idle.access).await, Err("UNAUTHENTICATED".into()));
         let list = sessions(&app, &active.access).await;
         assert_eq!(ids(&list), [idle.session_id(), active.session_id()]);
@@ -131,7 +131,7 @@ backend_tests! {
 
         // An idle sign-in that is not revoked comes back with its refresh token.
         let later = login(&app, "idler", "correct horse", None).await;
-        assert!(app.state.sessions.revoke(&later.user_id, &later.session_id()).await.unwrap());
+        assert!(app.state.sign_ins.store().revoke(&later.user_id, &later.session_id()).await.unwrap());
         let back = refresh(&app, &later.refresh).await;
         assert_eq!(app.me(&back.access).await, Ok(later.user_id.clone()));
     }

@@ -17,8 +17,8 @@ struct Status {
 /// How many statements the pool's one connection has prepared, this query's own included
 /// (`SHOW` goes through diesel's uncached path, so each call prepares once).
 async fn prepared_so_far(app: &TestApp) -> u64 {
-    async fn query(app: &TestApp) -> Result<Status, user_api::error::AppError> {
-        user_api::with_conn!(&app.state.db, |c| {
+    async fn query(app: &TestApp) -> Result<Status, user_api::db::DbError> {
+        user_api::with_conn!(app.state.dependencies.database(), |c| {
             diesel::sql_query("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'")
                 .get_result::<Status>(c)
                 .await

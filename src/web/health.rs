@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
 
-use crate::auth::sessions::SessionStore as _;
 use crate::state::AppState;
 
 /// `GET /healthz`: the process is up.
@@ -16,7 +15,10 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// `GET /readyz`: the database and the session store answer; 503 naming what is down.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (db, sessions) = tokio::join!(state.db.ping(), state.sessions.ping());
+    let (db, sessions) = tokio::join!(
+        state.dependencies.ping_database(),
+        state.sign_ins.ping_store()
+    );
     let word = |ok: bool| if ok { "ok" } else { "down" };
     let ready = db.is_ok() && sessions.is_ok();
     let status = if ready {
@@ -28,7 +30,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "status": if ready { "ok" } else { "unavailable" },
         "database": word(db.is_ok()),
         "sessions": word(sessions.is_ok()),
-        "session_store": state.sessions.kind(),
+        "session_store": state.sign_ins.store_kind(),
     });
     (status, Json(body))
 }

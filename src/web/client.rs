@@ -6,45 +6,42 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use ipnet::Ipv6Net;
+use axum::http::{HeaderMap, header};
 
 use crate::config::TrustedProxies;
+use crate::signins::SignInContext;
 use crate::state::AppState;
 
 /// The header reverse proxies append the address they received a request from to.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// What the service knows about the caller of a request beyond its token.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    /// The client's address; `None` when the server was not given the peer address (it always
-    /// is when served by `main` or the test harness).
-    pub ip: Option<IpAddr>,
-}
+/// The client's address, as [`attach`] resolved it; `None` when the server was not given the
+/// peer address (it always is when served by `main` or the test harness).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
 
-impl ClientInfo {
+impl ClientIp {
     /// The caller of a request that came from `peer` with `headers`.
     pub fn resolve(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &TrustedProxies) -> Self {
-        ClientInfo {
-            ip: peer.map(|peer| client_ip(peer, headers, trusted)),
-        }
+        ClientIp(peer.map(|peer| client_ip(peer, headers, trusted)))
     }
+}
 
-    /// The key per-address limits count under: the IPv4 address, or the IPv6 /64 network,
-    /// since one subscriber commonly holds a whole /64 and could otherwise step through it.
-    /// Requests whose address is unknown share one key rather than escaping the limit.
-    pub fn rate_key(&self) -> String {
-        match self.ip {
-            Some(IpAddr::V4(v4)) => v4.to_string(),
-            Some(IpAddr::V6(v6)) => match Ipv6Net::new(v6, 64) {
-                Ok(net) => net.trunc().to_string(),
-                Err(_) => v6.to_string(),
-            },
-            None => "unknown".to_owned(),
-        }
-    }
+/// What a sign-in records about the client of a request: its address and its `User-Agent`.
+/// A header that is not valid UTF-8 is read lossily rather than dropped: it is only ever
+/// displayed back to its owner.
+pub fn sign_in_context(parts: &Parts) -> SignInContext {
+    let ip = parts
+        .extensions
+        .get::<ClientIp>()
+        .copied()
+        .unwrap_or_default();
+    let agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    SignInContext::new(ip.0, agent.as_deref())
 }
 
 impl TrustedProxies {
@@ -99,14 +96,14 @@ fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
         })
 }
 
-/// Middleware: resolves the caller once per request and stores it in the request's
-/// extensions, where the [`ClientInfo`] extractor finds it.
+/// Middleware: resolves the caller's address once per request and stores it in the request's
+/// extensions, where the extractors find it.
 pub async fn attach(State(state): State<AppState>, mut request: Request) -> Request {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let client = ClientInfo::resolve(
+    let client = ClientIp::resolve(
         peer,
         request.headers(),
         &state.config.rate_limit.trusted_proxies,
@@ -115,16 +112,12 @@ pub async fn attach(State(state): State<AppState>, mut request: Request) -> Requ
     request
 }
 
-/// The caller, as [`attach`] resolved it; without that middleware, an unknown address.
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+/// The client of a request, for the sign-ins and password checks it asks for: never fails.
+impl<S: Send + Sync> FromRequestParts<S> for SignInContext {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        Ok(parts
-            .extensions
-            .get::<ClientInfo>()
-            .cloned()
-            .unwrap_or_default())
+        Ok(sign_in_context(parts))
     }
 }
 
@@ -214,14 +207,5 @@ mod tests {
             ),
             ip("203.0.113.9")
         );
-    }
-
-    #[test]
-    fn rate_keys() {
-        let key = |s: &str| ClientInfo { ip: Some(ip(s)) }.rate_key();
-        assert_eq!(key("203.0.113.9"), "203.0.113.9");
-        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
-        assert_eq!(key("2001:db8:1:2:ffff::1"), key("2001:db8:1:2::9"));
-        assert_eq!(ClientInfo::default().rate_key(), "unknown");
     }
 }

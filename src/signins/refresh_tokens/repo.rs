@@ -7,10 +7,10 @@ use diesel::{
 };
 use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
 
+use crate::db::DbError;
 use crate::db::DbPool;
 use crate::db::prepared::CachedBySql;
 use crate::db::schema::refresh_tokens;
-use crate::error::AppError;
 use crate::with_conn;
 
 /// A row of `refresh_tokens`.
@@ -41,13 +41,13 @@ pub struct RefreshRow {
 }
 
 /// Stores a new token.
-pub async fn create(db: &DbPool, row: &RefreshRow) -> Result<(), AppError> {
+pub async fn create(db: &DbPool, row: &RefreshRow) -> Result<(), DbError> {
     let query = CachedBySql(diesel::insert_into(refresh_tokens::table).values(row));
     with_conn!(db, |c| query.execute(c).await).map(|_| ())
 }
 
 /// The token with this hash.
-pub async fn find(db: &DbPool, token_hash: &str) -> Result<Option<RefreshRow>, AppError> {
+pub async fn find(db: &DbPool, token_hash: &str) -> Result<Option<RefreshRow>, DbError> {
     with_conn!(db, |c| refresh_tokens::table
         .find(token_hash)
         .select(RefreshRow::as_select())
@@ -65,7 +65,7 @@ pub async fn rotate(
     old_hash: &str,
     rotated_at: NaiveDateTime,
     successor: &RefreshRow,
-) -> Result<bool, AppError> {
+) -> Result<bool, DbError> {
     with_conn!(db, |c| {
         c.transaction::<bool, diesel::result::Error, _>(async |c| {
             let marked = CachedBySql(
@@ -98,7 +98,7 @@ pub async fn find_live(
     db: &DbPool,
     user_id: &str,
     now: NaiveDateTime,
-) -> Result<Vec<RefreshRow>, AppError> {
+) -> Result<Vec<RefreshRow>, DbError> {
     with_conn!(db, |c| refresh_tokens::table
         .filter(refresh_tokens::user_id.eq(user_id))
         .filter(refresh_tokens::rotated_at.is_null())
@@ -113,7 +113,7 @@ pub async fn find_family_of_session(
     db: &DbPool,
     user_id: &str,
     session_id: &str,
-) -> Result<Option<String>, AppError> {
+) -> Result<Option<String>, DbError> {
     with_conn!(db, |c| refresh_tokens::table
         .filter(refresh_tokens::session_id.eq(session_id))
         .filter(refresh_tokens::user_id.eq(user_id))
@@ -125,7 +125,7 @@ pub async fn find_family_of_session(
 
 /// The access sessions of a family's unrotated tokens: the only ones of the family that can
 /// still be live, as rotation ends the predecessor's session.
-pub async fn find_family_sessions(db: &DbPool, family_id: &str) -> Result<Vec<String>, AppError> {
+pub async fn find_family_sessions(db: &DbPool, family_id: &str) -> Result<Vec<String>, DbError> {
     with_conn!(db, |c| refresh_tokens::table
         .filter(refresh_tokens::family_id.eq(family_id))
         .filter(refresh_tokens::rotated_at.is_null())
@@ -140,7 +140,7 @@ pub async fn update_family_version(
     db: &DbPool,
     family_id: &str,
     version: i64,
-) -> Result<usize, AppError> {
+) -> Result<usize, DbError> {
     let query = CachedBySql(
         diesel::update(refresh_tokens::table.filter(refresh_tokens::family_id.eq(family_id)))
             .set(refresh_tokens::credentials_version.eq(version)),
@@ -149,7 +149,7 @@ pub async fn update_family_version(
 }
 
 /// Deletes every token of a family; returns how many went.
-pub async fn delete_family(db: &DbPool, family_id: &str) -> Result<usize, AppError> {
+pub async fn delete_family(db: &DbPool, family_id: &str) -> Result<usize, DbError> {
     let query =
         diesel::delete(refresh_tokens::table.filter(refresh_tokens::family_id.eq(family_id)));
     with_conn!(db, |c| query.clone().execute(c).await)
@@ -160,7 +160,7 @@ pub async fn delete_for_user(
     db: &DbPool,
     user_id: &str,
     keep: Option<&str>,
-) -> Result<usize, AppError> {
+) -> Result<usize, DbError> {
     // No family id is empty, so "" keeps nothing.
     let keep = keep.unwrap_or("");
     let query = diesel::delete(
@@ -178,7 +178,7 @@ pub async fn purge_expired(
     db: &DbPool,
     user_id: Option<&str>,
     now: NaiveDateTime,
-) -> Result<usize, AppError> {
+) -> Result<usize, DbError> {
     match user_id {
         Some(user_id) => {
             let query = diesel::delete(
@@ -194,18 +194,4 @@ pub async fn purge_expired(
             with_conn!(db, |c| query.clone().execute(c).await)
         }
     }
-}
-
-/// Purges expired tokens every ten minutes, in the background, for as long as the server runs.
-pub fn spawn_purge(db: DbPool) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
-        loop {
-            every.tick().await;
-            let now = chrono::Utc::now().naive_utc();
-            if let Err(e) = purge_expired(&db, None, now).await {
-                tracing::warn!(error = %e, "could not purge expired refresh tokens");
-            }
-        }
-    })
 }

@@ -3,8 +3,8 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use crate::db::DbError;
 use crate::db::schema::users;
-use crate::error::AppError;
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +24,13 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Result<Role, AppError> {
+    /// A stored role; anything else is a row this server did not write.
+    fn parse(s: &str) -> Result<Role, DbError> {
         match s {
             "user" => Ok(Role::User),
             "admin" => Ok(Role::Admin),
-            other => Err(AppError::internal(anyhow::anyhow!(
-                "unknown role {other:?} in the database"
+            other => Err(DbError::Query(diesel::result::Error::DeserializationError(
+                format!("unknown role {other:?} in the database").into(),
             ))),
         }
     }
@@ -119,9 +120,9 @@ impl From<UserRow> for UserRecord {
 }
 
 impl TryFrom<UserRecord> for User {
-    type Error = AppError;
+    type Error = DbError;
 
-    fn try_from(row: UserRecord) -> Result<User, AppError> {
+    fn try_from(row: UserRecord) -> Result<User, DbError> {
         Ok(User {
             role: Role::parse(&row.role)?,
             id: row.id,

@@ -9,10 +9,10 @@ use diesel::{
 use diesel_async::RunQueryDsl as _;
 
 use super::model::{Role, User, UserRecord, UserRow};
+use crate::db::DbError;
 use crate::db::DbPool;
 use crate::db::prepared::CachedBySql;
 use crate::db::schema::users;
-use crate::error::AppError;
 use crate::with_conn;
 
 /// Changes to one user; `None` leaves a column as it is.
@@ -30,7 +30,7 @@ pub struct UserChanges {
 }
 
 /// The user with this id.
-pub async fn find_by_id(db: &DbPool, id: &str) -> Result<Option<User>, AppError> {
+pub async fn find_by_id(db: &DbPool, id: &str) -> Result<Option<User>, DbError> {
     with_conn!(db, |c| users::table
         .find(id)
         .select(UserRecord::as_select())
@@ -42,7 +42,7 @@ pub async fn find_by_id(db: &DbPool, id: &str) -> Result<Option<User>, AppError>
 }
 
 /// The user with this username, in any letter case.
-pub async fn find_by_username(db: &DbPool, username: &str) -> Result<Option<User>, AppError> {
+pub async fn find_by_username(db: &DbPool, username: &str) -> Result<Option<User>, DbError> {
     let lower = username.to_lowercase();
     with_conn!(db, |c| {
         users::table
@@ -62,7 +62,7 @@ pub async fn find_taken(
     username_lower: Option<&str>,
     email_lower: Option<&str>,
     except_id: Option<&str>,
-) -> Result<(bool, bool), AppError> {
+) -> Result<(bool, bool), DbError> {
     let except = except_id.unwrap_or("");
     let username_taken = match username_lower {
         Some(name) => {
@@ -90,7 +90,7 @@ pub async fn find_taken(
 }
 
 /// Inserts a user. A taken username or email fails with `Conflict` from the unique indexes.
-pub async fn create_user(db: &DbPool, row: &UserRow) -> Result<(), AppError> {
+pub async fn create_user(db: &DbPool, row: &UserRow) -> Result<(), DbError> {
     let query = CachedBySql(diesel::insert_into(users::table).values(row));
     with_conn!(db, |c| query.execute(c).await).map(|_| ())
 }
@@ -104,7 +104,7 @@ pub async fn update_user(
     id: &str,
     changes: &UserChanges,
     end_sign_ins: bool,
-) -> Result<bool, AppError> {
+) -> Result<bool, DbError> {
     if end_sign_ins {
         let bump = users::credentials_version.eq(users::credentials_version + 1);
         let query = CachedBySql(diesel::update(users::table.find(id)).set((changes, bump)));
@@ -118,7 +118,7 @@ pub async fn update_user(
 /// Moves the user's credentials version on: every sign-in checked before now withdraws if it
 /// has not stored its session yet, and refresh tokens issued before now stop working.
 /// Returns whether the user existed.
-pub async fn bump_credentials_version(db: &DbPool, id: &str) -> Result<bool, AppError> {
+pub async fn bump_credentials_version(db: &DbPool, id: &str) -> Result<bool, DbError> {
     let query = CachedBySql(
         diesel::update(users::table.find(id))
             .set(users::credentials_version.eq(users::credentials_version + 1)),
@@ -127,7 +127,7 @@ pub async fn bump_credentials_version(db: &DbPool, id: &str) -> Result<bool, App
 }
 
 /// The user's credentials version; `None` when the user no longer exists.
-pub async fn find_credentials_version(db: &DbPool, id: &str) -> Result<Option<i64>, AppError> {
+pub async fn find_credentials_version(db: &DbPool, id: &str) -> Result<Option<i64>, DbError> {
     with_conn!(db, |c| users::table
         .find(id)
         .select(users::credentials_version)
@@ -138,7 +138,7 @@ pub async fn find_credentials_version(db: &DbPool, id: &str) -> Result<Option<i6
 
 /// Deletes the user unless they are the last admin; returns whether a row went (`false`: no
 /// such user, or the last admin). See `OTHER_ADMIN_REMAINS` for why this is race-safe.
-pub async fn delete_user(db: &DbPool, id: &str) -> Result<bool, AppError> {
+pub async fn delete_user(db: &DbPool, id: &str) -> Result<bool, DbError> {
     let query = diesel::sql_query(format!(
         "DELETE FROM users WHERE id = ? AND (role <> 'admin' OR {OTHER_ADMIN_REMAINS})"
     ))
@@ -153,7 +153,7 @@ pub async fn list_users(
     db: &DbPool,
     after: Option<&str>,
     limit: i64,
-) -> Result<Vec<User>, AppError> {
+) -> Result<Vec<User>, DbError> {
     // Every id is greater than "", so the first page needs no second query shape.
     let after = after.unwrap_or("");
     with_conn!(db, |c| {
@@ -189,7 +189,7 @@ pub async fn update_role(
     id: &str,
     role: Role,
     updated_at: NaiveDateTime,
-) -> Result<bool, AppError> {
+) -> Result<bool, DbError> {
     // updated_at always changes, so a matched row always counts as changed, on MySQL too.
     let query = diesel::sql_query(format!(
         "UPDATE users SET role = ?, updated_at = ? \

@@ -15,12 +15,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::documents::{DocumentCache, Parsed};
+use super::errors;
 use super::limits::{self, DocumentStats, LimitExceeded};
 use super::{ApiSchema, RequestAuth, build_schema, build_schema_validating};
-use crate::auth::session_meta::SessionMeta;
-use crate::client::ClientInfo;
-use crate::error::AppError;
+use crate::error::{AppError, ServerFault};
+use crate::signins::SignInContext;
 use crate::state::AppState;
+use crate::web::access_log::Faults;
 
 /// What the GraphQL handlers need: the schema (built once, in two validation modes), the
 /// parsed-document cache and the state (for limits and metrics).
@@ -122,14 +123,9 @@ fn request_error(status: StatusCode, media: MediaType, code: &str, message: &str
 /// `/graphql` does not serve), in the shape of a GraphQL response and in the JSON type that
 /// `accept` (the request's `Accept` header) asks for; `application/json` when it names
 /// neither, as the answer is an error either way.
-pub fn refusal(
-    accept: Option<&HeaderValue>,
-    status: StatusCode,
-    code: &str,
-    message: &str,
-) -> Response {
+pub fn refusal(accept: Option<&HeaderValue>, status: StatusCode, message: &str) -> Response {
     let media = negotiate_accept(accept).unwrap_or(MediaType::Json);
-    request_error(status, media, code, message)
+    request_error(status, media, errors::refusal_code(status), message)
 }
 
 /// A request refused for its credentials before it was read (see `web::authorization`):
@@ -154,7 +150,6 @@ pub async fn method_not_allowed(headers: HeaderMap) -> Response {
     refusal(
         headers.get(header::ACCEPT),
         StatusCode::METHOD_NOT_ALLOWED,
-        "BAD_REQUEST",
         "GraphQL requests are sent with GET or POST",
     )
 }
@@ -200,7 +195,7 @@ impl GetParams {
 /// `GET /graphql`: queries from the query string. Mutations are refused with 405.
 pub async fn get_graphql(
     State(endpoint): State<Endpoint>,
-    client: ClientInfo,
+    context: SignInContext,
     headers: HeaderMap,
     params: Result<Query<GetParams>, QueryRejection>,
 ) -> Response {
@@ -220,7 +215,7 @@ pub async fn get_graphql(
         media,
         by_get: true,
         batched: false,
-        client,
+        context,
     };
     execute(&endpoint, vec![request], call).await
 }
@@ -230,7 +225,7 @@ pub async fn get_graphql(
 /// that many requests, run in order and answered with an array.
 pub async fn post_graphql(
     State(endpoint): State<Endpoint>,
-    client: ClientInfo,
+    context: SignInContext,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -318,7 +313,7 @@ pub async fn post_graphql(
         media,
         by_get: false,
         batched,
-        client,
+        context,
     };
     execute(&endpoint, requests, call).await
 }
@@ -342,7 +337,7 @@ struct Call<'a> {
     by_get: bool,
     /// A JSON array: answered with an array.
     batched: bool,
-    client: ClientInfo,
+    context: SignInContext,
 }
 
 /// Checks the limits of every request first, so that an over-limit batch runs nothing, then
@@ -389,13 +384,13 @@ async fn execute(
     let authorization = authorization(call.headers);
     let mut bodies = Vec::with_capacity(requests.len());
     let mut request_failed = false;
+    let mut faults = Vec::new();
     for (request, parsed) in requests.into_iter().zip(parsed) {
         let operation_name = request.operation_name.clone();
         let query_text = request.query.clone();
         let request = request
             .data(RequestAuth::new(authorization.clone()))
-            .data(call.client.clone())
-            .data(SessionMeta::from_headers(call.headers));
+            .data(call.context.clone());
         let started = std::time::Instant::now();
         let validated = parsed.as_ref().is_some_and(Parsed::validated);
         let schema = if validated {
@@ -404,7 +399,12 @@ async fn execute(
             &endpoint.schema
         };
         let mut response = schema.execute(request).await;
-        let failed = classify_errors(&mut response.errors, parsed.is_none(), &query_text);
+        let failed = classify_errors(
+            &mut response.errors,
+            parsed.is_none(),
+            &query_text,
+            &mut faults,
+        );
         if let Some(parsed) = parsed.filter(|_| !failed && !validated) {
             parsed.mark_validated();
         }
@@ -427,13 +427,16 @@ async fn execute(
         match body {
             Ok(body) => bodies.push(body),
             Err(e) => {
-                AppError::internal(e).log();
-                return request_error(
+                let mut response = request_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     media,
                     "INTERNAL_SERVER_ERROR",
                     "internal server error",
                 );
+                if let Some(fault) = AppError::internal(e).server_fault() {
+                    Faults::attach(&mut response, fault);
+                }
+                return response;
             }
         }
     }
@@ -449,7 +452,11 @@ async fn execute(
         // The one answer (`pop` of a one-element list).
         bodies.pop().unwrap_or_default()
     };
-    (status, [(header::CONTENT_TYPE, media.as_str())], body).into_response()
+    let mut response = (status, [(header::CONTENT_TYPE, media.as_str())], body).into_response();
+    for fault in faults {
+        Faults::attach(&mut response, fault);
+    }
+    response
 }
 
 /// A request over a document limit is refused like a document that fails validation (it is
@@ -482,21 +489,27 @@ fn selected_operation_is_mutation(
 /// Gives every error its `extensions.code` — from the `AppError` a resolver returned, or from
 /// where it arose — and replaces unexpected messages with a generic one. Returns whether the
 /// request failed before execution (parse or validation). `query` is the request's document.
-fn classify_errors(errors: &mut [ServerError], parse_failed: bool, query: &str) -> bool {
+fn classify_errors(
+    errors: &mut [ServerError],
+    parse_failed: bool,
+    query: &str,
+    faults: &mut Vec<ServerFault>,
+) -> bool {
     let mut request_failed = false;
     for err in errors.iter_mut() {
         let known = err.source::<AppError>().map(|app| {
-            app.log();
+            faults.extend(app.server_fault());
             let detail = match app {
-                AppError::Validation { field, .. } => {
-                    Some(("field", async_graphql::Value::from(*field)))
-                }
+                AppError::Validation { field, .. } => Some((
+                    "field",
+                    async_graphql::Value::from(errors::argument(*field)),
+                )),
                 AppError::RateLimited { retry_after } => {
                     Some(("retryAfter", async_graphql::Value::from(*retry_after)))
                 }
                 _ => None,
             };
-            (app.code(), detail, app.to_string())
+            (errors::code(app), detail, app.to_string())
         });
         let extensions = err.extensions.get_or_insert_with(Default::default);
         match known {

@@ -15,7 +15,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::refresh::SuccessorKey;
 use crate::error::AppError;
 
 /// Clock skew tolerated between replicas (and clients' idea of `exp`).
@@ -51,28 +50,26 @@ pub struct IssuedToken {
     pub expires_in: u64,
 }
 
-/// Signs and verifies access tokens, and derives refresh-token successors (with a key of its
-/// own, derived from the same secret).
+/// Signs and verifies access tokens.
 #[derive(Clone)]
-pub struct JwtKeys {
+pub struct AccessTokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     issuer: String,
     ttl_secs: u64,
-    successor: SuccessorKey,
 }
 
-impl std::fmt::Debug for JwtKeys {
+impl std::fmt::Debug for AccessTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys")
+        f.debug_struct("AccessTokens")
             .field("issuer", &self.issuer)
             .field("ttl_secs", &self.ttl_secs)
             .finish_non_exhaustive()
     }
 }
 
-impl JwtKeys {
+impl AccessTokens {
     /// Keys from the secret's bytes.
     pub fn new(secret: &SecretString, issuer: &str, ttl_secs: u64) -> Self {
         let bytes = secret.expose_secret().as_bytes();
@@ -84,19 +81,13 @@ impl JwtKeys {
         // `jti`, `iat` and `sub` are required by `Claims` itself: a token without them does
         // not deserialize.
         validation.required_spec_claims = HashSet::from(["exp", "iss", "sub"].map(String::from));
-        JwtKeys {
+        AccessTokens {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
             validation,
             issuer: issuer.to_owned(),
             ttl_secs,
-            successor: SuccessorKey::from_secret(bytes),
         }
-    }
-
-    /// Lifetime of new tokens, in seconds.
-    pub fn ttl_secs(&self) -> u64 {
-        self.ttl_secs
     }
 
     /// Signs a new token for `user_id` with a fresh session id.
@@ -165,12 +156,6 @@ impl JwtKeys {
             .map_err(AppError::internal)
     }
 
-    /// The refresh token that replaces `token` when it is rotated; see
-    /// [`SuccessorKey`] for why it is derived.
-    pub fn refresh_successor(&self, token: &str) -> String {
-        self.successor.successor(token)
-    }
-
     /// Verifies the signature, algorithm, issuer, expiry, `nbf`, `iat` and lifetime, and that
     /// the header asks for no `crit` extension; returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
@@ -187,7 +172,7 @@ impl JwtKeys {
         Ok(claims)
     }
 
-    /// Whether `claims` could have come from [`JwtKeys::issue`] at a time no later than `now`
+    /// Whether `claims` could have come from [`AccessTokens::issue`] at a time no later than `now`
     /// plus the leeway: issued by then, and living at most the TTL (plus the leeway, for a
     /// token issued on a replica whose clock ran ahead).
     fn within_bounds(&self, claims: &Claims, now: i64) -> bool {
@@ -204,8 +189,8 @@ mod tests {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-    fn keys() -> JwtKeys {
-        JwtKeys::new(
+    fn keys() -> AccessTokens {
+        AccessTokens::new(
             &SecretString::from("0123456789abcdef0123456789abcdef"),
             "user-api",
             60,

@@ -3,12 +3,12 @@
 use axum::Json;
 use axum::extract::State;
 
+use super::error::{RestError, ValidationErrorBody};
 use super::extract::JsonBody;
 use super::types::{RefreshRequest, Token};
-use crate::auth::session_meta::SessionMeta;
-use crate::error::{AppError, ErrorBody, ValidationErrorBody};
+use crate::signins::SignInContext;
 use crate::state::AppState;
-use crate::users::service;
+use crate::web::errors::ErrorBody;
 
 /// Exchanges a refresh token for a new token pair.
 ///
@@ -30,9 +30,12 @@ use crate::users::service;
 )]
 pub async fn refresh(
     State(state): State<AppState>,
-    meta: SessionMeta,
+    context: SignInContext,
     JsonBody(body): JsonBody<RefreshRequest>,
-) -> Result<Json<Token>, AppError> {
-    let session = service::refresh(&state, &body.refresh_token, &meta).await?;
+) -> Result<Json<Token>, RestError> {
+    let session = state
+        .sign_ins
+        .refresh(&body.refresh_token, &context)
+        .await?;
     Ok(Json(session.into()))
 }

@@ -6,51 +6,13 @@
 
 use std::time::Duration;
 
-use bb8_redis::RedisConnectionManager;
 use chrono::{DateTime, Utc};
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
 use super::{NewSession, SessionInfo, SessionStore};
-use crate::db::checked::{self, CheckedPool};
 use crate::error::AppError;
-
-/// The Redis pool: few connections, each multiplexing many requests.
-pub type RedisPool = CheckedPool<RedisConnectionManager>;
-
-/// Runs `op` on a connection of `pool` within `timeout`. A connection that failed at the
-/// transport level is dropped from the pool; every failure becomes `unavailable(cause)`.
-/// Shared by the session store and the rate limiter, which use the same pool.
-pub async fn run<T, F>(
-    pool: &RedisPool,
-    timeout: Duration,
-    unavailable: fn(anyhow::Error) -> AppError,
-    op: F,
-) -> Result<T, AppError>
-where
-    F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
-{
-    let work = async {
-        // A multiplexed connection pipelines the commands of every request that holds a clone
-        // of it, so none is held exclusively: with each request holding one of the pool's few
-        // connections for its round trip, requests queued for them and `me`'s p99 at c32 was
-        // 17-19 ms instead of 12-13 ms (bench/RESULTS.md).
-        let (mut conn, broken) = pool.get_shared().await.map_err(|e| unavailable(e.into()))?;
-        let result = op(&mut conn).await;
-        if let Err(e) = &result
-            && (e.is_io_error()
-                || e.is_connection_dropped()
-                || e.is_unrecoverable_error()
-                || e.is_timeout())
-        {
-            broken.mark();
-        }
-        result.map_err(|e| unavailable(e.into()))
-    };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| unavailable(anyhow::anyhow!("redis did not answer in time")))?
-}
+use crate::infra::redis::{self as connections, RedisPool};
 
 /// Sessions kept in Redis.
 #[derive(Clone)]
@@ -69,22 +31,14 @@ impl std::fmt::Debug for RedisSessions {
 }
 
 impl RedisSessions {
-    /// A store on `url` whose keys start with `prefix`. Does not connect yet.
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let manager = RedisConnectionManager::new(url)
-            .map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?;
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-        let pool = CheckedPool::build(checked::builder(cores.max(2), timeout), manager);
-        Ok(RedisSessions {
+    /// A store in the Redis of `pool` whose keys start with `prefix`; a call that takes
+    /// longer than `timeout` counts as Redis being down.
+    pub fn new(pool: RedisPool, prefix: &str, timeout: Duration) -> Self {
+        RedisSessions {
             pool,
             prefix: prefix.to_owned(),
             timeout,
-        })
-    }
-
-    /// Connections in use and idle, and the pool's size.
-    pub fn pool_state(&self) -> (bb8::State, u32) {
-        (self.pool.state(), self.pool.max_size())
+        }
     }
 
     fn session_key(&self, user_id: &str, session_id: &str) -> String {
@@ -99,12 +53,9 @@ impl RedisSessions {
     where
         F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
     {
-        run(&self.pool, self.timeout, AppError::sessions_unavailable, op).await
-    }
-
-    /// The connection pool, shared with the rate limiter so one Redis costs one pool.
-    pub fn pool(&self) -> &RedisPool {
-        &self.pool
+        connections::run(&self.pool, self.timeout, op)
+            .await
+            .map_err(AppError::sessions_unavailable)
     }
 }
 

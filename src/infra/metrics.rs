@@ -5,16 +5,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry,
 };
-
-use crate::state::AppState;
 
 /// Distinct GraphQL operation names tracked before further names count as `other`: the names
 /// come from clients, and every label value costs memory for the life of the process.
@@ -152,39 +146,30 @@ fn set_pool(gauge: &IntGaugeVec, state: bb8::State, max: u32) {
     gauge.with_label_values(&["max"]).set(i64::from(max));
 }
 
-/// `GET /metrics`: every metric in the Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    let metrics = &state.metrics;
-    set_pool(&metrics.db_pool, state.db.state(), state.db.max_size());
-    if let Some((pool_state, max)) = state.sessions.redis_pool_state() {
-        set_pool(&metrics.redis_pool, pool_state, max);
+impl Metrics {
+    /// Records one HTTP request to `route` (the matched pattern, not the path).
+    pub fn observe_http(&self, route: &str, method: &str, status: &str, started: Instant) {
+        self.http_requests
+            .with_label_values(&[route, method, status])
+            .inc();
+        self.http_duration
+            .with_label_values(&[route, method])
+            .observe(started.elapsed().as_secs_f64());
     }
-    let encoder = prometheus::TextEncoder::new();
-    let mut body = Vec::new();
-    if let Err(e) = encoder.encode(&metrics.registry.gather(), &mut body) {
-        tracing::error!(error = %e, "cannot encode metrics");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response()
-}
 
-/// Middleware counting requests and timing them by matched route.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
-    let response = next.run(request).await;
-    let metrics = &state.metrics;
-    metrics
-        .http_requests
-        .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
-        .inc();
-    metrics
-        .http_duration
-        .with_label_values(&[route.as_str(), method.as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    response
+    /// Every metric in the Prometheus text format, with the pools' gauges as `db` and `redis`
+    /// (state and size) report them now.
+    pub fn render(
+        &self,
+        db: (bb8::State, u32),
+        redis: Option<(bb8::State, u32)>,
+    ) -> anyhow::Result<Vec<u8>> {
+        set_pool(&self.db_pool, db.0, db.1);
+        if let Some((state, max)) = redis {
+            set_pool(&self.redis_pool, state, max);
+        }
+        let mut body = Vec::new();
+        prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut body)?;
+        Ok(body)
+    }
 }

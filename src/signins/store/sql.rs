@@ -5,9 +5,9 @@ use diesel::{ExpressionMethods as _, QueryDsl as _};
 use diesel_async::RunQueryDsl as _;
 
 use super::{NewSession, SessionInfo, SessionStore};
-use crate::db::DbPool;
 use crate::db::prepared::CachedBySql;
 use crate::db::schema::sessions;
+use crate::db::{DbError, DbPool};
 use crate::error::AppError;
 use crate::with_conn;
 
@@ -24,7 +24,7 @@ impl SqlSessions {
     }
 
     /// Deletes every expired row; run periodically. Returns how many went.
-    pub async fn purge_expired(&self) -> Result<usize, AppError> {
+    pub async fn purge_expired(&self) -> Result<usize, DbError> {
         let now = Utc::now().naive_utc();
         let query = diesel::delete(sessions::table.filter(sessions::expires_at.le(now)));
         with_conn!(&self.db, |c| query.clone().execute(c).await)
@@ -33,13 +33,8 @@ impl SqlSessions {
 
 /// Maps every database failure of the session store to "the session store is unavailable":
 /// a token must not pass unchecked, and the client should retry.
-fn store_error(err: AppError) -> AppError {
-    match err {
-        AppError::Unavailable { source, .. } | AppError::Internal(source) => {
-            AppError::sessions_unavailable(source)
-        }
-        other => other,
-    }
+fn store_error(err: DbError) -> AppError {
+    AppError::sessions_unavailable(err)
 }
 
 impl SessionStore for SqlSessions {

@@ -11,10 +11,9 @@ use chrono::{DateTime, Utc};
 use prometheus::IntCounter;
 
 pub use self::redis::RedisSessions;
-pub use self::redis::{RedisPool, run as run_redis};
 pub use self::sql::SqlSessions;
-use crate::auth::jwt::IssuedToken;
-use crate::auth::session_meta::SessionMeta;
+use super::SignInContext;
+use super::access_tokens::IssuedToken;
 use crate::error::AppError;
 
 /// A session to record.
@@ -34,13 +33,13 @@ pub struct NewSession {
 
 impl NewSession {
     /// The session of a freshly issued access token of `user_id`.
-    pub fn for_token(user_id: &str, token: &IssuedToken, meta: &SessionMeta) -> Self {
+    pub fn for_token(user_id: &str, token: &IssuedToken, context: &SignInContext) -> Self {
         NewSession {
             id: token.session_id.clone(),
             user_id: user_id.to_owned(),
             created_at: token.issued_at,
             expires_at: token.expires_at,
-            user_agent: meta.user_agent.clone(),
+            user_agent: context.user_agent.clone(),
         }
     }
 }
@@ -129,14 +128,6 @@ impl Sessions {
         match &self.backend {
             Backend::Sql(s) => Some(s),
             Backend::Redis(_) => None,
-        }
-    }
-
-    /// The Redis pool's state and size, when the store is Redis.
-    pub fn redis_pool_state(&self) -> Option<(bb8::State, u32)> {
-        match &self.backend {
-            Backend::Redis(s) => Some(s.pool_state()),
-            Backend::Sql(_) => None,
         }
     }
 

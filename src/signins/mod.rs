@@ -1,0 +1,285 @@
+//! Sign-ins: checking credentials, the sessions they open, the refresh tokens that renew them,
+//! and ending them. [`SignIns`] is the service; GraphQL and REST both call it.
+//!
+//! Words used here, one meaning each: a *sign-in* is what a login (or registration) opens and
+//! a logout ends; its *session* is the session store's entry for its current access token (the
+//! id is the token's `jti`, and each refresh replaces it); its *family* is its chain of refresh
+//! tokens. [`SignedIn`] is what a client gets when a sign-in opens or is renewed; [`Viewer`] is
+//! the caller a valid access token identifies.
+
+pub mod access_tokens;
+pub mod context;
+pub mod key_strength;
+pub mod password;
+pub mod refresh_tokens;
+pub mod store;
+
+mod lifecycle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::task::JoinHandle;
+
+use self::access_tokens::{AccessTokens, IssuedToken};
+use self::refresh_tokens::SuccessorKey;
+use self::store::{NewSession, SessionStore as _, Sessions};
+use crate::accounts::model::{User, UserView};
+use crate::accounts::{repo, validation};
+use crate::config::{AuthConfig, RefreshConfig};
+use crate::db::DbPool;
+use crate::error::AppError;
+use crate::infra::jobs;
+use crate::ratelimit::RateLimiter;
+
+pub use self::context::SignInContext;
+pub use self::lifecycle::SessionView;
+pub use self::password::PasswordHasher;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// The caller's account, as stored now.
+    pub user: User,
+    /// The session (token `jti`) that made the request.
+    pub session_id: String,
+}
+
+/// A sign-in opened or renewed: its access token, its refresh token, and the user.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The access token.
+    pub token: IssuedToken,
+    /// The user, as they see themself.
+    pub user: UserView,
+    /// The refresh token that renews this sign-in (see [`SignIns::refresh`]).
+    pub refresh_token: String,
+}
+
+/// The wrong-credentials error: one message for an unknown user and a wrong password.
+const BAD_CREDENTIALS: AppError = AppError::Unauthenticated("invalid username or password");
+
+/// How often expired sessions (SQL store) and refresh tokens are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// The sign-in service: built from exactly what it uses.
+#[derive(Debug)]
+pub struct SignIns {
+    db: DbPool,
+    store: Sessions,
+    access: AccessTokens,
+    successors: SuccessorKey,
+    hasher: PasswordHasher,
+    limiter: Arc<RateLimiter>,
+    refresh: RefreshConfig,
+}
+
+impl SignIns {
+    /// The service over the user database `db` and the session store `store`, signing with
+    /// `secret` under `auth`'s settings, renewing under `refresh`'s.
+    pub fn new(
+        db: DbPool,
+        store: Sessions,
+        secret: &SecretString,
+        auth: &AuthConfig,
+        refresh: RefreshConfig,
+        hasher: PasswordHasher,
+        limiter: Arc<RateLimiter>,
+    ) -> Self {
+        SignIns {
+            db,
+            store,
+            access: AccessTokens::new(secret, &auth.jwt_issuer, auth.access_token_ttl),
+            successors: SuccessorKey::from_secret(secret.expose_secret().as_bytes()),
+            hasher,
+            limiter,
+            refresh,
+        }
+    }
+
+    /// Which session store this is, for logs and readiness output.
+    pub fn store_kind(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    /// The session store, for tooling that looks beside the service (the tests).
+    pub fn store(&self) -> &Sessions {
+        &self.store
+    }
+
+    /// The access-token keys, for tooling that looks beside the service (the tests).
+    pub fn access_tokens(&self) -> &AccessTokens {
+        &self.access
+    }
+
+    /// The rate limiter this service (and `Users`) counts attempts in.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// Checks that the session store answers.
+    pub async fn ping_store(&self) -> Result<(), AppError> {
+        self.store.ping().await
+    }
+
+    /// Starts the periodic purges of what expires: refresh tokens, and sessions when the
+    /// store is the database (Redis expires its keys itself).
+    pub fn spawn_maintenance(&self) -> Vec<JoinHandle<()>> {
+        let db = self.db.clone();
+        let mut jobs = vec![jobs::every(
+            "purge expired refresh tokens",
+            PURGE_EVERY,
+            move || {
+                let db = db.clone();
+                async move {
+                    refresh_tokens::repo::purge_expired(&db, None, Utc::now().naive_utc()).await
+                }
+            },
+        )];
+        if let Some(sql) = self.store.sql() {
+            let sql = sql.clone();
+            jobs.push(jobs::every(
+                "purge expired sessions",
+                PURGE_EVERY,
+                move || {
+                    let sql = sql.clone();
+                    async move { sql.purge_expired().await }
+                },
+            ));
+        }
+        jobs
+    }
+
+    /// Checks credentials and opens a new sign-in. An unknown username spends a hash too, so
+    /// the two failures look alike in time as well as in message. Every attempt counts against
+    /// the rate limits per client address and per username, checked before any hash is spent.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        context: &SignInContext,
+    ) -> Result<SignedIn, AppError> {
+        let valid_username = validation::username(username).is_ok();
+        let username_key = valid_username.then(|| username.to_lowercase());
+        let check = self
+            .limiter
+            .begin_password_check(username_key.as_deref(), context.ip)
+            .await?;
+        let user = if valid_username {
+            repo::find_by_username(&self.db, username).await?
+        } else {
+            None
+        };
+        let valid = match &user {
+            Some(user) => {
+                self.hasher
+                    .verify(password, user.password_hash.clone())
+                    .await?
+            }
+            None => self.hasher.verify_dummy(password).await?,
+        };
+        match user {
+            Some(user) if valid => {
+                self.limiter.password_was_right(check).await;
+                self.start(user, context).await
+            }
+            _ => Err(BAD_CREDENTIALS),
+        }
+    }
+
+    /// Checks `given` as the current password of `user` (a password change proving it),
+    /// under the same limits as a login, counted before the hash: a stolen token cannot test
+    /// passwords faster than the login can. `wrong` is the error for a wrong password.
+    pub async fn check_password(
+        &self,
+        user: &User,
+        given: String,
+        client: &SignInContext,
+        wrong: AppError,
+    ) -> Result<(), AppError> {
+        let username = user.username.to_lowercase();
+        let check = self
+            .limiter
+            .begin_password_check(Some(&username), client.ip)
+            .await?;
+        if !self
+            .hasher
+            .verify(given, user.password_hash.clone())
+            .await?
+        {
+            return Err(wrong);
+        }
+        self.limiter.password_was_right(check).await;
+        Ok(())
+    }
+
+    /// Opens a sign-in for `user`, whose credentials were just checked (or who just
+    /// registered): an access session and the refresh-token family that renews it.
+    pub async fn start(&self, user: User, context: &SignInContext) -> Result<SignedIn, AppError> {
+        let token = self.access.issue(&user.id)?;
+        let session = NewSession::for_token(&user.id, &token, context);
+        self.store.create(&session).await?;
+        let refresh_token = self.open_family(&user, &token, context).await?;
+        self.confirm_sign_in(&user, &token.session_id).await?;
+        Ok(SignedIn {
+            token,
+            user: UserView::own(user),
+            refresh_token,
+        })
+    }
+
+    /// Resolves a bearer token to its caller: a valid signature, a live session and an
+    /// existing account are all required.
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Viewer, AppError> {
+        let token = token.ok_or(AppError::Unauthenticated("missing access token"))?;
+        let claims = self.access.verify(token)?;
+        if !self.store.is_active(&claims.sub, &claims.jti).await? {
+            return Err(AppError::Unauthenticated(
+                "the token has been revoked or has expired",
+            ));
+        }
+        let user = repo::find_by_id(&self.db, &claims.sub)
+            .await?
+            .ok_or(AppError::Unauthenticated("the account no longer exists"))?;
+        Ok(Viewer {
+            user,
+            session_id: claims.jti,
+        })
+    }
+
+    /// Ends the caller's sign-in: its session and its refresh tokens.
+    pub async fn logout(&self, viewer: &Viewer) -> Result<(), AppError> {
+        self.store
+            .revoke(&viewer.user.id, &viewer.session_id)
+            .await?;
+        self.end_family_of_session(&viewer.user.id, &viewer.session_id)
+            .await
+            .map(|_| ())
+    }
+
+    /// Ends every sign-in of the user (sessions and refresh tokens), for an account that is
+    /// going away.
+    pub async fn end_all(&self, user_id: &str) -> Result<(), AppError> {
+        self.store.revoke_all(user_id, None).await?;
+        refresh_tokens::repo::delete_for_user(&self.db, user_id, None).await?;
+        Ok(())
+    }
+
+    /// Ends every sign-in of the caller but the one that made the request, after their
+    /// password changed (which moved the credentials version on, in the same statement);
+    /// returns the new credentials version, under which the caller's sign-in carries on.
+    pub async fn end_others(&self, viewer: &Viewer) -> Result<i64, AppError> {
+        let user_id = &viewer.user.id;
+        self.store
+            .revoke_all(user_id, Some(&viewer.session_id))
+            .await?;
+        let version = repo::find_credentials_version(&self.db, user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated("the account no longer exists"))?;
+        self.end_other_families(user_id, &viewer.session_id, version)
+            .await?;
+        Ok(version)
+    }
+}

@@ -1,0 +1,102 @@
+//! Roles: what only an ADMIN may do (delete any user, set roles), the rule that the last admin
+//! can be neither demoted nor deleted, and the promotion the CLI performs.
+
+use chrono::Utc;
+
+use super::Users;
+use crate::accounts::model::{Role, User, UserView};
+use crate::accounts::{repo, validation};
+use crate::db::DbPool;
+use crate::error::AppError;
+use crate::signins::Viewer;
+
+/// What a non-admin gets for an admin operation.
+const ADMINS_ONLY: AppError = AppError::Forbidden("only an admin may do this");
+/// What removing the last admin gets: the service would be left without anyone to run it.
+const LAST_ADMIN: AppError =
+    AppError::Forbidden("the last admin cannot be demoted or deleted; promote another user first");
+/// An addressed user that does not exist.
+const NO_SUCH_USER: AppError = AppError::NotFound("user not found");
+
+fn require_admin(viewer: &Viewer) -> Result<(), AppError> {
+    // The viewer is loaded per request, so a demotion takes effect on the next request.
+    if viewer.user.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ADMINS_ONLY)
+    }
+}
+
+impl Users {
+    /// Deletes any user (the caller included) and ends all their sessions and refresh tokens.
+    /// ADMIN only (else FORBIDDEN); NOT_FOUND when there is no such user; FORBIDDEN for the last
+    /// admin.
+    pub async fn delete_user(&self, viewer: &Viewer, id: &str) -> Result<(), AppError> {
+        require_admin(viewer)?;
+        if !validation::is_id(id) {
+            return Err(NO_SUCH_USER);
+        }
+        if self.delete_account(id).await? {
+            Ok(())
+        } else {
+            Err(NO_SUCH_USER)
+        }
+    }
+
+    /// Deletes the account unless it is the last admin's, then ends every session and refresh
+    /// token of it; returns whether the account existed. Shared by `deleteMe` and `deleteUser`.
+    pub(super) async fn delete_account(&self, user_id: &str) -> Result<bool, AppError> {
+        let deleted = repo::delete_user(&self.db, user_id).await?;
+        if !deleted && repo::find_by_id(&self.db, user_id).await?.is_some() {
+            return Err(LAST_ADMIN);
+        }
+        // Tokens of a deleted account already fail (the account lookup), but its sessions and
+        // refresh tokens should not outlive it.
+        self.sign_ins.end_all(user_id).await?;
+        Ok(deleted)
+    }
+
+    /// Sets a user's role; returns the user as the caller sees them. ADMIN only (else FORBIDDEN);
+    /// NOT_FOUND when there is no such user; demoting the last admin is FORBIDDEN. Takes effect on
+    /// the user's next request: sessions are kept, and each request loads the role afresh.
+    pub async fn set_role(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+        role: Role,
+    ) -> Result<UserView, AppError> {
+        require_admin(viewer)?;
+        if !validation::is_id(id) {
+            return Err(NO_SUCH_USER);
+        }
+        let changed = repo::update_role(&self.db, id, role, Utc::now().naive_utc()).await?;
+        let user = repo::find_by_id(&self.db, id).await?.ok_or(NO_SUCH_USER)?;
+        if !changed {
+            return Err(LAST_ADMIN);
+        }
+        Ok(UserView::for_viewer(user, &viewer.user))
+    }
+}
+
+/// Makes the user named `username` (any letter case) an ADMIN, for the `promote` subcommand;
+/// returns the user and whether they changed (`false`: already an admin). NOT_FOUND when there
+/// is no such user.
+pub async fn promote(db: &DbPool, username: &str) -> Result<(User, bool), AppError> {
+    let user = repo::find_by_username(db, username)
+        .await?
+        .ok_or(AppError::NotFound("no user has that username"))?;
+    if user.role == Role::Admin {
+        return Ok((user, false));
+    }
+    if !repo::update_role(db, &user.id, Role::Admin, Utc::now().naive_utc()).await? {
+        // Deleted between the two statements.
+        return Err(AppError::NotFound("no user has that username"));
+    }
+    Ok((
+        User {
+            role: Role::Admin,
+            ..user
+        },
+        true,
+    ))
+}
