@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 
 use super::error::RestError;
 use super::extract::{CurrentUser, UserId};
+use super::responses::NoValidToken;
 use crate::state::AppState;
 use crate::web::errors::ErrorBody;
 
@@ -21,8 +22,7 @@ use crate::web::errors::ErrorBody;
     security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
     responses(
         (status = 204, description = "Deleted; every token of the account is revoked"),
-        (status = 401, description = "No valid token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        NoValidToken,
         (status = 403, description = "The caller is not an admin, or the user is the last admin", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     )

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod error;
 pub mod extract;
+pub mod responses;
 pub mod signins;
 pub mod types;
 pub mod users;

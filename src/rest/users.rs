@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{RestError, ValidationErrorBody};
 use super::extract::{CurrentUser, JsonBody, JsonOrForm, QueryParams, UserId};
+use super::responses::{NoValidToken, TooManyAttempts};
 use super::types::{
     LoginForm, LoginRequest, RegisterRequest, Registered, Token, UpdateRequest, User, UserData,
 };
@@ -20,6 +21,8 @@ use crate::users::{CurrentPassword, DEFAULT_PAGE, PageRequest, UserKey};
 use crate::web::errors::ErrorBody;
 
 /// Registers an account (role USER) and signs it in.
+///
+/// Registrations are limited per client address (429).
 #[utoipa::path(
     post,
     path = "/users/register",
@@ -29,8 +32,7 @@ use crate::web::errors::ErrorBody;
         (status = 200, description = "Registered and signed in", body = Registered),
         (status = 409, description = "Username or email already taken", body = ErrorBody),
         (status = 422, description = "A field fails validation", body = ValidationErrorBody),
-        (status = 429, description = "Too many attempts from this client address", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        TooManyAttempts,
     )
 )]
 pub async fn register(
@@ -45,6 +47,7 @@ pub async fn register(
 /// Creates an account and signs it in.
 ///
 /// Like `/users/register` (role USER), but answers 201 with the new user's URL in `Location`.
+/// Registrations are limited per client address (429).
 #[utoipa::path(
     post,
     path = "/users",
@@ -55,8 +58,7 @@ pub async fn register(
             headers(("Location" = String, description = "`/users/{id}` of the new user"))),
         (status = 409, description = "Username or email already taken", body = ErrorBody),
         (status = 422, description = "A field fails validation", body = ValidationErrorBody),
-        (status = 429, description = "Too many attempts from this client address", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        TooManyAttempts,
     )
 )]
 pub async fn create_user(
@@ -79,6 +81,7 @@ pub async fn create_user(
 ///
 /// Each login is a separate session. Takes JSON or the OAuth2 password form (what Swagger
 /// UI's "Authorize" sends). A wrong password and an unknown username give the same answer.
+/// Attempts are limited per client address, and failed ones per username (429).
 #[utoipa::path(
     post,
     path = "/users/login",
@@ -92,8 +95,7 @@ pub async fn create_user(
         (status = 401, description = "Wrong username or password", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 422, description = "A field is missing", body = ValidationErrorBody),
-        (status = 429, description = "Too many attempts for this username or from this client address", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        TooManyAttempts,
     )
 )]
 pub async fn login(
@@ -116,8 +118,7 @@ pub async fn login(
     security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
     responses(
         (status = 204, description = "Signed out; the token no longer works"),
-        (status = 401, description = "No valid token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        NoValidToken,
     )
 )]
 pub async fn logout(
@@ -136,8 +137,7 @@ pub async fn logout(
     security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
     responses(
         (status = 200, description = "The caller", body = UserData),
-        (status = 401, description = "No valid token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        NoValidToken,
     )
 )]
 pub async fn me(CurrentUser(viewer): CurrentUser) -> Json<UserData> {
@@ -155,8 +155,7 @@ pub async fn me(CurrentUser(viewer): CurrentUser) -> Json<UserData> {
     security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
     responses(
         (status = 200, description = "The user", body = User),
-        (status = 401, description = "No valid token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        NoValidToken,
         (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
@@ -189,8 +188,7 @@ pub async fn find_user(
     responses(
         (status = 200, description = "A page of users", body = Vec<User>,
             headers(("Link" = String, description = "`</users?limit=…&after=…>; rel=\"next\"` while more remain"))),
-        (status = 401, description = "No valid token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        NoValidToken,
         (status = 422, description = "`limit` out of range or `after` not a cursor", body = ValidationErrorBody),
     )
 )]
@@ -231,7 +229,7 @@ fn next_link(limit: i64, cursor: &str) -> Option<HeaderValue> {
 ///
 /// Give at least one. A password change signs out every other session of the caller; the
 /// token that asked stays valid. The legacy body has no current-password field, so none is
-/// asked.
+/// asked. Email changes are limited per user (429).
 #[utoipa::path(
     put,
     path = "/users",
@@ -240,10 +238,10 @@ fn next_link(limit: i64, cursor: &str) -> Option<HeaderValue> {
     security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
     responses(
         (status = 200, description = "The updated user", body = UserData),
-        (status = 401, description = "No valid token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        NoValidToken,
         (status = 409, description = "Email already taken", body = ErrorBody),
         (status = 422, description = "Neither field given, or a field fails validation", body = ValidationErrorBody),
+        TooManyAttempts,
     )
 )]
 pub async fn update_me(
@@ -267,8 +265,7 @@ pub async fn update_me(
     security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
     responses(
         (status = 204, description = "Deleted; every token of the account is revoked"),
-        (status = 401, description = "No valid token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        NoValidToken,
         (status = 403, description = "The caller is the last admin, who cannot be deleted", body = ErrorBody),
     )
 )]
