@@ -212,6 +212,24 @@ impl DatabaseUrl {
             _ => None,
         }
     }
+
+    /// Where the database is, for a log line: the SQLite file, or the MySQL server and
+    /// database, never the credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(path) => format!("SQLite file {path}"),
+            DatabaseUrl::Mysql(url) => format!("MySQL at {}", without_credentials(url)),
+        }
+    }
+}
+
+/// A `scheme://user:password@host:port/path?query` URL as `host:port/path`: what an operator
+/// needs to tell which server is meant, and nothing a log must not hold. The host starts after
+/// the last `@`, since a password may hold one.
+pub fn without_credentials(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    rest.rsplit_once('@').map_or(rest, |(_, host)| host)
 }
 
 /// Allowed CORS origins.
@@ -338,6 +356,27 @@ pub use limits::{GraphqlLimitsConfig, Rate, RateLimit, RateLimitConfig, TrustedP
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn urls_are_described_without_credentials() {
+        assert_eq!(
+            without_credentials("mysql://root:s3cr@t@db.internal:3306/users?ssl-mode=REQUIRED"),
+            "db.internal:3306/users"
+        );
+        assert_eq!(
+            without_credentials("redis://:pw@cache:6379/0"),
+            "cache:6379/0"
+        );
+        assert_eq!(
+            without_credentials("redis://127.0.0.1:6379"),
+            "127.0.0.1:6379"
+        );
+        assert_eq!(
+            DatabaseUrl::Sqlite("data/users.db".into()).describe(),
+            "SQLite file data/users.db"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -100,7 +100,15 @@ pub fn app(state: AppState) -> Router {
                 // The id is set (or an incoming one kept), every log line of the request
                 // carries it, and the response echoes it.
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                // Only the span: the access log line and the failures' own lines are written
+                // by `web::access_log`, once each.
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(())
+                        .on_failure(()),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
                 // Outside everything below, so that preflights and refusals carry them too.
                 .layer(web::headers::layer())

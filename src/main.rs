@@ -1,12 +1,14 @@
 //! The `user-api` binary: parse the command line, load the configuration, start logging and
 //! run the chosen subcommand (the server by default).
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
-use user_api::config::{Cli, Command, Config, LogFormat};
+use user_api::config::{Cli, Command, Config, DatabaseUrl, LogFormat, without_credentials};
+use user_api::state::SecretOrigin;
 use user_api::{AppState, app, db, graphql, rest, users, web};
 
 /// mimalloc rather than glibc's allocator: 17% fewer instructions per request (bench/RESULTS.md).
@@ -15,19 +17,30 @@ use user_api::{AppState, app, db, graphql, rest, users, web};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // A missing .env is normal; a malformed one is reported by the settings it breaks.
-    let _ = dotenvy::dotenv();
+    // A missing .env is normal; one that cannot be read is not, since the server would
+    // otherwise start on defaults the operator did not mean (another address, another
+    // database).
+    match dotenvy::dotenv() {
+        Ok(_) => {}
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            eprintln!("error: cannot read .env: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
             use clap::error::ErrorKind;
-            if matches!(
+            // A bad value: one line that names the flag and its variable, e.g.
+            // `--access-token-ttl <ACCESS_TOKEN_TTL>`. Anything else (a missing argument, an
+            // unknown flag, help) as clap writes it, whole.
+            if !matches!(
                 err.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation
             ) {
                 err.exit();
             }
-            // One line that names the flag and its variable, e.g. `--access-token-ttl <ACCESS_TOKEN_TTL>`.
             let text = err.render().to_string();
             eprintln!("{}", text.lines().next().unwrap_or("invalid configuration"));
             return ExitCode::from(2);
@@ -82,7 +95,10 @@ fn main() -> ExitCode {
 
 fn init_tracing(config: &Config) {
     let filter = EnvFilter::try_new(&config.log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes only for a person at a terminal, not in files and log collectors.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -102,12 +118,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::build(config).await?;
     migrate(&state.config).await?;
     let _maintenance = state.sign_ins.spawn_maintenance();
+    check_session_store(&state).await;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on BIND={bind}"))?;
+    let jwt_secret = match &state.secret_origin {
+        SecretOrigin::Configured => "JWT_SECRET".to_owned(),
+        SecretOrigin::File(path) => format!("kept in {}", path.display()),
+        SecretOrigin::Generated(path) => format!("generated now, kept in {}", path.display()),
+    };
     tracing::info!(
         address = %bind,
+        database = %state.config.database.url.describe(),
         sessions = state.sign_ins.store_kind(),
+        jwt_secret,
         "listening; GraphiQL at http://{bind}/graphiql, Swagger UI at http://{bind}/docs"
     );
     let http = state.config.http.clone();
@@ -144,9 +168,34 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
+/// Logs an error naming Redis when the session store cannot be reached at start: the server
+/// still starts (Redis may come up later, and readiness says it is down meanwhile), but an
+/// operator should not have to find out from failing sign-ins.
+async fn check_session_store(state: &AppState) {
+    let Some(url) = &state.config.redis.url else {
+        return;
+    };
+    if let Err(e) = state.sign_ins.ping_store().await {
+        tracing::error!(
+            redis = without_credentials(url),
+            error = %format!("{:#}", anyhow::Error::new(e)),
+            "cannot reach Redis (REDIS_URL); sign-ins answer 503 until it can be reached"
+        );
+    }
+}
+
 /// `user-api promote <username>`: makes an existing user an ADMIN. Needs only the database
-/// (not the JWT secret or Redis), so an operator can run it with nothing but DATABASE_URL.
+/// (not the JWT secret or Redis), so an operator can run it with nothing but DATABASE_URL. It
+/// never creates a database: run from the wrong folder, it says there is none.
 async fn promote(config: &Config, username: &str) -> anyhow::Result<()> {
+    if let DatabaseUrl::Sqlite(path) = &config.database.url
+        && !path.starts_with("file:")
+        && !tokio::fs::try_exists(path).await.unwrap_or(false)
+    {
+        anyhow::bail!(
+            "there is no database at {path} (DATABASE_URL); run this where the server runs, or start the server once to create it"
+        );
+    }
     migrate(config).await?;
     let db = db::connect(&config.database).await?;
     match users::promote(&db, username).await {

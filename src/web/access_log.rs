@@ -56,7 +56,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         method = %method,
         route = %route,
         status = status.as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         "request"
     );
     response
