@@ -11,8 +11,9 @@ use user_api::config::{Cli, Command, Config, DatabaseUrl, LogFormat, without_cre
 use user_api::state::SecretOrigin;
 use user_api::{AppState, app, db, graphql, rest, users, web};
 
-/// mimalloc rather than glibc's allocator: 17% fewer instructions per request (bench/RESULTS.md).
-/// Built without transparent huge pages (Cargo.toml), which raised idle RSS from 21 to 31 MiB.
+/// mimalloc rather than glibc's allocator: fewer instructions per request. Built without
+/// transparent huge pages (Cargo.toml), which cost idle memory. bench/RESULTS.md has both
+/// measurements.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -15,7 +15,7 @@
 //! bb8 does not serve its waiters in turn either: a connection handed back wakes the oldest
 //! waiter, but a request arriving before that waiter runs takes the connection first, and the
 //! woken one waits again at the back of the queue. Under load some requests lose that race
-//! several times in a row, which is where the latency tail came from (bench/RESULTS.md). So
+//! several times in a row, which makes a latency tail (bench/RESULTS.md has the profile). So
 //! [`CheckedPool::get`] first takes a turn from a FIFO semaphore with one permit per
 //! connection: only requests holding a turn ask bb8, so none can be overtaken there.
 

@@ -47,8 +47,8 @@ const HASH_THREAD_PRIORITY: u8 = 25;
 ///
 /// Under a nice value alone, the scheduler still lets a hashing thread finish its time slice
 /// before a woken request thread runs, at every hand-off of a request (client, Redis,
-/// database): on 2 cores, `me`'s p99 during a login flood was 10–20 ms against 8–12 ms
-/// without it. Under `SCHED_IDLE` it was the same as without the flood (bench/RESULTS.md).
+/// database), which stretches the tail of every other request during a login flood. Under
+/// `SCHED_IDLE` the tail stays as it is without a flood; bench/RESULTS.md has the figures.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
