@@ -18,6 +18,7 @@ use crate::error::AppError;
 use crate::signins::Viewer;
 use crate::state::AppState;
 use crate::web::authorization::bearer_token;
+use crate::web::media;
 
 /// The authenticated caller, from `Authorization: Bearer <token>` or a bare token; any other
 /// request gets 401 with `WWW-Authenticate: Bearer`.
@@ -121,22 +122,12 @@ enum BodyKind {
 
 fn body_kind(headers: &HeaderMap) -> BodyKind {
     // Legacy clients often send JSON with no Content-Type; FastAPI reads such a body as JSON.
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+    if !headers.contains_key(header::CONTENT_TYPE) {
         return BodyKind::Json;
-    };
-    let Ok(value) = value.to_str() else {
-        return BodyKind::Other;
-    };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
-        "application/json" => BodyKind::Json,
-        "application/x-www-form-urlencoded" => BodyKind::Form,
-        e if e.starts_with("application/") && e.ends_with("+json") => BodyKind::Json,
+    }
+    match media::content_type(headers).as_deref() {
+        Some("application/x-www-form-urlencoded") => BodyKind::Form,
+        Some(essence) if media::is_json(essence) => BodyKind::Json,
         _ => BodyKind::Other,
     }
 }

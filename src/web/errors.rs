@@ -71,20 +71,7 @@ pub async fn json_errors(
 
 /// Whether a response's body is JSON (`application/json` or a `+json` type).
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    super::media::content_type(headers).is_some_and(|essence| super::media::is_json(&essence))
 }
 
 /// The message of the rewritten error: a short plain-text body as it was (axum's rejections

@@ -8,6 +8,7 @@ pub mod client;
 pub mod errors;
 pub mod headers;
 pub mod health;
+pub mod media;
 pub mod metrics;
 pub mod serve;
 
