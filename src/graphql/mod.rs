@@ -8,6 +8,7 @@ pub mod limits;
 pub mod mutation;
 pub mod query;
 pub mod types;
+mod walk;
 
 use async_graphql::{Context, EmptySubscription, Schema, ValidationMode};
 use tokio::sync::OnceCell;

@@ -1,11 +1,10 @@
 //! Classifying the errors of an answer: each gets its `extensions.code` (and, where the error
 //! table says so, `field` or `retryAfter`), and an unexpected one a generic message.
 
-use async_graphql::parser::types::{Selection, SelectionSet};
 use async_graphql::{Pos, ServerError};
 
 use crate::error::{AppError, ServerFault};
-use crate::graphql::errors;
+use crate::graphql::{errors, walk};
 
 /// Gives every error its `extensions.code` — from the `AppError` a resolver returned, or from
 /// where it arose — and replaces unexpected messages with a generic one. Returns whether the
@@ -85,30 +84,5 @@ fn is_input_coercion_error(message: &str) -> bool {
 /// normal path.
 fn argument_at(query: &str, pos: Pos) -> Option<String> {
     let doc = async_graphql::parser::parse_query(query).ok()?;
-    let mut sets: Vec<&SelectionSet> = doc
-        .operations
-        .iter()
-        .map(|(_, op)| &op.node.selection_set.node)
-        .collect();
-    sets.extend(doc.fragments.values().map(|f| &f.node.selection_set.node));
-    while let Some(set) = sets.pop() {
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    let found = field
-                        .node
-                        .arguments
-                        .iter()
-                        .find(|(_, value)| value.pos == pos);
-                    if let Some((name, _)) = found {
-                        return Some(name.node.to_string());
-                    }
-                    sets.push(&field.node.selection_set.node);
-                }
-                Selection::InlineFragment(inline) => sets.push(&inline.node.selection_set.node),
-                Selection::FragmentSpread(_) => {}
-            }
-        }
-    }
-    None
+    walk::argument_at(&doc, pos).map(str::to_owned)
 }
