@@ -21,7 +21,6 @@ use crate::web::access_log::Faults;
 /// How an HTTP request carrying GraphQL requests came in.
 pub(super) struct Call<'a> {
     pub(super) headers: &'a HeaderMap,
-    pub(super) media: MediaType,
     /// Sent by GET, where mutations are refused.
     pub(super) by_get: bool,
     pub(super) context: SignInContext,
@@ -40,10 +39,14 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Checks the limits of every request first, so that an over-limit batch runs nothing, then
-/// runs them in order.
-pub(super) async fn execute(endpoint: &Endpoint, requests: Requests, call: Call<'_>) -> Response {
+/// runs them in order and answers in `media`.
+pub(super) async fn execute(
+    endpoint: &Endpoint,
+    requests: Requests,
+    call: Call<'_>,
+    media: MediaType,
+) -> Response {
     let config = &endpoint.state.config.graphql;
-    let media = call.media;
     let Requests {
         list: mut requests,
         batched,

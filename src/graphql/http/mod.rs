@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use self::execute::{Call, execute};
 use self::negotiate::negotiate;
 use self::refusal::unreadable_request;
-use self::request::{GetParams, read_get, read_post};
+use self::request::{GetParams, Requests, Unreadable, read_get, read_post};
 use super::documents::DocumentCache;
 use super::{ApiSchema, build_schema, build_schema_validating};
 use crate::signins::SignInContext;
@@ -69,20 +69,12 @@ pub async fn get_graphql(
     headers: HeaderMap,
     params: Result<Query<GetParams>, QueryRejection>,
 ) -> Response {
-    let Some(media) = negotiate(&headers) else {
-        return StatusCode::NOT_ACCEPTABLE.into_response();
-    };
-    let requests = match read_get(params) {
-        Ok(requests) => requests,
-        Err(unreadable) => return unreadable_request(media, &unreadable),
-    };
     let call = Call {
         headers: &headers,
-        media,
         by_get: true,
         context,
     };
-    execute(&endpoint, requests, call).await
+    serve(&endpoint, call, || read_get(params)).await
 }
 
 /// `POST /graphql`: one request as JSON (`application/json`) or a bare document
@@ -94,19 +86,27 @@ pub async fn post_graphql(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(media) = negotiate(&headers) else {
-        return StatusCode::NOT_ACCEPTABLE.into_response();
-    };
     let max_batch = usize::from(endpoint.state.config.graphql.max_batch);
-    let requests = match read_post(&headers, &body, max_batch) {
-        Ok(requests) => requests,
-        Err(unreadable) => return unreadable_request(media, &unreadable),
-    };
     let call = Call {
         headers: &headers,
-        media,
         by_get: false,
         context,
     };
-    execute(&endpoint, requests, call).await
+    serve(&endpoint, call, || read_post(&headers, &body, max_batch)).await
+}
+
+/// Negotiates the answer's media type (406 when none fits), reads the requests with `read`
+/// and runs them.
+async fn serve(
+    endpoint: &Endpoint,
+    call: Call<'_>,
+    read: impl FnOnce() -> Result<Requests, Unreadable>,
+) -> Response {
+    let Some(media) = negotiate(call.headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    match read() {
+        Ok(requests) => execute(endpoint, requests, call, media).await,
+        Err(unreadable) => unreadable_request(media, &unreadable),
+    }
 }
