@@ -101,6 +101,11 @@ backend_tests! {
                 }
             }
         }
+        // A required variable not given is found only as the field runs: the argument's
+        // value is missing, which is the client's input too.
+        let body = app.gql(query, json!({}), Some(&token)).await;
+        assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+        assert_eq!(error_field(&body).as_deref(), Some("first"), "{body}");
         // A document that declares none runs whatever variables come with it.
         for variables in [json!({}), json!({"n": "five"}), json!({"x": 1})] {
             assert_ran(&post(&app, "{ __typename }", variables, None).await, "extra variables");

@@ -12,9 +12,9 @@ use super::negotiate::MediaType;
 use super::refusal::{limit_error, mutation_by_get, request_error};
 use super::request::Requests;
 use crate::error::AppError;
-use crate::graphql::RequestAuth;
 use crate::graphql::documents::Parsed;
 use crate::graphql::limits::{self, DocumentStats};
+use crate::graphql::{RequestAuth, errors};
 use crate::signins::SignInContext;
 use crate::web::access_log::Faults;
 
@@ -123,7 +123,7 @@ pub(super) async fn execute(
                 let mut response = request_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     media,
-                    "INTERNAL_SERVER_ERROR",
+                    errors::INTERNAL,
                     "internal server error",
                 );
                 if let Some(fault) = AppError::internal(e).server_fault() {

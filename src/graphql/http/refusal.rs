@@ -41,9 +41,14 @@ pub fn refusal(accept: Option<&HeaderValue>, status: StatusCode, message: &str) 
 pub fn unauthenticated(accept: Option<&HeaderValue>, message: &str) -> Response {
     let media = negotiate_accept(accept).unwrap_or(MediaType::Json);
     if media == MediaType::Json {
-        return request_error(StatusCode::OK, media, "UNAUTHENTICATED", message);
+        return request_error(StatusCode::OK, media, errors::UNAUTHENTICATED, message);
     }
-    let mut response = request_error(StatusCode::UNAUTHORIZED, media, "UNAUTHENTICATED", message);
+    let mut response = request_error(
+        StatusCode::UNAUTHORIZED,
+        media,
+        errors::UNAUTHENTICATED,
+        message,
+    );
     response
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -62,7 +67,12 @@ pub async fn method_not_allowed(headers: HeaderMap) -> Response {
 
 /// An HTTP request that holds no GraphQL request to run.
 pub(super) fn unreadable_request(media: MediaType, unreadable: &Unreadable) -> Response {
-    request_error(unreadable.status, media, "BAD_REQUEST", &unreadable.message)
+    request_error(
+        unreadable.status,
+        media,
+        errors::BAD_REQUEST,
+        &unreadable.message,
+    )
 }
 
 /// A mutation sent by GET: 405, allowing POST.
@@ -70,7 +80,7 @@ pub(super) fn mutation_by_get(media: MediaType) -> Response {
     let mut response = request_error(
         StatusCode::METHOD_NOT_ALLOWED,
         media,
-        "BAD_REQUEST",
+        errors::BAD_REQUEST,
         "mutations must be sent with POST",
     );
     response
@@ -88,5 +98,5 @@ pub(super) fn limit_error(media: MediaType, batched: bool, exceeded: LimitExceed
     } else {
         StatusCode::OK
     };
-    request_error(status, media, "GRAPHQL_VALIDATION_FAILED", &exceeded.0)
+    request_error(status, media, errors::VALIDATION_FAILED, &exceeded.0)
 }
