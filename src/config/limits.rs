@@ -44,10 +44,10 @@ pub struct RateLimitConfig {
 #[derive(Debug, Clone, Args)]
 pub struct GraphqlLimitsConfig {
     /// GRAPHQL_MAX_DEPTH: deepest selection accepted (GraphiQL's introspection needs 13-14).
-    #[arg(id = "graphql-max-depth", long = "graphql-max-depth", env = "GRAPHQL_MAX_DEPTH", value_name = "GRAPHQL_MAX_DEPTH", default_value = "16", value_parser = clap::value_parser!(u16).range(2..=1000))]
+    #[arg(id = "graphql-max-depth", long = "graphql-max-depth", env = "GRAPHQL_MAX_DEPTH", value_name = "GRAPHQL_MAX_DEPTH", default_value_t = GraphqlLimitsConfig::DEFAULT_MAX_DEPTH, value_parser = clap::value_parser!(u16).range(2..=1000))]
     pub max_depth: u16,
     /// GRAPHQL_MAX_COMPLEXITY: most fields (each counting 1) one operation may select.
-    #[arg(id = "graphql-max-complexity", long = "graphql-max-complexity", env = "GRAPHQL_MAX_COMPLEXITY", value_name = "GRAPHQL_MAX_COMPLEXITY", default_value = "1000", value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    #[arg(id = "graphql-max-complexity", long = "graphql-max-complexity", env = "GRAPHQL_MAX_COMPLEXITY", value_name = "GRAPHQL_MAX_COMPLEXITY", default_value_t = GraphqlLimitsConfig::DEFAULT_MAX_COMPLEXITY, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
     pub max_complexity: u32,
     /// GRAPHQL_MAX_ALIASES: most aliased fields in one document (operations and fragments).
     #[arg(id = "graphql-max-aliases", long = "graphql-max-aliases", env = "GRAPHQL_MAX_ALIASES", value_name = "GRAPHQL_MAX_ALIASES", default_value = "30", value_parser = clap::value_parser!(u32).range(0..=100_000))]
@@ -63,6 +63,13 @@ pub struct GraphqlLimitsConfig {
     /// `false` refuses them.
     #[arg(id = "graphql-introspection", long = "graphql-introspection", env = "GRAPHQL_INTROSPECTION", value_name = "GRAPHQL_INTROSPECTION", default_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool)]
     pub introspection: bool,
+}
+
+impl GraphqlLimitsConfig {
+    /// `GRAPHQL_MAX_DEPTH` when unset: GraphiQL's introspection query needs 13-14 levels.
+    pub const DEFAULT_MAX_DEPTH: u16 = 16;
+    /// `GRAPHQL_MAX_COMPLEXITY` when unset.
+    pub const DEFAULT_MAX_COMPLEXITY: u32 = 1000;
 }
 
 /// At most `count` attempts per `period`.

@@ -7,19 +7,17 @@
 //! Why here and not only in async-graphql: the library's own walks (its recursion-depth check,
 //! its depth and complexity visitors) expand every fragment spread where it stands, so a
 //! ~1 KB document whose fragments each spread the next one twice asks for 2^25 visits and
-//! keeps a core busy for seconds before "too complex" comes back. This walker visits every
-//! selection of the document once: a fragment's figures are computed the first time it is
-//! spread and reused after (memoized), and the walk stops at the first limit passed. A
-//! document that passes has at most `GRAPHQL_MAX_COMPLEXITY` selections in all, fragments
-//! expanded, so every later walk over it is bounded too.
-
-use std::collections::HashMap;
+//! keeps a core busy for seconds before "too complex" comes back. These figures come from one
+//! walk (`walk.rs`) that visits every selection of the document once, a fragment's figures
+//! computed the first time it is spread and reused after, and it stops at the first limit
+//! passed. A document that passes has at most `GRAPHQL_MAX_COMPLEXITY` selections in all,
+//! fragments expanded, so every later walk over it is bounded too.
 
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
-    SelectionSet,
 };
 
+use super::walk::{Definition, MAX_NESTING, Visitor, Walk};
 use crate::config::GraphqlLimitsConfig;
 
 /// Mutation fields that check a password, create an account or renew a session: each is
@@ -28,11 +26,6 @@ pub const AUTH_FIELDS: [&str; 4] = ["login", "register", "refresh", "updateMe"];
 
 /// The introspection fields of the query root (`__typename` is not one: it reveals nothing).
 const INTROSPECTION_FIELDS: [&str; 2] = ["__schema", "__type"];
-
-/// Deepest nesting of selection sets and fragment spreads the walker follows. async-graphql
-/// refuses documents nested deeper than 32 levels (counting spreads) before it runs them;
-/// refusing them here keeps this walker's recursion shallow whatever the document.
-const MAX_NESTING: usize = 32;
 
 /// What a document asks for, as far as the limits care.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,8 +55,9 @@ impl DocumentStats {
         operation_name: Option<&str>,
         limits: &GraphqlLimitsConfig,
     ) -> Result<DocumentStats, LimitExceeded> {
-        let mut walker = Walker::new(doc, limits);
-        let stats = walker.walk(operation_name)?;
+        let mut walk = Walk::new(doc, Measure::new(doc, operation_name, limits));
+        walk.document()?;
+        let stats = walk.visitor().stats;
         stats.check(limits)?;
         Ok(stats)
     }
@@ -108,76 +102,30 @@ struct Expanded {
     depth: usize,
     /// Auth fields at the root, through inline fragments and spreads.
     root_auth_fields: usize,
-    /// Levels of non-empty selection sets and fragment spreads below this set, as
-    /// async-graphql counts nesting.
-    height: usize,
 }
 
-/// A fragment's entry in the walker's memo.
-#[derive(Debug, Clone, Copy)]
-enum Memo {
-    /// Being computed: a spread of it now is a cycle (which validation refuses later).
-    InProgress,
-    /// Computed.
-    Done(Expanded),
-}
-
-/// One pass over a document: every selection is visited once (a fragment when it is first
-/// spread, or on its own if it never is).
-struct Walker<'a> {
-    doc: &'a ExecutableDocument,
-    memo: HashMap<&'a str, Memo>,
+/// Measures a document in one walk, against the limits; stops at the first one passed.
+struct Measure<'a> {
+    /// The operations that may run (see [`selected_operations`]).
+    selected: Vec<&'a OperationDefinition>,
     max_selections: usize,
     max_depth: usize,
-    aliases: usize,
-    introspection: bool,
-    /// Selection nodes visited, each once; what the walk costs.
-    visited: usize,
+    /// The figures so far.
+    stats: DocumentStats,
 }
 
-impl<'a> Walker<'a> {
-    fn new(doc: &'a ExecutableDocument, limits: &GraphqlLimitsConfig) -> Self {
-        Walker {
-            doc,
-            memo: HashMap::with_capacity(doc.fragments.len()),
+impl<'a> Measure<'a> {
+    fn new(
+        doc: &'a ExecutableDocument,
+        operation_name: Option<&str>,
+        limits: &GraphqlLimitsConfig,
+    ) -> Self {
+        Measure {
+            selected: selected_operations(doc, operation_name),
             max_selections: usize::try_from(limits.max_complexity).unwrap_or(usize::MAX),
             max_depth: usize::from(limits.max_depth),
-            aliases: 0,
-            introspection: false,
-            visited: 0,
+            stats: DocumentStats::default(),
         }
-    }
-
-    /// Walks every operation and fragment definition.
-    fn walk(&mut self, operation_name: Option<&str>) -> Result<DocumentStats, LimitExceeded> {
-        let doc = self.doc;
-        let mut selections = 0usize;
-        let mut depth = 0usize;
-        let mut auth_fields = 0usize;
-        let selected = selected_operations(doc, operation_name);
-        for (_, op) in doc.operations.iter() {
-            let figures = self.selection_set(&op.node.selection_set.node, 0)?;
-            selections = self.add_selections(selections, figures.selections)?;
-            depth = depth.max(figures.depth);
-            let runs = selected.iter().any(|s| std::ptr::eq(*s, &op.node));
-            if runs && op.node.ty == OperationType::Mutation {
-                auth_fields = auth_fields.saturating_add(figures.root_auth_fields);
-            }
-        }
-        for (name, fragment) in &doc.fragments {
-            // Walked on its own too: async-graphql's visitors walk every definition, used or
-            // not, so an unused fragment must be bounded like a used one.
-            let figures = self.fragment(name.as_str(), &fragment.node.selection_set.node, 0)?;
-            selections = self.add_selections(selections, figures.selections)?;
-            depth = depth.max(figures.depth);
-        }
-        Ok(DocumentStats {
-            aliases: self.aliases,
-            auth_fields,
-            introspection: self.introspection,
-            selections,
-            depth,
-        })
     }
 
     fn add_selections(&self, total: usize, more: usize) -> Result<usize, LimitExceeded> {
@@ -188,118 +136,75 @@ impl<'a> Walker<'a> {
         Ok(total)
     }
 
-    /// The figures of fragment `name` (whose selection set is `set`), computed once.
-    fn fragment(
-        &mut self,
-        name: &'a str,
-        set: &'a SelectionSet,
-        nesting: usize,
-    ) -> Result<Expanded, LimitExceeded> {
-        match self.memo.get(name) {
-            // Computed where it was first spread; spread here, it may nest deeper.
-            Some(Memo::Done(figures)) if nesting.saturating_add(figures.height) > MAX_NESTING => {
-                Err(too_nested())
-            }
-            Some(Memo::Done(figures)) => Ok(*figures),
-            // A cycle: validation refuses the document; count nothing more for it here.
-            Some(Memo::InProgress) => Ok(Expanded::default()),
-            None => {
-                self.memo.insert(name, Memo::InProgress);
-                let figures = self.selection_set(set, nesting)?;
-                self.memo.insert(name, Memo::Done(figures));
-                Ok(figures)
-            }
-        }
-    }
-
-    fn selection_set(
-        &mut self,
-        set: &'a SelectionSet,
-        nesting: usize,
-    ) -> Result<Expanded, LimitExceeded> {
-        if nesting > MAX_NESTING {
-            return Err(too_nested());
-        }
-        let mut figures = Expanded::default();
-        for item in &set.items {
-            self.visited += 1;
-            let (inner, field) = match &item.node {
-                Selection::Field(field) => {
-                    self.field(&field.node);
-                    let set = &field.node.selection_set.node;
-                    let inner = if set.items.is_empty() {
-                        Expanded::default()
-                    } else {
-                        let mut inner = self.selection_set(set, nesting + 1)?;
-                        inner.height += 1;
-                        inner
-                    };
-                    (inner, Some(&field.node))
-                }
-                Selection::InlineFragment(inline) => {
-                    let mut inner =
-                        self.selection_set(&inline.node.selection_set.node, nesting + 1)?;
-                    inner.height += 1;
-                    (inner, None)
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    let inner = match self.doc.fragments.get(name) {
-                        Some(fragment) => {
-                            let mut inner = self.fragment(
-                                name,
-                                &fragment.node.selection_set.node,
-                                nesting + 1,
-                            )?;
-                            inner.height += 1;
-                            inner
-                        }
-                        // Unknown: validation refuses it.
-                        None => Expanded::default(),
-                    };
-                    (inner, None)
-                }
-            };
-            figures.selections = figures
-                .selections
-                .saturating_add(1)
-                .saturating_add(inner.selections);
-            if figures.selections > self.max_selections {
-                return Err(too_complex(self.max_selections));
-            }
-            figures.height = figures.height.max(inner.height);
-            match field {
-                Some(field) => {
-                    figures.depth = figures.depth.max(inner.depth.saturating_add(1));
-                    if AUTH_FIELDS.contains(&field.name.node.as_str()) {
-                        figures.root_auth_fields = figures.root_auth_fields.saturating_add(1);
-                    }
-                }
-                None => {
-                    figures.depth = figures.depth.max(inner.depth);
-                    figures.root_auth_fields = figures
-                        .root_auth_fields
-                        .saturating_add(inner.root_auth_fields);
-                }
-            }
-            if figures.depth > self.max_depth {
-                return Err(LimitExceeded(format!(
-                    "the document is nested more than {} fields deep",
-                    self.max_depth
-                )));
-            }
-        }
-        Ok(figures)
-    }
-
     /// What a field tells the document-wide figures, seen once where it is written.
     fn field(&mut self, field: &Field) {
         if field.alias.is_some() {
-            self.aliases += 1;
+            self.stats.aliases += 1;
         }
         if INTROSPECTION_FIELDS.contains(&field.name.node.as_str()) {
-            self.introspection = true;
+            self.stats.introspection = true;
         }
+    }
+}
+
+impl<'a> Visitor<'a> for Measure<'a> {
+    type Summary = Expanded;
+    type Stop = LimitExceeded;
+
+    fn selection(
+        &mut self,
+        figures: &mut Expanded,
+        selection: &'a Selection,
+        inner: Expanded,
+    ) -> Result<(), LimitExceeded> {
+        // The selection itself, and what it expands to.
+        figures.selections =
+            self.add_selections(figures.selections, inner.selections.saturating_add(1))?;
+        match selection {
+            Selection::Field(field) => {
+                self.field(&field.node);
+                figures.depth = figures.depth.max(inner.depth.saturating_add(1));
+                if AUTH_FIELDS.contains(&field.node.name.node.as_str()) {
+                    figures.root_auth_fields = figures.root_auth_fields.saturating_add(1);
+                }
+            }
+            Selection::InlineFragment(_) | Selection::FragmentSpread(_) => {
+                figures.depth = figures.depth.max(inner.depth);
+                figures.root_auth_fields = figures
+                    .root_auth_fields
+                    .saturating_add(inner.root_auth_fields);
+            }
+        }
+        if figures.depth > self.max_depth {
+            return Err(LimitExceeded(format!(
+                "the document is nested more than {} fields deep",
+                self.max_depth
+            )));
+        }
+        Ok(())
+    }
+
+    fn definition(
+        &mut self,
+        definition: Definition<'a>,
+        figures: Expanded,
+    ) -> Result<(), LimitExceeded> {
+        self.stats.selections = self.add_selections(self.stats.selections, figures.selections)?;
+        self.stats.depth = self.stats.depth.max(figures.depth);
+        if let Definition::Operation(op) = definition {
+            let runs = self.selected.iter().any(|s| std::ptr::eq(*s, op));
+            if runs && op.ty == OperationType::Mutation {
+                self.stats.auth_fields = self
+                    .stats
+                    .auth_fields
+                    .saturating_add(figures.root_auth_fields);
+            }
+        }
+        Ok(())
+    }
+
+    fn too_nested(&mut self) -> LimitExceeded {
+        too_nested()
     }
 }
 
@@ -337,6 +242,7 @@ fn selected_operations<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graphql::walk::fragment_bomb;
 
     fn limits() -> GraphqlLimitsConfig {
         crate::config::Config::try_from_args(["user-api"])
@@ -346,23 +252,9 @@ mod tests {
 
     fn stats(query: &str, name: Option<&str>) -> DocumentStats {
         let doc = async_graphql::parser::parse_query(query).unwrap();
-        let mut walker = Walker::new(&doc, &limits());
-        walker.walk(name).unwrap()
-    }
-
-    /// `{ me { ...F0 } }` where each fragment spreads the next one twice: 2^levels fields
-    /// once expanded, in a document of a few hundred bytes.
-    fn fragment_bomb(levels: usize) -> String {
-        let mut doc = String::from("{ me { ...F0 } }");
-        for i in 0..levels {
-            doc.push_str(&format!(
-                " fragment F{i} on User {{ ...F{} ...F{} }}",
-                i + 1,
-                i + 1
-            ));
-        }
-        doc.push_str(&format!(" fragment F{levels} on User {{ id }}"));
-        doc
+        let mut walk = Walk::new(&doc, Measure::new(&doc, name, &limits()));
+        walk.document().unwrap();
+        walk.visitor().stats
     }
 
     #[test]
@@ -449,17 +341,18 @@ mod tests {
             let doc = async_graphql::parser::parse_query(fragment_bomb(levels)).unwrap();
             let mut unlimited = limits();
             unlimited.max_complexity = u32::MAX;
-            let mut walker = Walker::new(&doc, &unlimited);
-            let result = walker.walk(None);
+            let mut walk = Walk::new(&doc, Measure::new(&doc, None, &unlimited));
+            let result = walk.document();
             // Two spreads per fragment, one field in the last, `me` and its spread.
             let nodes = 2 * levels + 1 + 2;
             if levels + 2 > MAX_NESTING {
                 // Refused for its nesting before the walk reached its end.
-                assert!(walker.visited <= nodes, "{levels} levels");
+                assert!(walk.visited() <= nodes, "{levels} levels");
                 assert!(result.is_err());
             } else {
-                assert_eq!(walker.visited, nodes, "{levels} levels");
-                let stats = result.unwrap();
+                assert_eq!(walk.visited(), nodes, "{levels} levels");
+                result.unwrap();
+                let stats = walk.visitor().stats;
                 assert!(stats.selections >= 1 << levels, "{levels} levels");
             }
         }

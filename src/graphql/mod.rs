@@ -8,10 +8,12 @@ pub mod limits;
 pub mod mutation;
 pub mod query;
 pub mod types;
+mod walk;
 
 use async_graphql::{Context, EmptySubscription, Schema, ValidationMode};
 use tokio::sync::OnceCell;
 
+use crate::config::GraphqlLimitsConfig;
 use crate::error::AppError;
 use crate::signins::{SignInContext, Viewer};
 use crate::state::AppState;
@@ -22,13 +24,6 @@ use query::QueryRoot;
 /// The executable schema.
 pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Deepest query accepted without configuration (`GRAPHQL_MAX_DEPTH` sets it); GraphiQL's
-/// introspection query needs about 13 levels.
-pub const MAX_DEPTH: usize = 16;
-/// Highest complexity (fields selected, roughly) accepted without configuration
-/// (`GRAPHQL_MAX_COMPLEXITY` sets it).
-pub const MAX_COMPLEXITY: usize = 1000;
-
 /// Builds the schema; with `state`, ready to execute under its configured limits, without,
 /// enough to print the SDL.
 pub fn build_schema(state: Option<AppState>) -> ApiSchema {
@@ -38,20 +33,16 @@ pub fn build_schema(state: Option<AppState>) -> ApiSchema {
 /// The schema, validating documents in `mode`. `Fast` skips the spec's validation rules but
 /// keeps the depth and complexity limits: only for documents already validated in full.
 pub(crate) fn build_schema_validating(state: Option<AppState>, mode: ValidationMode) -> ApiSchema {
-    let (depth, complexity, introspection) = match &state {
-        Some(state) => {
-            let limits = &state.config.graphql;
-            (
-                usize::from(limits.max_depth),
-                usize::try_from(limits.max_complexity).unwrap_or(usize::MAX),
-                limits.introspection,
-            )
-        }
-        None => (MAX_DEPTH, MAX_COMPLEXITY, true),
-    };
+    // Without state, only the SDL is asked of the schema; the default limits all the same.
+    let limits = state.as_ref().map(|state| &state.config.graphql);
+    let depth = limits.map_or(GraphqlLimitsConfig::DEFAULT_MAX_DEPTH, |l| l.max_depth);
+    let complexity = limits.map_or(GraphqlLimitsConfig::DEFAULT_MAX_COMPLEXITY, |l| {
+        l.max_complexity
+    });
+    let introspection = limits.is_none_or(|l| l.introspection);
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_depth(depth)
-        .limit_complexity(complexity)
+        .limit_depth(usize::from(depth))
+        .limit_complexity(usize::try_from(complexity).unwrap_or(usize::MAX))
         .validation_mode(mode);
     if !introspection {
         // The HTTP handler refuses such documents with a clear error first; this is the

@@ -10,6 +10,7 @@ mod cancellation;
 mod common;
 
 mod deployment;
+mod graphql_adapter;
 mod graphql_auth;
 mod graphql_core;
 mod graphql_http;

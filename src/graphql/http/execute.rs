@@ -1,0 +1,164 @@
+//! Running the GraphQL requests of one HTTP request: the limits of every document first, then
+//! each request in turn, its errors classified, and the answer written.
+
+use async_graphql::ServerError;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::Endpoint;
+use super::classify::classify_errors;
+use super::negotiate::MediaType;
+use super::refusal::{limit_error, mutation_by_get, request_error};
+use super::request::Requests;
+use crate::error::AppError;
+use crate::graphql::documents::Parsed;
+use crate::graphql::limits::{self, DocumentStats};
+use crate::graphql::{RequestAuth, errors};
+use crate::signins::SignInContext;
+use crate::web::access_log::Faults;
+
+/// How an HTTP request carrying GraphQL requests came in.
+pub(super) struct Call<'a> {
+    pub(super) headers: &'a HeaderMap,
+    /// Sent by GET, where mutations are refused.
+    pub(super) by_get: bool,
+    pub(super) context: SignInContext,
+}
+
+/// The answer to a request that failed before execution: errors and no `data`.
+#[derive(serde::Serialize)]
+struct FailedResponse<'a> {
+    errors: &'a [ServerError],
+}
+
+fn authorization(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// Checks the limits of every request first, so that an over-limit batch runs nothing, then
+/// runs them in order and answers in `media`.
+pub(super) async fn execute(
+    endpoint: &Endpoint,
+    requests: Requests,
+    call: Call<'_>,
+    media: MediaType,
+) -> Response {
+    let config = &endpoint.state.config.graphql;
+    let Requests {
+        list: mut requests,
+        batched,
+    } = requests;
+    // Per request, what the cache found; `None` for a document that did not parse.
+    let mut parsed = Vec::with_capacity(requests.len());
+    let mut auth_fields = 0usize;
+    for request in &mut requests {
+        let operation_name = request.operation_name.clone();
+        let Ok((doc, found)) = endpoint.documents.parse(request) else {
+            // Execution reports the parse error in the request's own answer.
+            parsed.push(None);
+            continue;
+        };
+        parsed.push(Some(found));
+        if call.by_get && selected_operation_is_mutation(doc, operation_name.as_deref()) {
+            return mutation_by_get(media);
+        }
+        let stats = match DocumentStats::measure(doc, operation_name.as_deref(), config) {
+            Ok(stats) => stats,
+            Err(exceeded) => return limit_error(media, batched, exceeded),
+        };
+        auth_fields = auth_fields.saturating_add(stats.auth_fields);
+    }
+    if let Err(exceeded) = limits::check_auth_fields(auth_fields, config) {
+        return limit_error(media, batched, exceeded);
+    }
+    let authorization = authorization(call.headers);
+    let mut bodies = Vec::with_capacity(requests.len());
+    let mut request_failed = false;
+    let mut faults = Vec::new();
+    for (request, parsed) in requests.into_iter().zip(parsed) {
+        let operation_name = request.operation_name.clone();
+        let query_text = request.query.clone();
+        let request = request
+            .data(RequestAuth::new(authorization.clone()))
+            .data(call.context.clone());
+        let started = std::time::Instant::now();
+        let validated = parsed.as_ref().is_some_and(Parsed::validated);
+        let schema = if validated {
+            &endpoint.validated_schema
+        } else {
+            &endpoint.schema
+        };
+        let mut response = schema.execute(request).await;
+        let failed = classify_errors(
+            &mut response.errors,
+            parsed.is_none(),
+            &query_text,
+            &mut faults,
+        );
+        if let Some(parsed) = parsed.filter(|_| !failed && !validated) {
+            parsed.mark_validated();
+        }
+        request_failed |= failed;
+        endpoint.state.metrics.observe_graphql(
+            operation_name.as_deref(),
+            response.errors.is_empty(),
+            started,
+        );
+        // A request that failed before execution has no `data` entry (GraphQL spec,
+        // "Response"; the GraphQL-over-HTTP spec pairs its 400 with that). Each answer is
+        // written straight to JSON text, without an intermediate `serde_json::Value`.
+        let body = if failed {
+            serde_json::to_string(&FailedResponse {
+                errors: &response.errors,
+            })
+        } else {
+            serde_json::to_string(&response)
+        };
+        match body {
+            Ok(body) => bodies.push(body),
+            Err(e) => {
+                let mut response = request_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    media,
+                    errors::INTERNAL,
+                    "internal server error",
+                );
+                if let Some(fault) = AppError::internal(e).server_fault() {
+                    Faults::attach(&mut response, fault);
+                }
+                return response;
+            }
+        }
+    }
+    // A batch is outside the GraphQL-over-HTTP spec: its entries carry their own errors.
+    let status = if request_failed && media == MediaType::GraphqlResponse && !batched {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = if batched {
+        format!("[{}]", bodies.join(","))
+    } else {
+        // The one answer (`pop` of a one-element list).
+        bodies.pop().unwrap_or_default()
+    };
+    let mut response = (status, [(header::CONTENT_TYPE, media.as_str())], body).into_response();
+    for fault in faults {
+        Faults::attach(&mut response, fault);
+    }
+    response
+}
+
+fn selected_operation_is_mutation(doc: &ExecutableDocument, name: Option<&str>) -> bool {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => op.node.ty == OperationType::Mutation,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .get(name)
+            .is_some_and(|op| op.node.ty == OperationType::Mutation),
+        // Several operations and no name: execution will refuse it anyway.
+        (DocumentOperations::Multiple(_), None) => false,
+    }
+}

@@ -1,0 +1,147 @@
+//! Reading the GraphQL requests an HTTP request carries: from the query string of a GET, or
+//! from a POST body (JSON, a JSON batch, or a bare `application/graphql` document).
+
+use std::borrow::Cow;
+
+use async_graphql::BatchRequest;
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+
+/// The query-string parameters of a GET request, named as the GraphQL-over-HTTP spec names
+/// them (async-graphql's `parse_query_string` reads `operation_name`, not `operationName`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetParams {
+    #[serde(default)]
+    query: String,
+    operation_name: Option<String>,
+    /// JSON.
+    variables: Option<String>,
+    /// JSON.
+    extensions: Option<String>,
+}
+
+impl GetParams {
+    /// The request, or `None` without a query or with malformed JSON in a parameter.
+    fn into_request(self) -> Option<async_graphql::Request> {
+        if self.query.is_empty() {
+            return None;
+        }
+        let mut request = async_graphql::Request::new(self.query);
+        request.operation_name = self.operation_name;
+        if let Some(variables) = self.variables {
+            request.variables = serde_json::from_str(&variables).ok()?;
+        }
+        if let Some(extensions) = self.extensions {
+            request.extensions = serde_json::from_str(&extensions).ok()?;
+        }
+        Some(request)
+    }
+}
+
+/// The GraphQL requests of one HTTP request.
+pub(super) struct Requests {
+    /// In the order they came.
+    pub(super) list: Vec<async_graphql::Request>,
+    /// A JSON array: answered with an array.
+    pub(super) batched: bool,
+}
+
+impl Requests {
+    fn one(request: async_graphql::Request) -> Self {
+        Requests {
+            list: vec![request],
+            batched: false,
+        }
+    }
+}
+
+/// Why an HTTP request holds no GraphQL request to run: answered with `status` and this
+/// message, code `BAD_REQUEST`.
+pub(super) struct Unreadable {
+    pub(super) status: StatusCode,
+    pub(super) message: Cow<'static, str>,
+}
+
+fn bad_request(message: impl Into<Cow<'static, str>>) -> Unreadable {
+    Unreadable {
+        status: StatusCode::BAD_REQUEST,
+        message: message.into(),
+    }
+}
+
+/// The request in a GET's query string.
+pub(super) fn read_get(
+    params: Result<Query<GetParams>, QueryRejection>,
+) -> Result<Requests, Unreadable> {
+    params
+        .ok()
+        .and_then(|Query(params)| params.into_request())
+        .map(Requests::one)
+        .ok_or_else(|| {
+            bad_request(
+                "a GET request needs a `query` parameter (and `variables`, if any, as JSON)",
+            )
+        })
+}
+
+/// The requests in a POST body: one as JSON (`application/json`) or a bare document
+/// (`application/graphql`); or, when `max_batch` is above 1, a JSON array of up to that many.
+pub(super) fn read_post(
+    headers: &HeaderMap,
+    body: &[u8],
+    max_batch: usize,
+) -> Result<Requests, Unreadable> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match content_type.as_deref() {
+        Some("application/json") => match read_json_body(body) {
+            Ok(BatchRequest::Single(request)) if !request.query.is_empty() => {
+                Ok(Requests::one(request))
+            }
+            Ok(BatchRequest::Single(_)) => Err(bad_request("the request needs a `query`")),
+            Ok(BatchRequest::Batch(_)) if max_batch <= 1 => Err(bad_request(
+                "batched requests are not supported; send one operation per request",
+            )),
+            Ok(BatchRequest::Batch(requests)) if requests.is_empty() => {
+                Err(bad_request("the batch is empty"))
+            }
+            Ok(BatchRequest::Batch(requests)) if requests.len() > max_batch => {
+                Err(bad_request(format!(
+                    "the batch has {} operations; at most {max_batch} are allowed",
+                    requests.len()
+                )))
+            }
+            Ok(BatchRequest::Batch(requests)) => Ok(Requests {
+                list: requests,
+                batched: true,
+            }),
+            Err(_) => Err(bad_request(
+                "the body is not a JSON GraphQL request ({\"query\": …})",
+            )),
+        },
+        Some("application/graphql") => match std::str::from_utf8(body) {
+            Ok(query) => Ok(Requests::one(async_graphql::Request::new(query))),
+            Err(_) => Err(bad_request("the body is not UTF-8")),
+        },
+        _ => Err(Unreadable {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "send the request as application/json".into(),
+        }),
+    }
+}
+
+/// A JSON body: an array is a batch, anything else one request. Decided by the first byte
+/// rather than by `BatchRequest`'s untagged deserializer, which reads `[]` (and arrays of
+/// strings) as a single request, since serde lets a struct be read from a sequence.
+fn read_json_body(body: &[u8]) -> serde_json::Result<BatchRequest> {
+    if body.trim_ascii_start().first() == Some(&b'[') {
+        serde_json::from_slice(body).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice(body).map(BatchRequest::Single)
+    }
+}
