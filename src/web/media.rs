@@ -24,7 +24,10 @@ mod tests {
 
     fn typed(value: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_bytes(value).unwrap());
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_bytes(value).unwrap(),
+        );
         headers
     }
 

@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use async_graphql::BatchRequest;
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
+
+use crate::web::media;
 
 /// The query-string parameters of a GET request, named as the GraphQL-over-HTTP spec names
 /// them (async-graphql's `parse_query_string` reads `operation_name`, not `operationName`).
@@ -93,12 +95,7 @@ pub(super) fn read_post(
     body: &[u8],
     max_batch: usize,
 ) -> Result<Requests, Unreadable> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
-    match content_type.as_deref() {
+    match media::content_type(headers).as_deref() {
         Some("application/json") => match read_json_body(body) {
             Ok(BatchRequest::Single(request)) if !request.query.is_empty() => {
                 Ok(Requests::one(request))
