@@ -4,14 +4,13 @@
 //! (GraphQL `UNAUTHENTICATED`, REST 401). Controls just inside each bound are accepted, so only
 //! the bound under test can be what refuses the others.
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, Header};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::backend_tests;
-use crate::common::TestApp;
-use crate::rest_support::call;
-use crate::session_support::{claims, register};
+use crate::support::rest::call;
+use crate::support::tokens::{claims, sign_with_header};
+use crate::support::{TestApp, backend_tests};
 
 /// The verifier's clock leeway, in seconds (API.md section 5).
 const LEEWAY: i64 = 30;
@@ -19,7 +18,7 @@ const LEEWAY: i64 = 30;
 const TTL: i64 = 1800;
 
 fn sign(app: &TestApp, header: &Header, claims: &Value) -> String {
-    jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(&app.jwt_secret())).unwrap()
+    sign_with_header(header, claims, &app.jwt_secret())
 }
 
 fn hs256() -> Header {
@@ -48,8 +47,8 @@ async fn assert_refused(app: &TestApp, token: &str, what: &str) {
 }
 
 backend_tests! {
-    async fn out_of_bounds_claims_and_crit_headers_are_unauthenticated(app) {
-        let alice = register(&app, "alice_st", "correct horse", None).await;
+    async fn out_of_bounds_claims_and_crit_headers_are_unauthenticated(app: TestApp) {
+        let alice = app.register("alice_st", "correct horse").await;
         let genuine = claims(&alice.access);
         let iat = genuine["iat"].as_i64().unwrap();
         assert_eq!(genuine["exp"].as_i64().unwrap() - iat, TTL, "the harness's TTL");
