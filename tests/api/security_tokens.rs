@@ -5,11 +5,9 @@
 //! the bound under test can be what refuses the others.
 
 use jsonwebtoken::{Algorithm, Header};
-use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::rest::call;
-use crate::support::tokens::{claims, sign_with_header};
+use crate::support::tokens::{assert_accepted, assert_refused, claims, sign_with_header};
 use crate::support::{TestApp, backend_tests};
 
 /// The verifier's clock leeway, in seconds (API.md section 5).
@@ -23,27 +21,6 @@ fn sign(app: &TestApp, header: &Header, claims: &Value) -> String {
 
 fn hs256() -> Header {
     Header::new(Algorithm::HS256)
-}
-
-async fn assert_accepted(app: &TestApp, token: &str, user_id: &str, what: &str) {
-    assert_eq!(
-        app.me(token).await.as_deref(),
-        Ok(user_id),
-        "GraphQL refused {what}"
-    );
-    let reply = call(app, Method::GET, "/users/me", Some(token), None).await;
-    assert_eq!(reply.status, 200, "REST refused {what}: {reply:?}");
-}
-
-async fn assert_refused(app: &TestApp, token: &str, what: &str) {
-    assert_eq!(
-        app.me(token).await,
-        Err("UNAUTHENTICATED".into()),
-        "GraphQL accepted {what}"
-    );
-    let reply = call(app, Method::GET, "/users/me", Some(token), None).await;
-    assert_eq!(reply.status, 401, "REST accepted {what}: {reply:?}");
-    assert_eq!(reply.header("www-authenticate"), Some("Bearer"), "{what}");
 }
 
 backend_tests! {

@@ -11,20 +11,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::support::rest::call;
-use crate::support::tokens::{claims, sign};
+use crate::support::tokens::{assert_refused, claims, sign};
 use crate::support::{TestApp, backend_tests};
-
-/// Asserts that GraphQL and REST both refuse `token` as unauthenticated.
-async fn assert_refused(app: &TestApp, token: &str, what: &str) {
-    assert_eq!(
-        app.me(token).await,
-        Err("UNAUTHENTICATED".into()),
-        "GraphQL accepted {what}"
-    );
-    let reply = call(app, Method::GET, "/users/me", Some(token), None).await;
-    assert_eq!(reply.status, 401, "REST accepted {what}: {reply:?}");
-    assert_eq!(reply.header("www-authenticate"), Some("Bearer"), "{what}");
-}
 
 backend_tests! {
     async fn forged_and_broken_tokens_are_unauthenticated(app: TestApp) {
