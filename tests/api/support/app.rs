@@ -10,11 +10,13 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::ops::Deref;
+use std::sync::Once;
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection as _, AsyncMysqlConnection, RunQueryDsl as _};
 use ipnet::IpNet;
 use secrecy::{ExposeSecret as _, SecretString};
+use tracing_subscriber::EnvFilter;
 use user_api::config::{Config, DatabaseUrl, Rate, RateLimit, TrustedProxies};
 use user_api::{AppState, app, db};
 
@@ -262,6 +264,7 @@ impl TestAppBuilder {
     /// Starts a server with these settings on `backend`, which must be
     /// [available](Backend::is_available).
     pub async fn spawn(self, backend: Backend) -> TestApp {
+        init_logging();
         let TestAppBuilder { mut config, redis } = self;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let own_prefix = format!("test:{id}:");
@@ -330,6 +333,22 @@ impl TestAppBuilder {
             server,
         }
     }
+}
+
+/// Sends what the servers log (warnings and errors, or what `RUST_LOG` asks for) to the output
+/// of the test whose server logged it, which libtest shows when that test fails: a client sees
+/// a 503 or a 500 without its cause, and the server logs the cause once, where it makes the
+/// response.
+fn init_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+        // Another subscriber already installed is fine: its output goes where it goes.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
 }
 
 /// A running server, and a client of it: a `TestApp` derefs to the [`ApiClient`] that calls
