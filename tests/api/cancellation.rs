@@ -8,20 +8,13 @@ use diesel_async::RunQueryDsl as _;
 use user_api::db::DbPool;
 use user_api::with_conn;
 
-use crate::common::{Backend, Options, TestApp};
+use crate::support::{Backend, TestApp, backend_tests};
 
 const PASSWORD: &str = "a long enough password";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_abandoned_midway_takes_its_connection_out_of_the_pool() {
-    for backend in [Backend::Sqlite, Backend::MysqlRedis] {
-        let options = Options {
-            args: vec!["--db-pool-size".into(), "1".into()],
-            ..Options::default()
-        };
-        let Some(app) = TestApp::try_spawn_with(backend, options).await else {
-            continue;
-        };
+backend_tests! {
+    async fn a_query_abandoned_midway_takes_its_connection_out_of_the_pool(backend: Backend) {
+        let app = TestApp::builder().db_pool_size(1).spawn(backend).await;
         let db = app.state.dependencies.database();
         db.ping().await.expect("the database answers");
         assert_eq!(db.state().connections, 1, "{backend:?}");
@@ -46,7 +39,7 @@ async fn a_query_abandoned_midway_takes_its_connection_out_of_the_pool() {
         );
 
         // The next request gets a fresh connection and a right answer.
-        let (token, id) = app.register("ulla", PASSWORD).await;
-        assert_eq!(app.me(&token).await, Ok(id), "{backend:?}");
+        let ulla = app.register("ulla", PASSWORD).await;
+        assert_eq!(app.me(&ulla.access).await, Ok(ulla.user_id), "{backend:?}");
     }
 }

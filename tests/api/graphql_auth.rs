@@ -1,53 +1,27 @@
 //! register, login, access tokens and revocation (logout, password change, deleteMe).
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use secrecy::ExposeSecret as _;
-use serde_json::{Value, json};
+use jsonwebtoken::Algorithm;
+use serde_json::json;
 use user_api::signins::store::SessionStore as _;
 
-use crate::backend_tests;
-use crate::common::{Backend, Options, TestApp, error_code, error_field};
-use crate::graphql_support::{
-    PASSWORD, assert_no_internals, claims_of, login_body, me_with_header, messages, register_body,
-    update_me,
+use crate::support::tokens::{claims as claims_of, random_secret, sign};
+use crate::support::{
+    Backend, PASSWORD, SignIn, TestApp, assert_no_internals, backend_tests, error_code,
+    error_field, messages,
 };
-
-/// Signs `claims` as an HS256 JWT with `secret`.
-fn sign(claims: &Value, secret: &str) -> String {
-    sign_with(Algorithm::HS256, claims, secret)
-}
-
-fn sign_with(alg: Algorithm, claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::new(alg),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign")
-}
-
-/// The server's signing secret.
-fn server_secret(app: &TestApp) -> String {
-    app.state
-        .config
-        .auth
-        .jwt_secret
-        .as_ref()
-        .expect("the harness sets a secret")
-        .expose_secret()
-        .to_owned()
-}
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
 backend_tests! {
-    async fn register_returns_a_token_and_the_new_user(app) {
+    async fn register_returns_a_token_and_the_new_user(app: TestApp) {
         let before = chrono::Utc::now();
-        let body = register_body(&app, "Alice_01", "Alice@Example.com", PASSWORD).await;
+        let body = app.register_body("Alice_01", "Alice@Example.com", PASSWORD).await;
         assert!(body["errors"].is_null(), "{body}");
         let payload = &body["data"]["register"];
         assert_eq!(payload["tokenType"], "bearer");
@@ -86,29 +60,29 @@ backend_tests! {
         );
     }
 
-    async fn taken_username_or_email_in_any_case_is_a_conflict(app) {
+    async fn taken_username_or_email_in_any_case_is_a_conflict(app: TestApp) {
         app.register("bob", PASSWORD).await;
-        let body = register_body(&app, "BOB", "other@example.com", PASSWORD).await;
+        let body = app.register_body("BOB", "other@example.com", PASSWORD).await;
         assert_eq!(error_code(&body).as_deref(), Some("CONFLICT"), "{body}");
         assert!(body["data"].is_null());
         assert_no_internals(&body);
 
-        let body = register_body(&app, "bobby", "BOB@EXAMPLE.COM", PASSWORD).await;
+        let body = app.register_body("bobby", "BOB@EXAMPLE.COM", PASSWORD).await;
         assert_eq!(error_code(&body).as_deref(), Some("CONFLICT"), "{body}");
         assert_no_internals(&body);
 
         // Neither attempt created anything: the names are still free.
-        let body = login_body(&app, "bobby", PASSWORD).await;
+        let body = app.login_body("bobby", PASSWORD).await;
         assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
         app.register("bobby", PASSWORD).await;
     }
 
-    async fn concurrent_registrations_of_one_username_give_one_success(app) {
+    async fn concurrent_registrations_of_one_username_give_one_success(app: TestApp) {
         let attempts = (0..20).map(|n| {
             let app = &app;
             async move {
                 let username = if n % 2 == 0 { "racer" } else { "RACER" };
-                register_body(app, username, &format!("racer{n}@example.com"), PASSWORD).await
+                app.register_body(username, &format!("racer{n}@example.com"), PASSWORD).await
             }
         });
         let bodies = futures_util::future::join_all(attempts).await;
@@ -127,15 +101,15 @@ backend_tests! {
         assert_eq!(winners.len(), 1, "exactly one registration succeeds");
         assert_eq!(conflicts, 19, "every other one is a CONFLICT");
         // The one account is the winner's and works.
-        let token = app.login("racer", PASSWORD).await;
+        let token = app.login("racer", PASSWORD).await.access;
         let body = app.gql("{ me { email } }", json!({}), Some(&token)).await;
         assert_eq!(body["data"]["me"]["email"], winners[0]);
     }
 
-    async fn each_login_is_a_separate_session(app) {
-        let (registered, id) = app.register("carol", PASSWORD).await;
-        let first = app.login("carol", PASSWORD).await;
-        let second = app.login("carol", PASSWORD).await;
+    async fn each_login_is_a_separate_session(app: TestApp) {
+        let SignIn { access: registered, user_id: id, .. } = app.register("carol", PASSWORD).await;
+        let first = app.login("carol", PASSWORD).await.access;
+        let second = app.login("carol", PASSWORD).await.access;
         assert_ne!(first, second);
         assert_ne!(claims_of(&first)["jti"], claims_of(&second)["jti"]);
         assert_ne!(claims_of(&registered)["jti"], claims_of(&first)["jti"]);
@@ -143,28 +117,26 @@ backend_tests! {
             assert_eq!(app.me(token).await, Ok(id.clone()));
         }
         // Ending one session leaves the others.
-        let body = app
-            .gql("mutation { logout }", json!({}), Some(&first))
-            .await;
+        let body = app.logout(&first).await;
         assert_eq!(body["data"]["logout"], true);
         assert_eq!(app.me(&first).await, Err("UNAUTHENTICATED".into()));
         assert_eq!(app.me(&second).await, Ok(id.clone()));
         assert_eq!(app.me(&registered).await, Ok(id));
     }
 
-    async fn login_is_case_insensitive_on_the_username(app) {
-        let (_, id) = app.register("MixedCase", PASSWORD).await;
+    async fn login_is_case_insensitive_on_the_username(app: TestApp) {
+        let id = app.register("MixedCase", PASSWORD).await.user_id;
         for name in ["mixedcase", "MIXEDCASE", "MixedCase"] {
-            let token = app.login(name, PASSWORD).await;
+            let token = app.login(name, PASSWORD).await.access;
             assert_eq!(app.me(&token).await, Ok(id.clone()), "{name}");
         }
     }
 
-    async fn wrong_password_and_unknown_username_fail_alike(app) {
+    async fn wrong_password_and_unknown_username_fail_alike(app: TestApp) {
         app.register("dave", PASSWORD).await;
-        let wrong_password = login_body(&app, "dave", "not the password").await;
-        let unknown_user = login_body(&app, "nobody", PASSWORD).await;
-        let invalid_name = login_body(&app, "x", PASSWORD).await;
+        let wrong_password = app.login_body("dave", "not the password").await;
+        let unknown_user = app.login_body("nobody", PASSWORD).await;
+        let invalid_name = app.login_body("x", PASSWORD).await;
         for body in [&wrong_password, &unknown_user, &invalid_name] {
             assert_eq!(
                 error_code(body).as_deref(),
@@ -177,24 +149,24 @@ backend_tests! {
         assert_eq!(messages(&wrong_password), messages(&invalid_name));
         assert!(!messages(&wrong_password).is_empty());
         // The password is checked exactly, not case-insensitively.
-        let body = login_body(&app, "dave", &PASSWORD.to_uppercase()).await;
+        let body = app.login_body("dave", &PASSWORD.to_uppercase()).await;
         assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
     }
 
-    async fn forged_and_expired_tokens_are_rejected(app) {
-        let (token, id) = app.register("erin", PASSWORD).await;
-        let (victim_token, _) = app.register("frank", PASSWORD).await;
-        let secret = server_secret(&app);
+    async fn forged_and_expired_tokens_are_rejected(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } = app.register("erin", PASSWORD).await;
+        let victim_token = app.register("frank", PASSWORD).await.access;
+        let secret = app.jwt_secret();
         let claims = claims_of(&token);
         let unauthenticated = Err("UNAUTHENTICATED".to_owned());
 
         // Control: the same claims re-signed with the server's key pass, so each rejection
         // below is down to the one thing changed.
-        assert_eq!(app.me(&sign(&claims, &secret)).await, Ok(id.clone()));
+        assert_eq!(app.me(&sign(&claims, Algorithm::HS256, &secret)).await, Ok(id.clone()));
 
-        let other_secret = crate::common::random_secret();
+        let other_secret = random_secret();
         assert_eq!(
-            app.me(&sign(&claims, &other_secret)).await,
+            app.me(&sign(&claims, Algorithm::HS256, other_secret.as_bytes())).await,
             unauthenticated,
             "another secret"
         );
@@ -215,7 +187,7 @@ backend_tests! {
 
         for alg in [Algorithm::HS384, Algorithm::HS512] {
             assert_eq!(
-                app.me(&sign_with(alg, &claims, &secret)).await,
+                app.me(&sign(&claims, alg, &secret)).await,
                 unauthenticated,
                 "{alg:?} with the right key: the algorithm is pinned"
             );
@@ -236,7 +208,7 @@ backend_tests! {
             expired["iat"] = json!(now() - 2000);
             expired["exp"] = json!(now() - past);
             assert_eq!(
-                app.me(&sign(&expired, &secret)).await,
+                app.me(&sign(&expired, Algorithm::HS256, &secret)).await,
                 unauthenticated,
                 "{what}"
             );
@@ -245,7 +217,7 @@ backend_tests! {
         let mut wrong_issuer = claims.clone();
         wrong_issuer["iss"] = json!("someone-else");
         assert_eq!(
-            app.me(&sign(&wrong_issuer, &secret)).await,
+            app.me(&sign(&wrong_issuer, Algorithm::HS256, &secret)).await,
             unauthenticated,
             "iss"
         );
@@ -254,7 +226,7 @@ backend_tests! {
             let mut partial = claims.clone();
             partial.as_object_mut().unwrap().remove(missing);
             assert_eq!(
-                app.me(&sign(&partial, &secret)).await,
+                app.me(&sign(&partial, Algorithm::HS256, &secret)).await,
                 unauthenticated,
                 "without {missing}"
             );
@@ -264,7 +236,7 @@ backend_tests! {
         let mut no_session = claims.clone();
         no_session["jti"] = json!(uuid::Uuid::new_v4().to_string());
         assert_eq!(
-            app.me(&sign(&no_session, &secret)).await,
+            app.me(&sign(&no_session, Algorithm::HS256, &secret)).await,
             unauthenticated,
             "no session"
         );
@@ -272,15 +244,15 @@ backend_tests! {
         assert_eq!(app.me(&token).await, Ok(id), "the real token still works");
     }
 
-    async fn authorization_header_forms(app) {
-        let (token, id) = app.register("grace", PASSWORD).await;
+    async fn authorization_header_forms(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } = app.register("grace", PASSWORD).await;
         for header in [
             format!("Bearer {token}"),
             format!("bearer {token}"),
             format!("BEARER {token}"),
             token.clone(),
         ] {
-            let body = me_with_header(&app, &header).await;
+            let body = app.me_with_authorization(&header).await;
             assert_eq!(body["data"]["me"]["id"], id.as_str(), "{header}: {body}");
         }
         for header in [
@@ -293,7 +265,7 @@ backend_tests! {
             format!("Bearer {token} extra"),
             format!("Bearer {token}x"),
         ] {
-            let body = me_with_header(&app, &header).await;
+            let body = app.me_with_authorization(&header).await;
             assert_eq!(
                 error_code(&body).as_deref(),
                 Some("UNAUTHENTICATED"),
@@ -303,20 +275,16 @@ backend_tests! {
         }
     }
 
-    async fn logout_revokes_only_that_token(app) {
-        let (token, id) = app.register("heidi", PASSWORD).await;
-        let other = app.login("heidi", PASSWORD).await;
-        let body = app
-            .gql("mutation { logout }", json!({}), Some(&token))
-            .await;
+    async fn logout_revokes_only_that_token(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } = app.register("heidi", PASSWORD).await;
+        let other = app.login("heidi", PASSWORD).await.access;
+        let body = app.logout(&token).await;
         assert_eq!(body["data"]["logout"], true, "{body}");
         assert_eq!(app.me(&token).await, Err("UNAUTHENTICATED".into()));
         // A revoked token can do nothing else either, not even log out again.
-        let body = app
-            .gql("mutation { logout }", json!({}), Some(&token))
-            .await;
+        let body = app.logout(&token).await;
         assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
-        let body = update_me(&app, &token, json!({"email": "new@example.com"})).await;
+        let body = app.update_me(&token, json!({"email": "new@example.com"})).await;
         assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
         assert_eq!(app.me(&other).await, Ok(id.clone()));
         let claims = claims_of(&token);
@@ -331,24 +299,24 @@ backend_tests! {
         );
     }
 
-    async fn password_change_revokes_every_other_token(app) {
+    async fn password_change_revokes_every_other_token(app: TestApp) {
         const NEW: &str = "a new password";
-        let (token, id) = app.register("ivan", PASSWORD).await;
+        let SignIn { access: token, user_id: id, .. } = app.register("ivan", PASSWORD).await;
         let others = [
-            app.login("ivan", PASSWORD).await,
-            app.login("IVAN", PASSWORD).await,
+            app.login("ivan", PASSWORD).await.access,
+            app.login("IVAN", PASSWORD).await.access,
         ];
-        let (bystander, bystander_id) = app.register("judy", PASSWORD).await;
+        let SignIn { access: bystander, user_id: bystander_id, .. } =
+            app.register("judy", PASSWORD).await;
 
-        let body = update_me(&app, &token, json!({"password": NEW})).await;
+        let body = app.update_me(&token, json!({"password": NEW})).await;
         assert_eq!(
             error_code(&body).as_deref(),
             Some("BAD_USER_INPUT"),
             "{body}"
         );
         assert_eq!(error_field(&body).as_deref(), Some("currentPassword"));
-        let body = update_me(
-            &app,
+        let body = app.update_me(
             &token,
             json!({"password": NEW, "currentPassword": "wrong password"}),
         )
@@ -358,8 +326,7 @@ backend_tests! {
             Some("UNAUTHENTICATED"),
             "{body}"
         );
-        let body = update_me(
-            &app,
+        let body = app.update_me(
             &token,
             json!({"password": "short", "currentPassword": PASSWORD}),
         )
@@ -376,8 +343,7 @@ backend_tests! {
         }
         app.login("ivan", PASSWORD).await;
 
-        let body = update_me(
-            &app,
+        let body = app.update_me(
             &token,
             json!({"password": NEW, "currentPassword": PASSWORD}),
         )
@@ -401,20 +367,20 @@ backend_tests! {
             "other users keep theirs"
         );
 
-        let body = login_body(&app, "ivan", PASSWORD).await;
+        let body = app.login_body("ivan", PASSWORD).await;
         assert_eq!(
             error_code(&body).as_deref(),
             Some("UNAUTHENTICATED"),
             "old password"
         );
-        let fresh = app.login("ivan", NEW).await;
+        let fresh = app.login("ivan", NEW).await.access;
         assert_eq!(app.me(&fresh).await, Ok(id));
     }
 
-    async fn delete_me_removes_the_user_and_revokes_all_tokens(app) {
-        let (token, id) = app.register("mallory", PASSWORD).await;
-        let other = app.login("mallory", PASSWORD).await;
-        let (observer, _) = app.register("oscar", PASSWORD).await;
+    async fn delete_me_removes_the_user_and_revokes_all_tokens(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } = app.register("mallory", PASSWORD).await;
+        let other = app.login("mallory", PASSWORD).await.access;
+        let observer = app.register("oscar", PASSWORD).await.access;
 
         let body = app
             .gql("mutation { deleteMe }", json!({}), Some(&token))
@@ -461,10 +427,10 @@ backend_tests! {
                 .any(|n| n["id"] == id.as_str()),
             "{body}"
         );
-        let body = login_body(&app, "mallory", PASSWORD).await;
+        let body = app.login_body("mallory", PASSWORD).await;
         assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
         // The name and the address are free again.
-        let (_, new_id) = app.register("mallory", PASSWORD).await;
+        let new_id = app.register("mallory", PASSWORD).await.user_id;
         assert_ne!(new_id, id);
     }
 }
@@ -494,25 +460,11 @@ async fn redis_ttls(app: &TestApp) -> Vec<(String, i64)> {
     ttls
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_and_sessions_live_as_long_as_configured() {
-    for backend in [Backend::Sqlite, Backend::MysqlRedis] {
-        let options = Options {
-            args: vec!["--access-token-ttl".into(), "90".into()],
-            ..Options::default()
-        };
-        let Some(app) = TestApp::try_spawn_with(backend, options).await else {
-            continue;
-        };
-        let body = register_body(&app, "trent", "trent@example.com", PASSWORD).await;
-        let login = app
-            .gql(
-                "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { \
-                 accessToken expiresIn } }",
-                json!({"u": "trent", "p": PASSWORD}),
-                None,
-            )
-            .await;
+backend_tests! {
+    async fn tokens_and_sessions_live_as_long_as_configured(backend: Backend) {
+        let app = TestApp::builder().access_token_ttl(Duration::from_secs(90)).spawn(backend).await;
+        let body = app.register_body("trent", "trent@example.com", PASSWORD).await;
+        let login = app.login_body("trent", PASSWORD).await;
         for payload in [&body["data"]["register"], &login["data"]["login"]] {
             assert_eq!(payload["expiresIn"], 90, "{backend:?}: {payload}");
             let claims = claims_of(payload["accessToken"].as_str().expect("token"));

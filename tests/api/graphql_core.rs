@@ -2,16 +2,16 @@
 
 use serde_json::json;
 
-use crate::backend_tests;
-use crate::common::error_code;
+use crate::support::{SignIn, TestApp, backend_tests, error_code};
 
 backend_tests! {
-    async fn register_login_me_logout(app) {
-        let (token, id) = app.register("alice", "correct horse").await;
+    async fn register_login_me_logout(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } =
+            app.register("alice", "correct horse").await;
         assert_eq!(app.me(&token).await, Ok(id.clone()));
-        let second = app.login("ALICE", "correct horse").await;
+        let second = app.login("ALICE", "correct horse").await.access;
         assert_eq!(app.me(&second).await, Ok(id.clone()));
-        let body = app.gql("mutation { logout }", json!({}), Some(&token)).await;
+        let body = app.logout(&token).await;
         assert_eq!(body["data"]["logout"], true);
         assert_eq!(app.me(&token).await, Err("UNAUTHENTICATED".into()));
         assert_eq!(app.me(&second).await, Ok(id), "logout ends only its own session");

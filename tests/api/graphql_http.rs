@@ -4,20 +4,14 @@
 use reqwest::{Response, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::common::{TestApp, error_code};
-use crate::graphql_support::{PASSWORD, login_body, register_body};
+use crate::support::{GRAPHQL_RESPONSE, PASSWORD, SignIn, TestApp, backend_tests, error_code};
 
 const JSON: &str = "application/json";
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// POSTs a JSON body with this `Accept` header.
 async fn post_json(app: &TestApp, accept: Option<&str>, body: &Value) -> Response {
-    let mut request = app.client.post(app.url("/graphql")).json(body);
-    if let Some(accept) = accept {
-        request = request.header(header::ACCEPT, accept);
-    }
-    request.send().await.expect("request")
+    let accept: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+    app.post_graphql(body, &accept).await
 }
 
 /// GETs `/graphql` with these query-string parameters.
@@ -52,13 +46,15 @@ async fn expect(response: Response, status: u16, media: &str) -> Value {
 /// Whether `username` is free (a registration with it would not conflict): its login fails as
 /// an unknown user's does.
 async fn assert_not_registered(app: &TestApp, username: &str) {
-    let body = login_body(app, username, PASSWORD).await;
+    let body = app.login_body(username, PASSWORD).await;
     assert_eq!(
         error_code(&body).as_deref(),
         Some("UNAUTHENTICATED"),
         "{body}"
     );
-    let body = register_body(app, username, &format!("{username}@example.com"), PASSWORD).await;
+    let body = app
+        .register_body(username, &format!("{username}@example.com"), PASSWORD)
+        .await;
     assert!(
         body["errors"].is_null(),
         "{username} was registered: {body}"
@@ -75,7 +71,7 @@ fn register_document(username: &str) -> String {
 backend_tests! {
     /// The server remembers which cached documents passed validation; a document whose
     /// validation depends on its variables is still validated on every request.
-    async fn a_document_seen_before_is_validated_as_strictly(app) {
+    async fn a_document_seen_before_is_validated_as_strictly(app: TestApp) {
         let query = "query($n: Int) { users(first: $n) { nodes { id } } }";
         for round in 0..2 {
             for (n, invalid) in [(json!(5), false), (json!("ten"), true)] {
@@ -101,7 +97,7 @@ backend_tests! {
         }
     }
 
-    async fn application_json_answers_200_even_with_errors(app) {
+    async fn application_json_answers_200_even_with_errors(app: TestApp) {
         let cases = [
             ("{ me { id } }", "UNAUTHENTICATED"),
             ("{ me { id ", "GRAPHQL_PARSE_FAILED"),
@@ -156,7 +152,7 @@ backend_tests! {
         assert_not_registered(&app, "abc").await;
     }
 
-    async fn graphql_response_json_answers_400_to_request_errors(app) {
+    async fn graphql_response_json_answers_400_to_request_errors(app: TestApp) {
         for accept in [
             GRAPHQL_RESPONSE,
             "application/graphql-response+json, application/json;q=0.9",
@@ -202,8 +198,8 @@ backend_tests! {
         );
     }
 
-    async fn get_runs_queries_from_the_query_string(app) {
-        let (token, id) = app.register("alice", PASSWORD).await;
+    async fn get_runs_queries_from_the_query_string(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } = app.register("alice", PASSWORD).await;
         let body = expect(
             get(&app, &[("query", "{ me { id } }")], Some(&token)).await,
             200,
@@ -255,8 +251,8 @@ backend_tests! {
         assert!(response.status().is_client_error(), "{}", response.status());
     }
 
-    async fn get_refuses_mutations_and_runs_none(app) {
-        let (token, id) = app.register("alice", PASSWORD).await;
+    async fn get_refuses_mutations_and_runs_none(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } = app.register("alice", PASSWORD).await;
         let response = get(&app, &[("query", &register_document("bob"))], None).await;
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         let allow = response
@@ -283,7 +279,7 @@ backend_tests! {
         assert_eq!(app.me(&token).await, Ok(id), "logout by GET did not run");
     }
 
-    async fn batches_are_refused_and_not_run(app) {
+    async fn batches_are_refused_and_not_run(app: TestApp) {
         let batch = json!([
             {"query": register_document("carol")},
             {"query": "{ __typename }"},
@@ -298,7 +294,7 @@ backend_tests! {
         assert_not_registered(&app, "carol").await;
     }
 
-    async fn bodies_over_the_limit_are_refused_with_413(app) {
+    async fn bodies_over_the_limit_are_refused_with_413(app: TestApp) {
         let limit = usize::try_from(app.state.config.http.max_body_bytes).unwrap();
         let padded = |size: usize| {
             let query = format!("{{ __typename }} # {}", "x".repeat(size));
@@ -324,8 +320,8 @@ backend_tests! {
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
-    async fn other_media_types(app) {
-        let (token, id) = app.register("alice", PASSWORD).await;
+    async fn other_media_types(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } = app.register("alice", PASSWORD).await;
         // JSON with a charset parameter.
         let response = app
             .client

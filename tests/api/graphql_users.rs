@@ -5,12 +5,9 @@ use std::collections::HashSet;
 
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
-use user_api::db::DbError;
-use user_api::db::DbPool;
 
-use crate::backend_tests;
-use crate::common::{TestApp, error_code, error_field};
-use crate::graphql_support::{PASSWORD, register_body};
+use crate::support::db::make_admin;
+use crate::support::{PASSWORD, SignIn, TestApp, backend_tests, error_code, error_field};
 
 const USER_BY_ID: &str = "query($id: ID!) { user(id: $id) { id username email role } }";
 const USER_BY_NAME: &str = "query($u: String!) { user(username: $u) { id username email role } }";
@@ -21,9 +18,9 @@ const USERS_PAGE: &str = "query($first: Int, $after: String) { \
     pageInfo { hasNextPage endCursor } } }";
 
 /// Registers `count` users named `<prefix><n>` (n from 0), a few at a time; returns their
-/// (token, id) in name order.
-pub async fn register_many(app: &TestApp, prefix: &str, count: usize) -> Vec<(String, String)> {
-    let mut users: Vec<(usize, (String, String))> = futures_util::stream::iter(
+/// sign-ins in name order.
+async fn register_many(app: &TestApp, prefix: &str, count: usize) -> Vec<SignIn> {
+    let mut users: Vec<(usize, SignIn)> = futures_util::stream::iter(
         (0..count)
             .map(|n| async move { (n, app.register(&format!("{prefix}{n}"), PASSWORD).await) }),
     )
@@ -32,23 +29,6 @@ pub async fn register_many(app: &TestApp, prefix: &str, count: usize) -> Vec<(St
     .await;
     users.sort_by_key(|(n, _)| *n);
     users.into_iter().map(|(_, user)| user).collect()
-}
-
-/// Gives the user the ADMIN role, behind the API's back.
-async fn promote_to_admin(app: &TestApp, id: &str) {
-    async fn set_role(db: &DbPool, id: &str) -> Result<usize, DbError> {
-        use diesel::{ExpressionMethods as _, QueryDsl as _};
-        use diesel_async::RunQueryDsl as _;
-        use user_api::db::schema::users;
-        let query = diesel::update(users::table.find(id)).set(users::role.eq("admin"));
-        user_api::with_conn!(db, |c| query.clone().execute(c).await)
-    }
-    assert_eq!(
-        set_role(app.state.dependencies.database(), id)
-            .await
-            .expect("promote"),
-        1
-    );
 }
 
 /// One page of `users`; asserts it has no errors.
@@ -85,8 +65,8 @@ fn page_ids(page: &Value) -> Vec<String> {
 }
 
 backend_tests! {
-    async fn me_returns_the_whole_own_account(app) {
-        let body = register_body(&app, "Alice", "Alice@Example.com", PASSWORD).await;
+    async fn me_returns_the_whole_own_account(app: TestApp) {
+        let body = app.register_body("Alice", "Alice@Example.com", PASSWORD).await;
         let token = body["data"]["register"]["accessToken"].as_str().unwrap();
         let registered = &body["data"]["register"]["user"];
         let body = app
@@ -99,9 +79,9 @@ backend_tests! {
         assert_eq!(&body["data"]["me"], registered, "{body}");
     }
 
-    async fn user_by_id_or_username_and_email_visibility(app) {
-        let (alice, alice_id) = app.register("alice", PASSWORD).await;
-        let (_, bob_id) = app.register("Bob", PASSWORD).await;
+    async fn user_by_id_or_username_and_email_visibility(app: TestApp) {
+        let SignIn { access: alice, user_id: alice_id, .. } = app.register("alice", PASSWORD).await;
+        let bob_id = app.register("Bob", PASSWORD).await.user_id;
 
         let body = app
             .gql(USER_BY_ID, json!({"id": bob_id}), Some(&alice))
@@ -168,8 +148,8 @@ backend_tests! {
         }
     }
 
-    async fn user_needs_exactly_one_argument(app) {
-        let (token, id) = app.register("alice", PASSWORD).await;
+    async fn user_needs_exactly_one_argument(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } = app.register("alice", PASSWORD).await;
         for (query, vars) in [
             ("{ user { id } }", json!({})),
             (
@@ -193,10 +173,10 @@ backend_tests! {
         }
     }
 
-    async fn an_admin_sees_every_email(app) {
-        let (admin, admin_id) = app.register("root", PASSWORD).await;
-        let (_, bob_id) = app.register("bob", PASSWORD).await;
-        promote_to_admin(&app, &admin_id).await;
+    async fn an_admin_sees_every_email(app: TestApp) {
+        let SignIn { access: admin, user_id: admin_id, .. } = app.register("root", PASSWORD).await;
+        let bob_id = app.register("bob", PASSWORD).await.user_id;
+        make_admin(&app, &admin_id).await;
 
         let body = app.gql("{ me { role } }", json!({}), Some(&admin)).await;
         assert_eq!(body["data"]["me"]["role"], "ADMIN", "{body}");
@@ -210,7 +190,7 @@ backend_tests! {
         }
 
         // An admin's own email stays hidden from regular users.
-        let bob = app.login("bob", PASSWORD).await;
+        let bob = app.login("bob", PASSWORD).await.access;
         let body = app
             .gql(USER_BY_ID, json!({"id": admin_id}), Some(&bob))
             .await;
@@ -218,11 +198,12 @@ backend_tests! {
         assert!(body["data"]["user"]["email"].is_null(), "{body}");
     }
 
-    async fn users_pages_walk_every_user_once_in_id_order(app) {
+    async fn users_pages_walk_every_user_once_in_id_order(app: TestApp) {
         let registered = register_many(&app, "user", 25).await;
-        let token = &registered[0].0;
-        let own_id = &registered[0].1;
-        let mut expected: Vec<String> = registered.iter().map(|(_, id)| id.clone()).collect();
+        let token = &registered[0].access;
+        let own_id = &registered[0].user_id;
+        let mut expected: Vec<String> =
+            registered.iter().map(|user| user.user_id.clone()).collect();
         expected.sort();
 
         // Default page size: 20.
@@ -288,12 +269,12 @@ backend_tests! {
         assert_eq!(page["pageInfo"]["hasNextPage"], false);
     }
 
-    async fn users_are_listed_in_registration_order(app) {
+    async fn users_are_listed_in_registration_order(app: TestApp) {
         let mut ids = Vec::new();
         for name in ["zed", "amy", "Max", "bob"] {
-            ids.push(app.register(name, PASSWORD).await.1);
+            ids.push(app.register(name, PASSWORD).await.user_id);
         }
-        let token = app.login("amy", PASSWORD).await;
+        let token = app.login("amy", PASSWORD).await.access;
         let page = users_page(&app, &token, None, None).await;
         assert_eq!(page_ids(&page), ids);
         let names: Vec<&str> = page["nodes"]
@@ -306,8 +287,8 @@ backend_tests! {
         assert_eq!(page["pageInfo"]["hasNextPage"], false);
     }
 
-    async fn users_arguments_are_validated(app) {
-        let (token, _) = app.register("alice", PASSWORD).await;
+    async fn users_arguments_are_validated(app: TestApp) {
+        let token = app.register("alice", PASSWORD).await.access;
         for first in [0, -1, 101, 1000] {
             let body = app
                 .gql(USERS_PAGE, json!({"first": first}), Some(&token))
@@ -356,8 +337,8 @@ backend_tests! {
         }
     }
 
-    async fn every_token_protected_operation_needs_a_token(app) {
-        let (token, id) = app.register("alice", PASSWORD).await;
+    async fn every_token_protected_operation_needs_a_token(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } = app.register("alice", PASSWORD).await;
         let operations = [
             ("{ me { id } }", json!({})),
             (

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::common::{TestApp, error_code, error_field};
-use crate::graphql_support::{PASSWORD, assert_no_internals, login_body, register_body, update_me};
+use crate::support::{
+    PASSWORD, SignIn, TestApp, assert_no_internals, backend_tests, error_code, error_field,
+};
 
 /// A valid address of exactly `len` characters (about 70 to 300): a 64-character local part
 /// and a domain of 63-character labels.
@@ -53,8 +53,8 @@ fn assert_bad_input(body: &Value, field: &str, case: &str) {
 }
 
 backend_tests! {
-    async fn register_validates_each_field_and_creates_nothing_on_failure(app) {
-        let (observer, _) = app.register("observer", PASSWORD).await;
+    async fn register_validates_each_field_and_creates_nothing_on_failure(app: TestApp) {
+        let observer = app.register("observer", PASSWORD).await.access;
         let (x33, x129) = ("x".repeat(33), "x".repeat(129));
         let (long_email, long_password) = (email_of_len(255), "é".repeat(129));
         // (field at fault, username, email, password); the other fields are valid.
@@ -81,7 +81,7 @@ backend_tests! {
             ("password", "valid2", "b@example.com", ""),
         ];
         for (field, username, email, password) in cases {
-            let body = register_body(&app, username, email, password).await;
+            let body = app.register_body(username, email, password).await;
             let case = format!(
                 "{field}: {username:?} {email:?} {} chars",
                 password.chars().count()
@@ -93,11 +93,11 @@ backend_tests! {
             ["observer"],
             "nothing was created"
         );
-        let body = login_body(&app, "valid1", PASSWORD).await;
+        let body = app.login_body("valid1", PASSWORD).await;
         assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
         // The addresses are free.
         for (username, email) in [("valid1", "a@example.com"), ("valid2", "b@example.com")] {
-            let body = register_body(&app, username, email, PASSWORD).await;
+            let body = app.register_body(username, email, PASSWORD).await;
             assert!(body["errors"].is_null(), "{body}");
         }
         assert_eq!(
@@ -106,7 +106,7 @@ backend_tests! {
         );
     }
 
-    async fn register_accepts_the_edges_of_each_rule(app) {
+    async fn register_accepts_the_edges_of_each_rule(app: TestApp) {
         let (x32, email254, dotted) = ("x".repeat(32), email_of_len(254), dotted_i_email());
         let (spaced, long_password) = ("  pass word with spaces  ", "é".repeat(128));
         let cases = [
@@ -122,27 +122,27 @@ backend_tests! {
             ("dotted", &dotted, PASSWORD),
         ];
         for (username, email, password) in cases {
-            let body = register_body(&app, username, email, password).await;
+            let body = app.register_body(username, email, password).await;
             assert!(body["errors"].is_null(), "{username}: {body}");
             assert_eq!(body["data"]["register"]["user"]["email"], email);
             // The password was kept exactly as given: it logs in, and trimmed it does not.
-            let body = login_body(&app, username, password).await;
+            let body = app.login_body(username, password).await;
             assert!(body["errors"].is_null(), "{username}: {body}");
             if password.trim() != password {
-                let body = login_body(&app, username, password.trim()).await;
+                let body = app.login_body(username, password.trim()).await;
                 assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
             }
         }
     }
 
-    async fn emails_differing_only_in_accents_are_distinct(app) {
+    async fn emails_differing_only_in_accents_are_distinct(app: TestApp) {
         // Letter case is ignored, accents are not, on both backends alike.
         for (username, email) in [("jose", "jose@example.com"), ("jose2", "josé@example.com")] {
-            let body = register_body(&app, username, email, PASSWORD).await;
+            let body = app.register_body(username, email, PASSWORD).await;
             assert!(body["errors"].is_null(), "{email}: {body}");
         }
         for email in ["JOSÉ@EXAMPLE.COM", "José@Example.com", "JOSE@example.com"] {
-            let body = register_body(&app, "jose3", email, PASSWORD).await;
+            let body = app.register_body("jose3", email, PASSWORD).await;
             assert_eq!(
                 error_code(&body).as_deref(),
                 Some("CONFLICT"),
@@ -151,9 +151,9 @@ backend_tests! {
         }
     }
 
-    async fn update_me_rules(app) {
-        let (token, id) = app.register("alice", PASSWORD).await;
-        let other_session = app.login("alice", PASSWORD).await;
+    async fn update_me_rules(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } = app.register("alice", PASSWORD).await;
+        let other_session = app.login("alice", PASSWORD).await.access;
         app.register("bob", PASSWORD).await;
 
         for input in [
@@ -161,7 +161,7 @@ backend_tests! {
             json!({"currentPassword": PASSWORD}),
             json!({"email": null, "password": null}),
         ] {
-            let body = update_me(&app, &token, input.clone()).await;
+            let body = app.update_me(&token, input.clone()).await;
             assert_eq!(
                 error_code(&body).as_deref(),
                 Some("BAD_USER_INPUT"),
@@ -173,11 +173,11 @@ backend_tests! {
             );
         }
         for email in ["not an email", "a@", "", &email_of_len(255)] {
-            let body = update_me(&app, &token, json!({"email": email})).await;
+            let body = app.update_me(&token, json!({"email": email})).await;
             assert_bad_input(&body, "email", email);
         }
         for email in ["bob@example.com", "BOB@example.COM"] {
-            let body = update_me(&app, &token, json!({"email": email})).await;
+            let body = app.update_me(&token, json!({"email": email})).await;
             assert_eq!(
                 error_code(&body).as_deref(),
                 Some("CONFLICT"),
@@ -190,18 +190,18 @@ backend_tests! {
         assert_eq!(body["data"]["me"]["email"], "alice@example.com");
 
         // The own address, as it is or in another case, is no conflict.
-        let body = update_me(&app, &token, json!({"email": "alice@example.com"})).await;
+        let body = app.update_me(&token, json!({"email": "alice@example.com"})).await;
         assert_eq!(
             body["data"]["updateMe"]["email"], "alice@example.com",
             "{body}"
         );
-        let body = update_me(&app, &token, json!({"email": "Alice@Example.com"})).await;
+        let body = app.update_me(&token, json!({"email": "Alice@Example.com"})).await;
         assert_eq!(
             body["data"]["updateMe"]["email"], "Alice@Example.com",
             "{body}"
         );
 
-        let body = update_me(&app, &token, json!({"email": "alice@new.example"})).await;
+        let body = app.update_me(&token, json!({"email": "alice@new.example"})).await;
         assert_eq!(body["data"]["updateMe"]["id"], id.as_str(), "{body}");
         assert_eq!(body["data"]["updateMe"]["email"], "alice@new.example");
         let body = app
@@ -212,9 +212,9 @@ backend_tests! {
         assert_eq!(app.me(&other_session).await, Ok(id.clone()));
         app.login("alice", PASSWORD).await;
         // The old address is free again; the new one is taken.
-        let body = register_body(&app, "carol", "ALICE@example.com", PASSWORD).await;
+        let body = app.register_body("carol", "ALICE@example.com", PASSWORD).await;
         assert!(body["errors"].is_null(), "{body}");
-        let body = register_body(&app, "dave", "Alice@New.Example", PASSWORD).await;
+        let body = app.register_body("dave", "Alice@New.Example", PASSWORD).await;
         assert_eq!(error_code(&body).as_deref(), Some("CONFLICT"), "{body}");
     }
 }

@@ -5,23 +5,22 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::common::{TestApp, error_code};
-use crate::rest_support::{call, login_token};
-use crate::session_support::{SignIn, data, login, register, try_refresh};
+use crate::support::rest::{call, login_token};
+use crate::support::tokens::claims;
+use crate::support::{SignIn, TestApp, backend_tests, error_code};
 
 const PASSWORD: &str = "alice's password";
 
 /// A's account is as A left it: seen from A's session, and A's password still signs in.
 async fn assert_untouched(app: &TestApp, alice: &SignIn) {
-    let me = data(
-        app,
-        "{ me { id username email role } }",
-        json!({}),
-        &alice.access,
-    )
-    .await
-    .expect("A is still signed in");
+    let me = app
+        .data(
+            "{ me { id username email role } }",
+            json!({}),
+            &alice.access,
+        )
+        .await
+        .expect("A is still signed in");
     assert_eq!(
         me["me"],
         json!({"id": alice.user_id, "username": "alice_i", "email": "alice_i@example.com", "role": "USER"})
@@ -30,18 +29,18 @@ async fn assert_untouched(app: &TestApp, alice: &SignIn) {
 }
 
 backend_tests! {
-    async fn b_cannot_read_or_change_a(app) {
-        let alice = register(&app, "alice_i", PASSWORD, Some("Alice/1")).await;
-        let bob = register(&app, "bob_i", "bob's password", Some("Bob/1")).await;
+    async fn b_cannot_read_or_change_a(app: TestApp) {
+        let alice = app.with_user_agent("Alice/1").register("alice_i", PASSWORD).await;
+        let bob = app.with_user_agent("Bob/1").register("bob_i", "bob's password").await;
         let b = bob.access.as_str();
         let a_id = alice.user_id.as_str();
 
         // Reading, GraphQL: every way of reaching A shows no email.
-        let by_id = data(&app, "query($id: ID!) { user(id: $id) { id email role } }", json!({"id": a_id}), b).await.unwrap();
+        let by_id = app.data("query($id: ID!) { user(id: $id) { id email role } }", json!({"id": a_id}), b).await.unwrap();
         assert_eq!(by_id["user"], json!({"id": a_id, "email": null, "role": "USER"}));
-        let by_name = data(&app, "{ user(username: \"ALICE_I\") { email } }", json!({}), b).await.unwrap();
+        let by_name = app.data("{ user(username: \"ALICE_I\") { email } }", json!({}), b).await.unwrap();
         assert_eq!(by_name["user"]["email"], Value::Null);
-        let page = data(&app, "{ users(first: 100) { nodes { id email } edges { node { id email } } } }", json!({}), b).await.unwrap();
+        let page = app.data("{ users(first: 100) { nodes { id email } edges { node { id email } } } }", json!({}), b).await.unwrap();
         for node in page["users"]["nodes"].as_array().unwrap().iter()
             .chain(page["users"]["edges"].as_array().unwrap().iter().map(|e| &e["node"]))
         {
@@ -56,7 +55,7 @@ backend_tests! {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["data"]["user"]["email"], Value::Null, "{body}");
         // A's sessions are not B's to see.
-        let sessions = data(&app, "{ sessions { id userAgent } }", json!({}), b).await.unwrap();
+        let sessions = app.data("{ sessions { id userAgent } }", json!({}), b).await.unwrap();
         assert_eq!(sessions["sessions"], json!([{"id": bob.session_id(), "userAgent": "Bob/1"}]));
 
         // Reading, REST.
@@ -73,21 +72,20 @@ backend_tests! {
         // Changing, GraphQL: the operations that take an id refuse B; those without one act
         // on B alone.
         assert_eq!(
-            data(&app, "mutation($id: ID!) { setRole(id: $id, role: ADMIN) { id } }", json!({"id": a_id}), b).await,
+            app.data("mutation($id: ID!) { setRole(id: $id, role: ADMIN) { id } }", json!({"id": a_id}), b).await,
             Err("FORBIDDEN".into())
         );
-        assert_eq!(data(&app, "mutation($id: ID!) { deleteUser(id: $id) }", json!({"id": a_id}), b).await, Err("FORBIDDEN".into()));
+        assert_eq!(app.data("mutation($id: ID!) { deleteUser(id: $id) }", json!({"id": a_id}), b).await, Err("FORBIDDEN".into()));
         assert_eq!(
-            data(&app, "mutation($id: ID!) { revokeSession(id: $id) }", json!({"id": alice.session_id()}), b).await,
+            app.data("mutation($id: ID!) { revokeSession(id: $id) }", json!({"id": alice.session_id()}), b).await,
             Err("NOT_FOUND".into())
         );
         // B cannot take A's email (it is A's), and B's own changes stay B's.
         assert_eq!(
-            data(&app, "mutation { updateMe(input: {email: \"alice_i@example.com\"}) { email } }", json!({}), b).await,
+            app.data("mutation { updateMe(input: {email: \"alice_i@example.com\"}) { email } }", json!({}), b).await,
             Err("CONFLICT".into())
         );
-        let changed = data(
-            &app,
+        let changed = app.data(
             "mutation($i: UpdateMeInput!) { updateMe(input: $i) { id email } }",
             json!({"i": {"email": "bob_new@example.com", "password": "bob's new password", "currentPassword": "bob's password"}}),
             b,
@@ -95,7 +93,7 @@ backend_tests! {
         assert_eq!(changed["updateMe"], json!({"id": bob.user_id, "email": "bob_new@example.com"}));
         assert_untouched(&app, &alice).await;
         // A refresh by B renews B, never A.
-        let renewed = try_refresh(&app, &bob.refresh, None).await.unwrap();
+        let renewed = app.try_refresh(&bob.refresh).await.unwrap();
         assert_eq!(renewed.user_id, bob.user_id);
         let b = renewed.access.as_str();
 
@@ -110,18 +108,18 @@ backend_tests! {
         assert_untouched(&app, &alice).await;
 
         // Ending B's sessions and account leaves A alone.
-        let another_b = login(&app, "bob_i", "bob's third password", None).await;
-        assert_eq!(data(&app, "mutation { logoutAll }", json!({}), &another_b.access).await, Ok(json!({"logoutAll": 2})));
+        let another_b = app.login("bob_i", "bob's third password").await;
+        assert_eq!(app.data("mutation { logoutAll }", json!({}), &another_b.access).await, Ok(json!({"logoutAll": 2})));
         let last_b = login_token(&app, "bob_i", "bob's third password").await;
         assert_eq!(call(&app, Method::POST, "/users/logout", Some(&last_b), None).await.status, 204);
         let last_b = login_token(&app, "bob_i", "bob's third password").await;
         assert_eq!(call(&app, Method::DELETE, "/users", Some(&last_b), None).await.status, 204);
         assert_untouched(&app, &alice).await;
-        assert_eq!(try_refresh(&app, &alice.refresh, None).await.map(|s| s.user_id), Ok(alice.user_id.clone()));
+        assert_eq!(app.try_refresh(&alice.refresh).await.map(|s| s.user_id), Ok(alice.user_id.clone()));
 
         // And a token of B's, edited to name A, is no key to A's account.
         let parts: Vec<&str> = last_b.split('.').collect();
-        let mut claims = crate::session_support::claims(&last_b);
+        let mut claims = claims(&last_b);
         claims["sub"] = a_id.into();
         let body = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims.to_string());
         let forged = format!("{}.{body}.{}", parts[0], parts[2]);

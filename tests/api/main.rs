@@ -1,26 +1,25 @@
-//! Integration tests: one binary, a `TestApp` harness and one file per feature. Each test body
-//! runs on embedded SQLite and, when configured, on MySQL + Redis.
+//! Integration tests: one binary, the shared `support` module (a `TestApp` harness, its
+//! clients and the `backend_tests!` runner) and one file per feature. Each test body runs on
+//! embedded SQLite and, when configured, on MySQL + Redis.
 
 // clippy.toml's test allowance covers #[test] functions only, not the helpers around them; a
 // helper that cannot set up or read a reply should fail the test loudly. `allow` rather than
 // `expect`: whether some helper happens to unwrap today should not break the lint run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod cancellation;
-mod common;
+mod support;
 
+mod cancellation;
 mod deployment;
 mod graphql_adapter;
 mod graphql_auth;
 mod graphql_core;
 mod graphql_http;
 mod graphql_outage;
-mod graphql_support;
 mod graphql_users;
 mod graphql_validation;
 mod operations;
 mod rest_openapi;
-mod rest_support;
 mod rest_users;
 mod robustness;
 mod schema_file;
@@ -34,14 +33,12 @@ mod security_lockout;
 mod security_passwords;
 mod security_races;
 mod security_rate_limits;
-mod security_support;
 mod security_tokens;
 
 // Roles, sessions and refresh tokens.
 mod isolation;
 mod refresh;
 mod roles;
-mod session_support;
 mod sessions;
 mod statements;
 mod tokens;

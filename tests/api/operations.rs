@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::backend_tests;
+use crate::support::{Backend, TestApp, backend_tests};
 
 const BIN: &str = env!("CARGO_BIN_EXE_user-api");
 
 backend_tests! {
-    async fn metrics_count_routes_operations_and_pools(app) {
-        let (token, _) = app.register("metrics_user", "correct horse").await;
+    async fn metrics_count_routes_operations_and_pools(app: TestApp) {
+        let token = app.register("metrics_user", "correct horse").await.access;
         let body = app.client.post(app.url("/graphql"))
             .bearer_auth(&token)
             .json(&json!({"query": "query WhoAmI { me { id } }", "operationName": "WhoAmI"}))
@@ -35,12 +35,12 @@ backend_tests! {
         ] {
             assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
         }
-        if app.backend == crate::common::Backend::MysqlRedis {
+        if app.backend == Backend::MysqlRedis {
             assert!(text.contains(r#"redis_pool_connections{state="max"}"#), "{text}");
         }
     }
 
-    async fn request_ids_are_set_or_kept(app) {
+    async fn request_ids_are_set_or_kept(app: TestApp) {
         let response = app.client.get(app.url("/healthz")).send().await.unwrap();
         let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
         assert_eq!(id.len(), 36, "a UUID: {id}");

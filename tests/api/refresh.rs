@@ -1,66 +1,56 @@
 //! Refresh tokens: register and login return one; `refresh` rotates it; a rotated token used
 //! again within the grace window returns the same pair, later it ends the whole sign-in.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::json;
 
-use crate::backend_tests;
-use crate::common::{Options, TestApp};
-use crate::rest_support::call;
-use crate::session_support::{
-    backdate_rotation, expire_refresh_token, login, refresh, refresh_lifetime, register,
-    try_refresh,
-};
-
-async fn spawn_with(backend: crate::common::Backend, args: &[&str]) -> Option<TestApp> {
-    let options = Options {
-        args: args.iter().map(|a| (*a).to_owned()).collect(),
-        ..Options::default()
-    };
-    TestApp::try_spawn_with(backend, options).await
-}
+use crate::support::db::{backdate_rotation, expire_refresh_token, refresh_lifetime};
+use crate::support::rest::call;
+use crate::support::{Backend, TestApp, backend_tests, per_minute};
 
 backend_tests! {
-    async fn refresh_rotates_both_tokens(app) {
-        let first = register(&app, "rota", "correct horse", None).await;
+    async fn refresh_rotates_both_tokens(app: TestApp) {
+        let first = app.register("rota", "correct horse").await;
         assert_eq!(first.refresh.len(), 43, "256 bits, base64url");
         assert!(first.refresh.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        let second = refresh(&app, &first.refresh).await;
+        let second = app.refresh(&first.refresh).await;
         assert_eq!(second.user_id, first.user_id);
         assert_ne!(second.access, first.access);
         assert_ne!(second.refresh, first.refresh);
         assert_eq!(app.me(&second.access).await, Ok(first.user_id.clone()));
         assert_eq!(app.me(&first.access).await, Err("UNAUTHENTICATED".into()), "the old access token ends");
         // The new refresh token rotates in turn.
-        let third = refresh(&app, &second.refresh).await;
+        let third = app.refresh(&second.refresh).await;
         assert_eq!(app.me(&third.access).await, Ok(first.user_id.clone()));
         assert_eq!(app.me(&second.access).await, Err("UNAUTHENTICATED".into()));
 
         // Login returns one too, with the configured default lifetime of 30 days.
-        let signed_in = login(&app, "rota", "correct horse", None).await;
+        let signed_in = app.login("rota", "correct horse").await;
         assert_eq!(refresh_lifetime(&app, &signed_in.refresh).await, 2_592_000);
         assert_eq!(refresh_lifetime(&app, &third.refresh).await, 2_592_000);
     }
 
-    async fn reuse_within_the_grace_window_returns_the_same_pair(app) {
-        let first = register(&app, "tabs", "correct horse", None).await;
-        let tab_a = refresh(&app, &first.refresh).await;
-        let tab_b = refresh(&app, &first.refresh).await;
+    async fn reuse_within_the_grace_window_returns_the_same_pair(app: TestApp) {
+        let first = app.register("tabs", "correct horse").await;
+        let tab_a = app.refresh(&first.refresh).await;
+        let tab_b = app.refresh(&first.refresh).await;
         assert_eq!(tab_b.refresh, tab_a.refresh, "the same successor refresh token");
         assert_eq!(tab_b.access, tab_a.access, "the same successor access token");
         assert_eq!(app.me(&tab_b.access).await, Ok(first.user_id.clone()));
         // The family carries on as normal.
-        let next = refresh(&app, &tab_a.refresh).await;
+        let next = app.refresh(&tab_a.refresh).await;
         assert_eq!(app.me(&next.access).await, Ok(first.user_id.clone()));
         // And the oldest token, still within the window, leads to the newest pair.
-        let again = refresh(&app, &first.refresh).await;
+        let again = app.refresh(&first.refresh).await;
         assert_eq!(again.refresh, next.refresh);
     }
 
-    async fn concurrent_refreshes_share_one_successor(app) {
-        let first = register(&app, "racer", "correct horse", None).await;
+    async fn concurrent_refreshes_share_one_successor(app: TestApp) {
+        let first = app.register("racer", "correct horse").await;
         let attempts = futures_util::future::join_all(
-            (0..4).map(|_| try_refresh(&app, &first.refresh, None)),
+            (0..4).map(|_| app.try_refresh(&first.refresh)),
         )
         .await;
         let pairs: Vec<_> = attempts.into_iter().map(|r| r.expect("every tab stays signed in")).collect();
@@ -74,53 +64,53 @@ backend_tests! {
         assert_eq!(body["data"]["sessions"].as_array().unwrap().len(), 1, "{body}");
     }
 
-    async fn reuse_after_the_grace_window_ends_the_sign_in(app) {
-        let first = register(&app, "victim", "correct horse", None).await;
-        let other = login(&app, "victim", "correct horse", None).await;
-        let second = refresh(&app, &first.refresh).await;
+    async fn reuse_after_the_grace_window_ends_the_sign_in(app: TestApp) {
+        let first = app.register("victim", "correct horse").await;
+        let other = app.login("victim", "correct horse").await;
+        let second = app.refresh(&first.refresh).await;
         backdate_rotation(&app, &first.refresh, 11).await;
         // The thief (or the user) presents the rotated token again: the whole family ends.
-        assert_eq!(try_refresh(&app, &first.refresh, None).await.err().as_deref(), Some("UNAUTHENTICATED"));
-        assert_eq!(try_refresh(&app, &second.refresh, None).await.err().as_deref(), Some("UNAUTHENTICATED"));
+        assert_eq!(app.try_refresh(&first.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
+        assert_eq!(app.try_refresh(&second.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
         assert_eq!(app.me(&second.access).await, Err("UNAUTHENTICATED".into()));
         // Other sign-ins of the user are not touched.
         assert_eq!(app.me(&other.access).await, Ok(first.user_id.clone()));
-        let renewed = refresh(&app, &other.refresh).await;
+        let renewed = app.refresh(&other.refresh).await;
         assert_eq!(app.me(&renewed.access).await, Ok(first.user_id.clone()));
     }
 
-    async fn expired_unknown_and_malformed_tokens_are_refused(app) {
-        let first = register(&app, "expiry", "correct horse", None).await;
+    async fn expired_unknown_and_malformed_tokens_are_refused(app: TestApp) {
+        let first = app.register("expiry", "correct horse").await;
         for bad in ["", "not-a-token", "x".repeat(43).as_str(), &first.access] {
-            assert_eq!(try_refresh(&app, bad, None).await.err().as_deref(), Some("UNAUTHENTICATED"), "{bad}");
+            assert_eq!(app.try_refresh(bad).await.err().as_deref(), Some("UNAUTHENTICATED"), "{bad}");
         }
         expire_refresh_token(&app, &first.refresh).await;
-        assert_eq!(try_refresh(&app, &first.refresh, None).await.err().as_deref(), Some("UNAUTHENTICATED"));
+        assert_eq!(app.try_refresh(&first.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
     }
 
-    async fn logout_password_change_and_deletion_end_refresh_tokens(app) {
-        let first = register(&app, "ender", "correct horse", None).await;
-        let body = app.gql("mutation { logout }", json!({}), Some(&first.access)).await;
+    async fn logout_password_change_and_deletion_end_refresh_tokens(app: TestApp) {
+        let first = app.register("ender", "correct horse").await;
+        let body = app.logout(&first.access).await;
         assert_eq!(body["data"]["logout"], true);
-        assert_eq!(try_refresh(&app, &first.refresh, None).await.err().as_deref(), Some("UNAUTHENTICATED"));
+        assert_eq!(app.try_refresh(&first.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
 
-        let keeper = login(&app, "ender", "correct horse", None).await;
-        let other = login(&app, "ender", "correct horse", None).await;
+        let keeper = app.login("ender", "correct horse").await;
+        let other = app.login("ender", "correct horse").await;
         let body = app.gql(
             "mutation($i: UpdateMeInput!) { updateMe(input: $i) { id } }",
             json!({"i": {"password": "a new password", "currentPassword": "correct horse"}}),
             Some(&keeper.access),
         ).await;
         assert!(body["errors"].is_null(), "{body}");
-        assert_eq!(try_refresh(&app, &other.refresh, None).await.err().as_deref(), Some("UNAUTHENTICATED"));
-        let kept = refresh(&app, &keeper.refresh).await;
+        assert_eq!(app.try_refresh(&other.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
+        let kept = app.refresh(&keeper.refresh).await;
 
         let body = app.gql("mutation { deleteMe }", json!({}), Some(&kept.access)).await;
         assert_eq!(body["data"]["deleteMe"], true);
-        assert_eq!(try_refresh(&app, &kept.refresh, None).await.err().as_deref(), Some("UNAUTHENTICATED"));
+        assert_eq!(app.try_refresh(&kept.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
     }
 
-    async fn rest_refresh_route(app) {
+    async fn rest_refresh_route(app: TestApp) {
         let reply = call(&app, Method::POST, "/users/register", None,
             Some(json!({"username": "restful", "password": "the password", "email": "r@example.com"}))).await;
         assert_eq!(reply.status, 200, "{reply:?}");
@@ -154,40 +144,42 @@ backend_tests! {
     }
 }
 
-/// `REFRESH_REUSE_GRACE` is honoured: with a 2 s window, a rotated token 3 s old is reuse.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configured_grace_window_sqlite() {
-    configured_grace_window(crate::common::Backend::Sqlite).await;
-}
+backend_tests! {
+    /// `REFRESH_REUSE_GRACE` is honoured: with a 2 s window, a rotated token 3 s old is reuse.
+    async fn configured_grace_window(backend: Backend) {
+        let app = TestApp::builder()
+            .refresh_reuse_grace(Duration::from_secs(2))
+            .refresh_token_ttl(Duration::from_secs(600))
+            .spawn(backend)
+            .await;
+        let first = app.register("graceful", "correct horse").await;
+        assert_eq!(refresh_lifetime(&app, &first.refresh).await, 600);
+        let second = app.refresh(&first.refresh).await;
+        assert_eq!(app.refresh(&first.refresh).await.refresh, second.refresh);
+        backdate_rotation(&app, &first.refresh, 3).await;
+        assert_eq!(
+            app.try_refresh(&first.refresh).await.err().as_deref(),
+            Some("UNAUTHENTICATED")
+        );
+        assert_eq!(app.me(&second.access).await, Err("UNAUTHENTICATED".into()));
+    }
 
-/// The same, on MySQL and Redis.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configured_grace_window_mysql_redis() {
-    configured_grace_window(crate::common::Backend::MysqlRedis).await;
-}
-
-async fn configured_grace_window(backend: crate::common::Backend) {
-    let Some(app) = spawn_with(
-        backend,
-        &["--refresh-reuse-grace", "2", "--refresh-token-ttl", "600"],
-    )
-    .await
-    else {
-        return;
-    };
-    let first = register(&app, "graceful", "correct horse", None).await;
-    assert_eq!(refresh_lifetime(&app, &first.refresh).await, 600);
-    let second = refresh(&app, &first.refresh).await;
-    assert_eq!(refresh(&app, &first.refresh).await.refresh, second.refresh);
-    backdate_rotation(&app, &first.refresh, 3).await;
-    assert_eq!(
-        try_refresh(&app, &first.refresh, None)
-            .await
-            .err()
-            .as_deref(),
-        Some("UNAUTHENTICATED")
-    );
-    assert_eq!(app.me(&second.access).await, Err("UNAUTHENTICATED".into()));
+    /// Refreshes are rate-limited per sign-in: rotation gives each refresh a new session, but
+    /// the family keeps counting; another sign-in of the same user has a count of its own.
+    async fn refreshes_are_limited_per_sign_in(backend: Backend) {
+        let app = TestApp::builder().refresh_per_session(per_minute(2)).spawn(backend).await;
+        let first = app.register("limited", "correct horse").await;
+        let second = app.refresh(&first.refresh).await;
+        let third = app.refresh(&second.refresh).await;
+        assert_eq!(
+            app.try_refresh(&third.refresh).await.err().as_deref(),
+            Some("RATE_LIMITED")
+        );
+        // The refused attempt changed nothing: the latest pair still works.
+        assert_eq!(app.me(&third.access).await, Ok(first.user_id.clone()));
+        let other = app.login("limited", "correct horse").await;
+        assert!(app.try_refresh(&other.refresh).await.is_ok());
+    }
 }
 
 /// `--help` documents the refresh settings and their variables.
@@ -208,38 +200,4 @@ fn help_documents_the_refresh_settings() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--refresh-reuse-grace"), "{stderr}");
-}
-
-/// Refreshes are rate-limited per sign-in: rotation gives each refresh a new session, but the
-/// family keeps counting; another sign-in of the same user has a count of its own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refreshes_are_limited_per_sign_in_sqlite() {
-    refreshes_are_limited_per_sign_in(crate::common::Backend::Sqlite).await;
-}
-
-/// The same, with the counters in Redis.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refreshes_are_limited_per_sign_in_mysql_redis() {
-    refreshes_are_limited_per_sign_in(crate::common::Backend::MysqlRedis).await;
-}
-
-async fn refreshes_are_limited_per_sign_in(backend: crate::common::Backend) {
-    let Some(app) = spawn_with(backend, &["--rate-limit-refresh-per-session", "2/min"]).await
-    else {
-        return;
-    };
-    let first = register(&app, "limited", "correct horse", None).await;
-    let second = refresh(&app, &first.refresh).await;
-    let third = refresh(&app, &second.refresh).await;
-    assert_eq!(
-        try_refresh(&app, &third.refresh, None)
-            .await
-            .err()
-            .as_deref(),
-        Some("RATE_LIMITED")
-    );
-    // The refused attempt changed nothing: the latest pair still works.
-    assert_eq!(app.me(&third.access).await, Ok(first.user_id.clone()));
-    let other = login(&app, "limited", "correct horse", None).await;
-    assert!(try_refresh(&app, &other.refresh, None).await.is_ok());
 }

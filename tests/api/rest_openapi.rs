@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::backend_tests;
-use crate::rest_support::call;
+use crate::support::rest::call;
+use crate::support::{TestApp, backend_tests};
 
 /// Section 4 of API.md: the REST routes and their methods.
 const CONTRACT: &[(&str, &str)] = &[
@@ -47,7 +47,7 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 backend_tests! {
-    async fn document_lists_exactly_the_served_routes(app) {
+    async fn document_lists_exactly_the_served_routes(app: TestApp) {
         let reply = call(&app, Method::GET, "/openapi.json", None, None).await;
         assert_eq!(reply.status, 200, "{reply:?}");
         let doc = reply.body;
@@ -122,7 +122,7 @@ backend_tests! {
         }
     }
 
-    async fn swagger_ui_is_served_from_the_binary(app) {
+    async fn swagger_ui_is_served_from_the_binary(app: TestApp) {
         let reply = call(&app, Method::GET, "/docs", None, None).await;
         assert!((300..400).contains(&reply.status), "{reply:?}");
         assert_eq!(reply.header("location"), Some("/docs/"));

@@ -4,8 +4,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::rest_support::{call, login, login_token, me, read, register};
+use crate::support::rest::{call, login, login_token, me, read, register};
+use crate::support::{Backend, SignIn, TestApp, backend_tests};
 
 /// Asserts the shape of a user object: exactly the four documented keys, an RFC 3339 UTC date.
 fn assert_user(user: &Value, username: &str, email: Option<&str>) {
@@ -27,8 +27,9 @@ fn assert_user(user: &Value, username: &str, email: Option<&str>) {
 backend_tests! {
     /// The documented legacy flow: register → logout → login → info with a valid, an invalid
     /// and a revoked token → update email only, password only, both → delete.
-    async fn legacy_flow_end_to_end(app) {
-        let (first, id) = register(&app, "legacy", "first password").await;
+    async fn legacy_flow_end_to_end(app: TestApp) {
+        let SignIn { access: first, user_id: id, .. } =
+            register(&app, "legacy", "first password").await;
         let reply = call(&app, Method::POST, "/users/logout", Some(&first), None).await;
         assert_eq!(reply.status, 204, "{reply:?}");
         assert_eq!(reply.body, Value::Null, "204 has no body");
@@ -72,7 +73,7 @@ backend_tests! {
         login(&app, "legacy", "third password").await.assert_unauthorized();
     }
 
-    async fn register_and_create(app) {
+    async fn register_and_create(app: TestApp) {
         let reply = call(&app, Method::POST, "/users/register", None,
             Some(json!({"username": "Reg_1", "password": "a password", "email": "reg@example.com"}))).await;
         assert_eq!(reply.status, 200, "{reply:?}");
@@ -110,7 +111,7 @@ backend_tests! {
         }
     }
 
-    async fn bad_input_is_422_naming_the_field(app) {
+    async fn bad_input_is_422_naming_the_field(app: TestApp) {
         let ok = json!({"username": "valid_name", "password": "a password", "email": "v@example.com"});
         let with = |field: &str, value: Value| {
             let mut body = ok.clone();
@@ -157,7 +158,7 @@ backend_tests! {
         assert_eq!(call(&app, Method::POST, "/users/register", None, Some(huge)).await.status, 413);
     }
 
-    async fn login_by_json_and_by_form(app) {
+    async fn login_by_json_and_by_form(app: TestApp) {
         register(&app, "logger", "the password").await;
         let reply = login(&app, "LOGGER", "the password").await;
         assert_eq!(reply.status, 200, "{reply:?}");
@@ -200,8 +201,9 @@ backend_tests! {
         reply.assert_unauthorized();
     }
 
-    async fn authorization_header_forms(app) {
-        let (token, id) = register(&app, "header", "the password").await;
+    async fn authorization_header_forms(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } =
+            register(&app, "header", "the password").await;
         for value in [format!("Bearer {token}"), format!("bearer {token}"), format!("BEARER  {token}"), token.clone()] {
             let reply = read(app.client.get(app.url("/users/me")).header("authorization", value.as_str()).send().await.unwrap()).await;
             assert_eq!(reply.status, 200, "{value}: {reply:?}");
@@ -213,7 +215,7 @@ backend_tests! {
             reply.assert_unauthorized();
         }
         // A token signed with another key.
-        let (other, _) = register(&app, "header2", "the password").await;
+        let other = register(&app, "header2", "the password").await.access;
         let mut forged = other.clone();
         forged.pop();
         forged.push(if other.ends_with('A') { 'B' } else { 'A' });
@@ -232,9 +234,10 @@ backend_tests! {
         assert_eq!(me(&app, &token).await.status, 200, "nothing above revoked the token");
     }
 
-    async fn find_user_by_id(app) {
-        let (alice, alice_id) = register(&app, "alice", "the password").await;
-        let (_, bob_id) = register(&app, "bob", "the password").await;
+    async fn find_user_by_id(app: TestApp) {
+        let SignIn { access: alice, user_id: alice_id, .. } =
+            register(&app, "alice", "the password").await;
+        let bob_id = register(&app, "bob", "the password").await.user_id;
         let reply = call(&app, Method::GET, &format!("/users/{bob_id}"), Some(&alice), None).await;
         assert_eq!(reply.status, 200, "{reply:?}");
         assert_user(&reply.body, "bob", None);
@@ -245,11 +248,11 @@ backend_tests! {
         }
     }
 
-    async fn list_users_pages_with_link(app) {
+    async fn list_users_pages_with_link(app: TestApp) {
         let mut ids = Vec::new();
         let mut token = String::new();
         for name in ["user1", "user2", "user3", "user4", "user5"] {
-            let (t, id) = register(&app, name, "the password").await;
+            let SignIn { access: t, user_id: id, .. } = register(&app, name, "the password").await;
             ids.push(id);
             token = t;
         }
@@ -306,8 +309,8 @@ backend_tests! {
         }
     }
 
-    async fn update_me_errors(app) {
-        let (token, _) = register(&app, "updater", "the password").await;
+    async fn update_me_errors(app: TestApp) {
+        let token = register(&app, "updater", "the password").await.access;
         register(&app, "holder", "the password").await;
         for body in [json!({}), json!({"email": null, "password": null}), json!({"unrelated": 1})] {
             call(&app, Method::PUT, "/users", Some(&token), Some(body)).await.assert_invalid("body", "email");
@@ -322,10 +325,11 @@ backend_tests! {
         assert_eq!(reply.body["data"]["email"], "Updater@Example.com");
     }
 
-    async fn delete_me_removes_the_account(app) {
-        let (token, id) = register(&app, "leaver", "the password").await;
+    async fn delete_me_removes_the_account(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } =
+            register(&app, "leaver", "the password").await;
         let second = login_token(&app, "leaver", "the password").await;
-        let (watcher, _) = register(&app, "watcher", "the password").await;
+        let watcher = register(&app, "watcher", "the password").await.access;
         assert_eq!(call(&app, Method::GET, &format!("/users/{id}"), Some(&watcher), None).await.status, 200);
         let reply = call(&app, Method::DELETE, "/users", Some(&token), None).await;
         assert_eq!(reply.status, 204, "{reply:?}");
@@ -338,7 +342,7 @@ backend_tests! {
         register(&app, "leaver", "the password").await;
     }
 
-    async fn trailing_slashes_unknown_paths_and_wrong_methods(app) {
+    async fn trailing_slashes_unknown_paths_and_wrong_methods(app: TestApp) {
         let reply = call(&app, Method::POST, "/users/register/", None,
             Some(json!({"username": "slash", "password": "the password", "email": "s@example.com"}))).await;
         assert_eq!(reply.status, 200, "{reply:?}");
@@ -378,29 +382,26 @@ backend_tests! {
     }
 }
 
-/// Outages are 503 with a `{"detail"}` body that names no internals: here the session store
-/// cannot be reached (a Redis URL nothing listens on).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_session_store_is_503() {
-    use crate::common::{Backend, Options, TestApp};
-    let options = Options {
-        redis_url: Some("redis://127.0.0.1:1".into()),
-        ..Options::default()
-    };
-    let app = TestApp::try_spawn_with(Backend::Sqlite, options)
-        .await
-        .unwrap();
-    let reply = call(
-        &app,
-        Method::POST,
-        "/users/register",
-        None,
-        Some(json!({"username": "outage", "password": "the password", "email": "o@example.com"})),
-    )
-    .await;
-    reply.assert_detail(503);
-    assert!(!reply.body["detail"].as_str().unwrap().contains("127.0.0.1"));
-    let user_id = uuid::Uuid::now_v7().to_string();
-    let issued = app.state.sign_ins.access_tokens().issue(&user_id).unwrap();
-    me(&app, &issued.token).await.assert_detail(503);
+backend_tests! {
+    /// Outages are 503 with a `{"detail"}` body that names no internals: here the session store
+    /// cannot be reached (a Redis URL nothing listens on).
+    #[only(sqlite)]
+    async fn unreachable_session_store_is_503(backend: Backend) {
+        let app = TestApp::builder().unreachable_redis().spawn(backend).await;
+        let reply = call(
+            &app,
+            Method::POST,
+            "/users/register",
+            None,
+            Some(json!({
+                "username": "outage", "password": "the password", "email": "o@example.com"
+            })),
+        )
+        .await;
+        reply.assert_detail(503);
+        assert!(!reply.body["detail"].as_str().unwrap().contains("127.0.0.1"));
+        let user_id = uuid::Uuid::now_v7().to_string();
+        let issued = app.state.sign_ins.access_tokens().issue(&user_id).unwrap();
+        me(&app, &issued.token).await.assert_detail(503);
+    }
 }

@@ -3,25 +3,17 @@
 
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::common::{TestApp, error_code, error_field};
+use crate::support::{SignIn, TestApp, backend_tests, error_code, error_field};
 
 /// POSTs `body` as JSON with `Accept: accept`; returns the status and the JSON body.
 async fn post(app: &TestApp, accept: &str, body: Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url("/graphql"))
-        .header("accept", accept)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_graphql(&body, &[("accept", accept)]).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
 
 backend_tests! {
-    async fn request_errors_have_no_data_entry(app) {
+    async fn request_errors_have_no_data_entry(app: TestApp) {
         for (accept, status) in [("application/graphql-response+json", 400), ("application/json", 200)] {
             let (got, body) = post(&app, accept, json!({"query": "{"})).await;
             assert_eq!(got, status, "{accept}: {body}");
@@ -40,8 +32,8 @@ backend_tests! {
         assert!(body.get("data").is_some_and(Value::is_null), "{body}");
     }
 
-    async fn an_int_argument_beyond_32_bits_is_bad_user_input(app) {
-        let (token, _) = app.register("bigfirst", "correct horse").await;
+    async fn an_int_argument_beyond_32_bits_is_bad_user_input(app: TestApp) {
+        let token = app.register("bigfirst", "correct horse").await.access;
         for (query, variables) in [
             ("{ users(first: 30659449305629944) { nodes { id } } }", json!({})),
             ("query($f: Int) { users(first: $f) { nodes { id } } }", json!({"f": 30659449305629944_i64})),
@@ -53,8 +45,9 @@ backend_tests! {
         }
     }
 
-    async fn a_username_that_cannot_exist_is_no_user(app) {
-        let (token, id) = app.register("plain", "correct horse").await;
+    async fn a_username_that_cannot_exist_is_no_user(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } =
+            app.register("plain", "correct horse").await;
         for name in ["\u{95}\u{aa}", "é", "abc\u{95}", "x"] {
             let body = app
                 .gql("query($n: String) { user(username: $n) { id } }", json!({"n": name}), Some(&token))

@@ -4,12 +4,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::common::TestApp;
-use crate::rest_support::call;
-use crate::session_support::{
-    SignIn, count_admins, data, database_url, demote_everyone, make_admin, register, try_refresh,
-};
+use crate::support::db::{count_admins, database_url, demote_everyone, make_admin};
+use crate::support::rest::call;
+use crate::support::{SignIn, TestApp, backend_tests, error_code};
 
 const BIN: &str = env!("CARGO_BIN_EXE_user-api");
 
@@ -35,8 +32,7 @@ async fn promote(app: &TestApp, username: &str) -> std::process::Output {
 }
 
 async fn set_role(app: &TestApp, token: &str, id: &str, role: &str) -> Result<Value, String> {
-    data(
-        app,
+    app.data(
         "mutation($id: ID!, $r: Role!) { setRole(id: $id, role: $r) { id role email } }",
         json!({"id": id, "r": role}),
         token,
@@ -45,8 +41,7 @@ async fn set_role(app: &TestApp, token: &str, id: &str, role: &str) -> Result<Va
 }
 
 async fn delete_user(app: &TestApp, token: &str, id: &str) -> Result<Value, String> {
-    data(
-        app,
+    app.data(
         "mutation($id: ID!) { deleteUser(id: $id) }",
         json!({"id": id}),
         token,
@@ -55,9 +50,7 @@ async fn delete_user(app: &TestApp, token: &str, id: &str) -> Result<Value, Stri
 }
 
 async fn role(app: &TestApp, token: &str) -> String {
-    data(app, "{ me { role } }", json!({}), token)
-        .await
-        .unwrap()["me"]["role"]
+    app.data("{ me { role } }", json!({}), token).await.unwrap()["me"]["role"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -65,8 +58,7 @@ async fn role(app: &TestApp, token: &str) -> String {
 
 /// The email of user `id` as the holder of `token` sees it.
 async fn email_of(app: &TestApp, token: &str, id: &str) -> Value {
-    data(
-        app,
+    app.data(
         "query($id: ID!) { user(id: $id) { email } }",
         json!({"id": id}),
         token,
@@ -77,16 +69,16 @@ async fn email_of(app: &TestApp, token: &str, id: &str) -> Value {
 }
 
 async fn admin_and_user(app: &TestApp) -> (SignIn, SignIn) {
-    let admin = register(app, "root", "correct horse", None).await;
+    let admin = app.register("root", "correct horse").await;
     make_admin(app, &admin.user_id).await;
-    let user = register(app, "plain", "correct horse", None).await;
+    let user = app.register("plain", "correct horse").await;
     (admin, user)
 }
 
 backend_tests! {
-    async fn the_cli_promotes_an_existing_user(app) {
-        let alice = register(&app, "alice_cli", "correct horse", None).await;
-        let bob = register(&app, "bob_cli", "correct horse", None).await;
+    async fn the_cli_promotes_an_existing_user(app: TestApp) {
+        let alice = app.register("alice_cli", "correct horse").await;
+        let bob = app.register("bob_cli", "correct horse").await;
         assert_eq!(role(&app, &alice.access).await, "USER", "new users are USER");
         assert_eq!(email_of(&app, &alice.access, &bob.user_id).await, Value::Null);
 
@@ -108,9 +100,9 @@ backend_tests! {
         assert_eq!(count_admins(&app).await, 1);
     }
 
-    async fn only_admins_may_delete_users_and_set_roles(app) {
+    async fn only_admins_may_delete_users_and_set_roles(app: TestApp) {
         let (admin, user) = admin_and_user(&app).await;
-        let other = register(&app, "other", "correct horse", None).await;
+        let other = app.register("other", "correct horse").await;
         for target in [&other.user_id, &admin.user_id, &user.user_id] {
             assert_eq!(set_role(&app, &user.access, target, "ADMIN").await, Err("FORBIDDEN".into()));
             assert_eq!(delete_user(&app, &user.access, target).await, Err("FORBIDDEN".into()));
@@ -125,15 +117,15 @@ backend_tests! {
         assert_eq!(app.me(&other.access).await, Ok(other.user_id.clone()));
         // Without a token: UNAUTHENTICATED, as everywhere.
         let body = app.gql("mutation($id: ID!) { deleteUser(id: $id) }", json!({"id": other.user_id}), None).await;
-        assert_eq!(crate::common::error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
+        assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
         call(&app, Method::DELETE, &format!("/users/{}", other.user_id), None, None).await.assert_unauthorized();
     }
 
-    async fn admins_set_roles_and_delete_users(app) {
+    async fn admins_set_roles_and_delete_users(app: TestApp) {
         let (admin, bob) = admin_and_user(&app).await;
-        let carol = register(&app, "carol", "correct horse", None).await;
+        let carol = app.register("carol", "correct horse").await;
         assert_eq!(email_of(&app, &admin.access, &carol.user_id).await, "carol@example.com");
-        let users = data(&app, "{ users { nodes { email } } }", json!({}), &admin.access).await.unwrap();
+        let users = app.data("{ users { nodes { email } } }", json!({}), &admin.access).await.unwrap();
         assert!(users["users"]["nodes"].as_array().unwrap().iter().all(|u| u["email"].is_string()), "{users}");
 
         // Promote bob: effective at once, with his existing token.
@@ -149,9 +141,9 @@ backend_tests! {
         // Delete carol: her tokens and her refresh token end with her.
         assert_eq!(delete_user(&app, &admin.access, &carol.user_id).await, Ok(json!({"deleteUser": true})));
         assert_eq!(app.me(&carol.access).await, Err("UNAUTHENTICATED".into()));
-        assert_eq!(try_refresh(&app, &carol.refresh, None).await.err().as_deref(), Some("UNAUTHENTICATED"));
+        assert_eq!(app.try_refresh(&carol.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
         assert_eq!(email_of(&app, &admin.access, &carol.user_id).await, Value::Null);
-        let found = data(&app, "query($id: ID!) { user(id: $id) { id } }", json!({"id": carol.user_id}), &admin.access).await.unwrap();
+        let found = app.data("query($id: ID!) { user(id: $id) { id } }", json!({"id": carol.user_id}), &admin.access).await.unwrap();
         assert_eq!(found["user"], Value::Null);
 
         // Unknown or malformed ids: NOT_FOUND.
@@ -160,7 +152,7 @@ backend_tests! {
         assert_eq!(set_role(&app, &admin.access, &carol.user_id, "ADMIN").await, Err("NOT_FOUND".into()));
 
         // The REST route does the same.
-        let dave = register(&app, "dave", "correct horse", None).await;
+        let dave = app.register("dave", "correct horse").await;
         let path = format!("/users/{}", dave.user_id);
         let reply = call(&app, Method::DELETE, &path, Some(&admin.access), None).await;
         assert_eq!(reply.status, 204, "{reply:?}");
@@ -169,12 +161,12 @@ backend_tests! {
         call(&app, Method::GET, &path, Some(&admin.access), None).await.assert_detail(404);
     }
 
-    async fn the_last_admin_is_kept(app) {
+    async fn the_last_admin_is_kept(app: TestApp) {
         let (admin, bob) = admin_and_user(&app).await;
         assert_eq!(set_role(&app, &admin.access, &admin.user_id, "USER").await, Err("FORBIDDEN".into()));
         assert_eq!(delete_user(&app, &admin.access, &admin.user_id).await, Err("FORBIDDEN".into()));
         let body = app.gql("mutation { deleteMe }", json!({}), Some(&admin.access)).await;
-        assert_eq!(crate::common::error_code(&body).as_deref(), Some("FORBIDDEN"));
+        assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"));
         call(&app, Method::DELETE, "/users", Some(&admin.access), None).await.assert_detail(403);
         call(&app, Method::DELETE, &format!("/users/{}", admin.user_id), Some(&admin.access), None)
             .await
@@ -194,11 +186,11 @@ backend_tests! {
         assert_eq!(count_admins(&app).await, 1);
     }
 
-    async fn concurrent_demotions_leave_an_admin(app) {
+    async fn concurrent_demotions_leave_an_admin(app: TestApp) {
         for round in 0..4 {
             demote_everyone(&app).await;
-            let a = register(&app, &format!("admin_a{round}"), "correct horse", None).await;
-            let b = register(&app, &format!("admin_b{round}"), "correct horse", None).await;
+            let a = app.register(&format!("admin_a{round}"), "correct horse").await;
+            let b = app.register(&format!("admin_b{round}"), "correct horse").await;
             make_admin(&app, &a.user_id).await;
             make_admin(&app, &b.user_id).await;
             // Each demotes (or deletes) the other at the same moment.

@@ -3,9 +3,9 @@
 //! `SWAGGER_PERSIST_AUTHORIZATION`, since a token kept in the browser's local storage outlives
 //! the tab and is readable by any script on the origin.
 
-use crate::common::{Backend, TestApp};
-use crate::on_each_backend;
-use crate::security_support::spawn;
+use user_api::config::Config;
+
+use crate::support::{Backend, TestApp, backend_tests};
 
 /// The `persistAuthorization` value of the Swagger UI configuration the server serves.
 async fn persist_authorization(app: &TestApp) -> Option<bool> {
@@ -32,30 +32,31 @@ async fn persist_authorization(app: &TestApp) -> Option<bool> {
     }
 }
 
-async fn swagger_does_not_persist_the_token_by_default(backend: Backend) {
-    let Some(app) = spawn(backend, &[]).await else {
-        return;
-    };
-    assert_eq!(persist_authorization(&app).await, Some(false));
+/// The setting as the server parses it from these arguments.
+fn parsed(args: &[&str]) -> bool {
+    let args = std::iter::once("user-api").chain(args.iter().copied());
+    Config::try_from_args(args)
+        .expect("valid arguments")
+        .http
+        .swagger_persist_authorization
 }
 
-async fn swagger_persists_the_token_when_the_operator_opts_in(backend: Backend) {
-    for args in [
-        &["--swagger-persist-authorization", "true"][..],
-        &["--swagger-persist-authorization"][..],
-    ] {
-        let Some(app) = spawn(backend, args).await else {
-            return;
-        };
-        assert_eq!(persist_authorization(&app).await, Some(true), "{args:?}");
+backend_tests! {
+    async fn swagger_does_not_persist_the_token_by_default(app: TestApp) {
+        assert_eq!(persist_authorization(&app).await, Some(false));
     }
-    let Some(app) = spawn(backend, &["--swagger-persist-authorization", "false"]).await else {
-        return;
-    };
-    assert_eq!(persist_authorization(&app).await, Some(false));
-}
 
-on_each_backend! {
-    swagger_does_not_persist_the_token_by_default,
-    swagger_persists_the_token_when_the_operator_opts_in,
+    async fn swagger_persists_the_token_when_the_operator_opts_in(backend: Backend) {
+        // Either way of opting in turns the setting on; saying false keeps it off.
+        assert!(parsed(&["--swagger-persist-authorization", "true"]));
+        assert!(parsed(&["--swagger-persist-authorization"]));
+        assert!(!parsed(&["--swagger-persist-authorization", "false"]));
+        for persist in [true, false] {
+            let app = TestApp::builder()
+                .swagger_persist_authorization(persist)
+                .spawn(backend)
+                .await;
+            assert_eq!(persist_authorization(&app).await, Some(persist));
+        }
+    }
 }

@@ -13,22 +13,11 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::common::{Backend, TestApp};
-use crate::rest_support::call;
-use crate::security_support::spawn;
-use crate::{backend_tests, on_each_backend};
+use crate::support::rest::call;
+use crate::support::{Backend, GRAPHQL_RESPONSE, SignIn, TestApp, backend_tests, error_code};
 
-on_each_backend!(
-    partial_request_heads_are_closed_after_the_timeout,
-    silent_connections_are_closed_after_the_timeout,
-    idle_keep_alive_connections_are_closed_after_the_timeout,
-    requests_within_the_timeout_are_served,
-    request_heads_are_capped_in_size,
-    shutdown_finishes_requests_in_flight,
-);
-
-/// Header timeout of the servers these tests start, in seconds.
-const HEADER_TIMEOUT: &str = "1";
+/// Header timeout of the servers these tests start.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a test waits for the server to close a connection it should close after
 /// HEADER_TIMEOUT: generous, so a loaded machine does not fail the test, yet far from "never".
@@ -91,167 +80,155 @@ async fn connect(app: &TestApp) -> TcpStream {
     TcpStream::connect(app.addr).await.expect("connect")
 }
 
-async fn partial_request_heads_are_closed_after_the_timeout(backend: Backend) {
-    let Some(app) = spawn(backend, &["--http-header-timeout", HEADER_TIMEOUT]).await else {
-        return;
-    };
-    // Ten clients that each send half a request head, then nothing: each is closed without an
-    // answer (there is no request to answer).
-    let mut slow = Vec::new();
-    for _ in 0..10 {
-        let mut stream = connect(&app).await;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\nX-Slow: ")
-            .await
-            .unwrap();
-        slow.push(stream);
+backend_tests! {
+    async fn partial_request_heads_are_closed_after_the_timeout(backend: Backend) {
+        let app = TestApp::builder().header_timeout(HEADER_TIMEOUT).spawn(backend).await;
+        // Ten clients that each send half a request head, then nothing: each is closed without an
+        // answer (there is no request to answer).
+        let mut slow = Vec::new();
+        for _ in 0..10 {
+            let mut stream = connect(&app).await;
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\nX-Slow: ")
+                .await
+                .unwrap();
+            slow.push(stream);
+        }
+        for mut stream in slow {
+            read_until_closed(&mut stream).await;
+        }
+        // The server still serves others.
+        let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
     }
-    for mut stream in slow {
+
+    async fn silent_connections_are_closed_after_the_timeout(backend: Backend) {
+        let app = TestApp::builder().header_timeout(HEADER_TIMEOUT).spawn(backend).await;
+        let mut stream = connect(&app).await;
+        assert!(read_until_closed(&mut stream).await.is_empty());
+        // Nor does the start of an HTTP/2 preface (the server speaks HTTP/1.1) hold one open.
+        let mut stream = connect(&app).await;
+        stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
         read_until_closed(&mut stream).await;
     }
-    // The server still serves others.
-    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-}
 
-async fn silent_connections_are_closed_after_the_timeout(backend: Backend) {
-    let Some(app) = spawn(backend, &["--http-header-timeout", HEADER_TIMEOUT]).await else {
-        return;
-    };
-    let mut stream = connect(&app).await;
-    assert!(read_until_closed(&mut stream).await.is_empty());
-    // Nor does the start of an HTTP/2 preface (the server speaks HTTP/1.1) hold one open.
-    let mut stream = connect(&app).await;
-    stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
-    read_until_closed(&mut stream).await;
-}
-
-async fn idle_keep_alive_connections_are_closed_after_the_timeout(backend: Backend) {
-    let Some(app) = spawn(backend, &["--http-header-timeout", HEADER_TIMEOUT]).await else {
-        return;
-    };
-    let mut stream = connect(&app).await;
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\n\r\n")
-        .await
-        .unwrap();
-    let head = read_one_response(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    // Kept alive for a next request that never comes: closed like a slow head.
-    read_until_closed(&mut stream).await;
-}
-
-async fn requests_within_the_timeout_are_served(backend: Backend) {
-    let Some(app) = spawn(backend, &["--http-header-timeout", HEADER_TIMEOUT]).await else {
-        return;
-    };
-    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    // A head sent in two parts, and a second request on the same connection, each within
-    // the timeout.
-    let mut stream = connect(&app).await;
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\n")
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stream.write_all(b"Host: example\r\n\r\n").await.unwrap();
-    let head = read_one_response(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // `/healthz` again rather than `/readyz`: the point is the connection, and readiness
-    // (a database round trip) can be slow on a loaded test machine.
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\n\r\n")
-        .await
-        .unwrap();
-    let head = read_one_response(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-}
-
-async fn request_heads_are_capped_in_size(backend: Backend) {
-    let Some(app) = spawn(backend, &[]).await else {
-        return;
-    };
-    let get = |filler: usize| {
-        app.client
-            .get(app.url("/healthz"))
-            .header("x-filler", "a".repeat(filler))
-            .send()
-    };
-    assert_eq!(get(16 * 1024).await.unwrap().status(), 200);
-    assert_eq!(get(40 * 1024).await.unwrap().status(), 431);
-    // A head that never ends is refused once it outgrows the read buffer, not buffered on.
-    let mut stream = connect(&app).await;
-    let line = format!("X-Filler: {}\r\n", "a".repeat(1000));
-    let mut request = String::from("GET /healthz HTTP/1.1\r\nHost: example\r\n");
-    while request.len() < 100 * 1024 {
-        request.push_str(&line);
+    async fn idle_keep_alive_connections_are_closed_after_the_timeout(backend: Backend) {
+        let app = TestApp::builder().header_timeout(HEADER_TIMEOUT).spawn(backend).await;
+        let mut stream = connect(&app).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_one_response(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        // Kept alive for a next request that never comes: closed like a slow head.
+        read_until_closed(&mut stream).await;
     }
-    // The server may close before all of it is written.
-    let _ = stream.write_all(request.as_bytes()).await;
-    let reply = read_until_closed(&mut stream).await;
-    let reply = String::from_utf8_lossy(&reply);
-    assert!(
-        reply.is_empty() || reply.starts_with("HTTP/1.1 431"),
-        "{reply}"
-    );
-}
 
-async fn shutdown_finishes_requests_in_flight(backend: Backend) {
-    let Some(app) = spawn(backend, &[]).await else {
-        return;
-    };
-    // A second server on the same state, stopped by this test.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = app.state.config.http.clone();
-    let router = user_api::app(app.state.clone());
-    let server = tokio::spawn(async move {
-        user_api::serve(listener, router, &http, async {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    // A request in flight: its head and half its body now, the rest after the signal.
-    let body = br#"{"query":"{ __typename }"}"#;
-    let (first, rest) = body.split_at(body.len() / 2);
-    let mut in_flight = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /graphql HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    in_flight.write_all(head.as_bytes()).await.unwrap();
-    in_flight.write_all(first).await.unwrap();
-    // An idle keep-alive connection, which has nothing to finish.
-    let mut idle = TcpStream::connect(addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\n\r\n")
-        .await
-        .unwrap();
-    read_one_response(&mut idle).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    async fn requests_within_the_timeout_are_served(backend: Backend) {
+        let app = TestApp::builder().header_timeout(HEADER_TIMEOUT).spawn(backend).await;
+        let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        // A head sent in two parts, and a second request on the same connection, each within
+        // the timeout.
+        let mut stream = connect(&app).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stream.write_all(b"Host: example\r\n\r\n").await.unwrap();
+        let head = read_one_response(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // `/healthz` again rather than `/readyz`: the point is the connection, and readiness
+        // (a database round trip) can be slow on a loaded test machine.
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_one_response(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
 
-    stop.send(()).unwrap();
-    read_until_closed(&mut idle).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!server.is_finished(), "stopped with a request in flight");
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "still accepting connections"
-    );
-    in_flight.write_all(rest).await.unwrap();
-    let reply = read_until_closed(&mut in_flight).await;
-    let reply = String::from_utf8_lossy(&reply);
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    assert!(
-        reply.contains(r#"{"data":{"__typename":"Query"}}"#),
-        "{reply}"
-    );
-    tokio::time::timeout(CLOSE_WITHIN, server)
-        .await
-        .expect("the server stops once the request is answered")
-        .unwrap();
+    async fn request_heads_are_capped_in_size(app: TestApp) {
+        let get = |filler: usize| {
+            app.client
+                .get(app.url("/healthz"))
+                .header("x-filler", "a".repeat(filler))
+                .send()
+        };
+        assert_eq!(get(16 * 1024).await.unwrap().status(), 200);
+        assert_eq!(get(40 * 1024).await.unwrap().status(), 431);
+        // A head that never ends is refused once it outgrows the read buffer, not buffered on.
+        let mut stream = connect(&app).await;
+        let line = format!("X-Filler: {}\r\n", "a".repeat(1000));
+        let mut request = String::from("GET /healthz HTTP/1.1\r\nHost: example\r\n");
+        while request.len() < 100 * 1024 {
+            request.push_str(&line);
+        }
+        // The server may close before all of it is written.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let reply = read_until_closed(&mut stream).await;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(
+            reply.is_empty() || reply.starts_with("HTTP/1.1 431"),
+            "{reply}"
+        );
+    }
+
+    async fn shutdown_finishes_requests_in_flight(app: TestApp) {
+        // A second server on the same state, stopped by this test.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = app.state.config.http.clone();
+        let router = user_api::app(app.state.clone());
+        let server = tokio::spawn(async move {
+            user_api::serve(listener, router, &http, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        // A request in flight: its head and half its body now, the rest after the signal.
+        let body = br#"{"query":"{ __typename }"}"#;
+        let (first, rest) = body.split_at(body.len() / 2);
+        let mut in_flight = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /graphql HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        in_flight.write_all(head.as_bytes()).await.unwrap();
+        in_flight.write_all(first).await.unwrap();
+        // An idle keep-alive connection, which has nothing to finish.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: example\r\n\r\n")
+            .await
+            .unwrap();
+        read_one_response(&mut idle).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        stop.send(()).unwrap();
+        read_until_closed(&mut idle).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!server.is_finished(), "stopped with a request in flight");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "still accepting connections"
+        );
+        in_flight.write_all(rest).await.unwrap();
+        let reply = read_until_closed(&mut in_flight).await;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(
+            reply.contains(r#"{"data":{"__typename":"Query"}}"#),
+            "{reply}"
+        );
+        tokio::time::timeout(CLOSE_WITHIN, server)
+            .await
+            .expect("the server stops once the request is answered")
+            .unwrap();
+    }
 }
 
 #[test]
@@ -288,8 +265,8 @@ fn assert_security_headers(what: &str, response: &reqwest::Response) -> String {
 }
 
 backend_tests! {
-    async fn every_response_carries_the_security_headers(app) {
-        let (token, _) = app.register("headers_user", "correct horse").await;
+    async fn every_response_carries_the_security_headers(app: TestApp) {
+        let token = app.register("headers_user", "correct horse").await.access;
         let requests = [
             (Method::GET, "/healthz", None, 200),
             (Method::GET, "/readyz", None, 200),
@@ -328,7 +305,7 @@ backend_tests! {
         }
     }
 
-    async fn swagger_ui_has_a_policy_that_lets_it_run(app) {
+    async fn swagger_ui_has_a_policy_that_lets_it_run(app: TestApp) {
         for path in ["/docs/", "/docs/swagger-ui-bundle.js", "/docs/swagger-initializer.js"] {
             let response = app.client.get(app.url(path)).send().await.unwrap();
             assert_eq!(response.status(), 200, "{path}");
@@ -341,7 +318,7 @@ backend_tests! {
         assert!(!page.contains("<script>"), "Swagger UI's page has no inline script");
     }
 
-    async fn graphiql_has_a_policy_that_lets_exactly_its_page_run(app) {
+    async fn graphiql_has_a_policy_that_lets_exactly_its_page_run(app: TestApp) {
         let response = app.client.get(app.url("/graphiql")).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let csp = assert_security_headers("/graphiql", &response);
@@ -358,7 +335,7 @@ backend_tests! {
 }
 
 backend_tests! {
-    async fn responses_with_tokens_are_not_stored(app) {
+    async fn responses_with_tokens_are_not_stored(app: TestApp) {
         let no_store = |what: &str, headers: &reqwest::header::HeaderMap| {
             assert_eq!(
                 headers.get("cache-control").map(|v| v.to_str().unwrap()),
@@ -408,9 +385,12 @@ backend_tests! {
     }
 }
 
+/// A response read off the wire: the status, the headers (names in lower case) and the body.
+type RawReply = (u16, Vec<(String, String)>, String);
+
 /// An exchange over a fresh connection that the server closes after answering (the request
-/// says `Connection: close`): the status, the headers (names in lower case) and the body.
-async fn raw_exchange(app: &TestApp, parts: &[&[u8]]) -> (u16, Vec<(String, String)>, String) {
+/// says `Connection: close`).
+async fn raw_exchange(app: &TestApp, parts: &[&[u8]]) -> RawReply {
     let mut stream = connect(app).await;
     for part in parts {
         // The server may answer, and close, before it has read everything.
@@ -446,24 +426,41 @@ fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str>
         .map(|(_, v)| v.as_str())
 }
 
-/// A chunked POST whose body grows past MAX_BODY_BYTES (64 KiB) in 8 KiB chunks.
-async fn chunked_past_the_limit(
+/// POSTs JSON to `path` over a fresh connection (see [`raw_exchange`]): a head with `framing`,
+/// its Content-Length or Transfer-Encoding line, then the parts of `body`.
+async fn raw_post(
     app: &TestApp,
     path: &str,
     accept: &str,
-) -> (u16, Vec<(String, String)>, String) {
+    framing: &str,
+    body: &[&[u8]],
+) -> RawReply {
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\n\
-         Accept: {accept}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+         Accept: {accept}\r\n{framing}\r\nConnection: close\r\n\r\n"
     );
+    let mut parts = vec![head.as_bytes()];
+    parts.extend_from_slice(body);
+    raw_exchange(app, &parts).await
+}
+
+/// A POST whose Content-Length says its body is past MAX_BODY_BYTES (64 KiB). Only the head
+/// is sent, so the answer has to come from the Content-Length alone, before any of the body
+/// is read. Sending the body too would race that early answer: the server closes with the
+/// body unread, and a client still writing it may fail on a broken pipe or have the answer
+/// cut off by the reset before reading it.
+async fn declared_past_the_limit(app: &TestApp, path: &str, accept: &str) -> RawReply {
+    let framing = format!("Content-Length: {}", 70 * 1024);
+    raw_post(app, path, accept, &framing, &[]).await
+}
+
+/// A chunked POST whose body grows past MAX_BODY_BYTES (64 KiB) in 8 KiB chunks.
+async fn chunked_past_the_limit(app: &TestApp, path: &str, accept: &str) -> RawReply {
     let chunk = format!("2000\r\n{}\r\n", " ".repeat(0x2000));
-    let mut parts: Vec<&[u8]> = vec![head.as_bytes()];
     // Just past the limit, and no more: bytes the server never reads would make its close
     // a reset, which could discard its answer before the test reads it.
-    for _ in 0..9 {
-        parts.push(chunk.as_bytes());
-    }
-    raw_exchange(app, &parts).await
+    let body = [chunk.as_bytes(); 9];
+    raw_post(app, path, accept, "Transfer-Encoding: chunked", &body).await
 }
 
 /// Asserts a GraphQL-shaped request error: `errors[0].extensions.code` and no `data`.
@@ -493,27 +490,18 @@ fn assert_rest_error(what: &str, content_type: Option<&str>, body: &str) {
     assert!(body["detail"].is_string(), "{what}: {body}");
 }
 
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
-
 backend_tests! {
-    async fn bodies_over_the_limit_answer_json_in_the_routes_shape(app) {
+    async fn bodies_over_the_limit_answer_json_in_the_routes_shape(app: TestApp) {
         // Refused on its Content-Length, before any of it is read.
-        let big = format!("{{\"query\": \"{{ __typename }} # {}\"}}", "x".repeat(70 * 1024));
         for accept in ["application/json", GRAPHQL_RESPONSE] {
-            let response = app.client.post(app.url("/graphql"))
-                .header("content-type", "application/json").header("accept", accept)
-                .body(big.clone()).send().await.unwrap();
-            assert_eq!(response.status(), 413);
-            let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
-            let body = response.text().await.unwrap();
-            assert_graphql_error("GraphQL, Content-Length", content_type.as_deref(), &body, accept, "BAD_REQUEST");
+            let (status, headers, body) = declared_past_the_limit(&app, "/graphql", accept).await;
+            assert_eq!(status, 413, "{body}");
+            assert_graphql_error("GraphQL, Content-Length", header_of(&headers, "content-type"), &body, accept, "BAD_REQUEST");
         }
         for path in ["/users/login", "/users/register", "/users"] {
-            let response = app.client.post(app.url(path))
-                .header("content-type", "application/json").body(big.clone()).send().await.unwrap();
-            assert_eq!(response.status(), 413, "{path}");
-            let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
-            assert_rest_error(path, content_type.as_deref(), &response.text().await.unwrap());
+            let (status, headers, body) = declared_past_the_limit(&app, path, "*/*").await;
+            assert_eq!(status, 413, "{path}: {body}");
+            assert_rest_error(path, header_of(&headers, "content-type"), &body);
         }
         // Refused as it grows past the limit.
         for accept in ["application/json", GRAPHQL_RESPONSE] {
@@ -526,8 +514,8 @@ backend_tests! {
         assert_rest_error("REST, chunked", header_of(&headers, "content-type"), &body);
     }
 
-    async fn other_refusals_answer_json_in_the_routes_shape(app) {
-        let (token, _) = app.register("refused", "correct horse").await;
+    async fn other_refusals_answer_json_in_the_routes_shape(app: TestApp) {
+        let token = app.register("refused", "correct horse").await.access;
         // A method /graphql does not serve.
         let response = app.client.put(app.url("/graphql")).json(&json!({"query": "{ __typename }"}))
             .send().await.unwrap();
@@ -583,8 +571,9 @@ fn padded_bearer(token: &str, len: usize) -> String {
 }
 
 backend_tests! {
-    async fn authorization_headers_over_8_kib_are_refused_unread(app) {
-        let (token, id) = app.register("long_header", "correct horse").await;
+    async fn authorization_headers_over_8_kib_are_refused_unread(app: TestApp) {
+        let SignIn { access: token, user_id: id, .. } =
+            app.register("long_header", "correct horse").await;
         let me = |authorization: String| {
             app.client.get(app.url("/users/me")).header("authorization", authorization).send()
         };
@@ -626,7 +615,7 @@ backend_tests! {
         let register = "mutation { register(input: {username: \"not_made\", email: \"n@example.com\", password: \"correct horse\"}) { accessToken } }";
         let body: serde_json::Value = app.client.post(app.url("/graphql")).header("authorization", &junk)
             .json(&json!({"query": register})).send().await.unwrap().json().await.unwrap();
-        assert_eq!(crate::common::error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+        assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
         let body = app.gql(register, json!({}), None).await;
         assert!(body["data"]["register"]["accessToken"].is_string(), "{body}");
 

@@ -5,9 +5,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::common::{TestApp, error_code, error_field};
-use crate::rest_support::call;
+use crate::support::rest::call;
+use crate::support::{TestApp, backend_tests, error_code, error_field};
 
 /// Classic payloads: SQL injection and script injection.
 const PAYLOADS: [&str; 4] = [
@@ -26,8 +25,6 @@ const EMAILS: [&str; 4] = [
     "\"Robert'); DROP TABLE users;--\"@example.com",
 ];
 
-const REGISTER: &str = "mutation($i: RegisterInput!) { register(input: $i) { accessToken user { id username email } } }";
-
 /// The number of users, seen through the API.
 async fn user_count(app: &TestApp, token: &str) -> usize {
     let body = app
@@ -44,14 +41,13 @@ async fn user_count(app: &TestApp, token: &str) -> usize {
 }
 
 backend_tests! {
-    async fn metacharacters_are_stored_verbatim_or_refused(app) {
-        let (canary, _) = app.register("canary", "correct horse").await;
+    async fn metacharacters_are_stored_verbatim_or_refused(app: TestApp) {
+        let canary = app.register("canary", "correct horse").await.access;
         let mut users = 1;
 
         // Usernames allow only A-Z a-z 0-9 _ -: every payload is refused, in both APIs.
         for payload in PAYLOADS {
-            let input = json!({"i": {"username": payload, "email": "x@example.com", "password": "correct horse"}});
-            let body = app.gql(REGISTER, input, None).await;
+            let body = app.register_body(payload, "x@example.com", "correct horse").await;
             assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{payload}: {body}");
             assert_eq!(error_field(&body).as_deref(), Some("username"));
             call(&app, Method::POST, "/users/register", None,
@@ -59,9 +55,7 @@ backend_tests! {
                 .await
                 .assert_invalid("body", "username");
             // Logging in or looking up by it finds nobody.
-            let body = app.gql(
-                "mutation($u: String!) { login(username: $u, password: \"correct horse\") { accessToken } }",
-                json!({"u": payload}), None).await;
+            let body = app.login_body(payload, "correct horse").await;
             assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
             let body = app.gql("query($u: String!) { user(username: $u) { id } }", json!({"u": payload}), Some(&canary)).await;
             assert_eq!(body["data"]["user"], Value::Null, "{body}");
@@ -74,22 +68,18 @@ backend_tests! {
         // Passwords take anything: stored (hashed) and checked verbatim.
         for (i, payload) in PAYLOADS.into_iter().enumerate() {
             let name = format!("pw{i}");
-            let input = json!({"i": {"username": name, "email": format!("{name}@example.com"), "password": payload}});
-            let body = app.gql(REGISTER, input, None).await;
+            let body = app.register_body(&name, &format!("{name}@example.com"), payload).await;
             assert!(body["data"]["register"].is_object(), "{payload}: {body}");
             users += 1;
             app.login(&name, payload).await;
-            let body = app.gql(
-                "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }",
-                json!({"u": name, "p": "' OR 1=1 --x"}), None).await;
+            let body = app.login_body(&name, "' OR 1=1 --x").await;
             assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
         }
 
         // Emails: valid addresses carrying the payloads come back exactly as given.
         for (i, email) in EMAILS.into_iter().enumerate() {
             let name = format!("mail{i}");
-            let input = json!({"i": {"username": name, "email": email, "password": "correct horse"}});
-            let body = app.gql(REGISTER, input, None).await;
+            let body = app.register_body(&name, email, "correct horse").await;
             assert_eq!(body["data"]["register"]["user"]["email"], email, "{body}");
             users += 1;
             let token = body["data"]["register"]["accessToken"].as_str().unwrap();
@@ -100,19 +90,17 @@ backend_tests! {
         }
         // Payloads that are not addresses are refused as such.
         for payload in PAYLOADS {
-            let input = json!({"i": {"username": "bademail", "email": payload, "password": "correct horse"}});
-            let body = app.gql(REGISTER, input, None).await;
+            let body = app.register_body("bademail", payload, "correct horse").await;
             assert_eq!(error_field(&body).as_deref(), Some("email"), "{payload}: {body}");
         }
 
         // Changing an email to such an address stores it verbatim too, in both APIs.
-        let (token, _) = app.register("changer", "correct horse").await;
+        let token = app.register("changer", "correct horse").await.access;
         users += 1;
         for email in EMAILS {
             // Another domain: the addresses above are taken (emails are unique).
             let email_net = email.replace("example.com", "example.net");
-            let body = app.gql("mutation($e: String!) { updateMe(input: {email: $e}) { email } }",
-                json!({"e": email_net}), Some(&token)).await;
+            let body = app.update_me(&token, json!({"email": email_net})).await;
             assert_eq!(body["data"]["updateMe"]["email"], email_net, "{body}");
             let reply = call(&app, Method::PUT, "/users", Some(&token),
                 Some(json!({"email": email.replace("example.com", "example.org")}))).await;

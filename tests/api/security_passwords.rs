@@ -5,12 +5,8 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::backend_tests;
-use crate::common::{error_code, error_field};
-use crate::rest_support::call;
-
-const REGISTER: &str = "mutation($i: RegisterInput!) { register(input: $i) { user { id } } }";
-const UPDATE_ME: &str = "mutation($i: UpdateMeInput!) { updateMe(input: $i) { id } }";
+use crate::support::rest::call;
+use crate::support::{TestApp, backend_tests, error_code, error_field};
 
 /// Passwords from the list, in the forms people type them.
 const COMMON: [&str; 6] = [
@@ -23,10 +19,9 @@ const COMMON: [&str; 6] = [
 ];
 
 backend_tests! {
-    async fn common_passwords_are_refused_at_registration(app) {
+    async fn common_passwords_are_refused_at_registration(app: TestApp) {
         for password in COMMON {
-            let input = json!({"i": {"username": "newbie", "email": "newbie@example.com", "password": password}});
-            let body = app.gql(REGISTER, input, None).await;
+            let body = app.register_body("newbie", "newbie@example.com", password).await;
             assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{password}: {body}");
             assert_eq!(error_field(&body).as_deref(), Some("password"), "{password}");
             let reply = call(&app, Method::POST, "/users/register", None,
@@ -37,12 +32,11 @@ backend_tests! {
         app.register("newbie", "a long passphrase nobody uses").await;
     }
 
-    async fn passwords_equal_to_the_username_or_email_are_refused(app) {
+    async fn passwords_equal_to_the_username_or_email_are_refused(app: TestApp) {
         let username = "Pat_Smith-77";
         let email = "pat.smith.the.first@example.com";
         for password in [username, "pat_smith-77", email, "PAT.SMITH.THE.FIRST@EXAMPLE.COM", "pat.smith.the.first"] {
-            let input = json!({"i": {"username": username, "email": email, "password": password}});
-            let body = app.gql(REGISTER, input, None).await;
+            let body = app.register_body(username, email, password).await;
             assert_eq!(error_field(&body).as_deref(), Some("password"), "{password}: {body}");
             let reply = call(&app, Method::POST, "/users", None,
                 Some(json!({"username": username, "email": email, "password": password}))).await;
@@ -50,7 +44,7 @@ backend_tests! {
         }
     }
 
-    async fn length_stays_8_to_128_with_no_composition_rules(app) {
+    async fn length_stays_8_to_128_with_no_composition_rules(app: TestApp) {
         let cases = [
             ("seven c", false),
             ("lowercase only words", true),
@@ -60,20 +54,19 @@ backend_tests! {
         ];
         for (i, (password, ok)) in cases.into_iter().enumerate() {
             let name = format!("len{i}");
-            let input = json!({"i": {"username": name, "email": format!("{name}@example.com"), "password": password}});
-            let body = app.gql(REGISTER, input, None).await;
+            let body = app.register_body(&name, &format!("{name}@example.com"), password).await;
             assert_eq!(body["data"]["register"].is_object(), ok, "{password}: {body}");
         }
         let long: String = "abcdefghijklmnopqrstuvwxyz234567".repeat(4);
         assert_eq!(long.chars().count(), 128);
-        let input = json!({"i": {"username": "longest", "email": "l@example.com", "password": long}});
-        assert!(app.gql(REGISTER, input, None).await["data"]["register"].is_object());
-        let input = json!({"i": {"username": "toolong", "email": "t@example.com", "password": format!("{long}x")}});
-        assert_eq!(error_field(&app.gql(REGISTER, input, None).await).as_deref(), Some("password"));
+        let body = app.register_body("longest", "l@example.com", &long).await;
+        assert!(body["data"]["register"].is_object());
+        let body = app.register_body("toolong", "t@example.com", &format!("{long}x")).await;
+        assert_eq!(error_field(&body).as_deref(), Some("password"));
     }
 
-    async fn password_changes_follow_the_same_policy(app) {
-        let (token, _) = app.register("changer", "correct horse").await;
+    async fn password_changes_follow_the_same_policy(app: TestApp) {
+        let token = app.register("changer", "correct horse").await.access;
         let attempts = [
             json!({"password": "password1", "currentPassword": "correct horse"}),
             json!({"password": "CHANGER", "currentPassword": "correct horse"}),
@@ -82,7 +75,7 @@ backend_tests! {
             json!({"email": "brand.new.address@example.org", "password": "brand.new.address", "currentPassword": "correct horse"}),
         ];
         for input in attempts {
-            let body = app.gql(UPDATE_ME, json!({"i": input}), Some(&token)).await;
+            let body = app.update_me(&token, input.clone()).await;
             assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"), "{input}: {body}");
             assert_eq!(error_field(&body).as_deref(), Some("password"), "{input}");
         }
@@ -95,7 +88,8 @@ backend_tests! {
         }
         // Nothing changed: the old password still signs in, and a good one is accepted.
         app.login("changer", "correct horse").await;
-        let body = app.gql(UPDATE_ME, json!({"i": {"password": "a better passphrase", "currentPassword": "correct horse"}}), Some(&token)).await;
+        let input = json!({"password": "a better passphrase", "currentPassword": "correct horse"});
+        let body = app.update_me(&token, input).await;
         assert!(body["data"]["updateMe"]["id"].is_string(), "{body}");
     }
 }

@@ -8,44 +8,20 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::backend_tests;
-use crate::common::{TestApp, error_code};
-use crate::session_support::{SignIn, gql_as, login, register, try_refresh};
+use crate::support::{SignIn, TestApp, backend_tests};
 
 /// Overlapping trials per race.
 const TRIALS: u64 = 32;
 
-const LOGIN: &str = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken refreshToken tokenType user { id } } }";
-
 /// Logs in; the new sign-in, or the error code.
 async fn try_login(app: &TestApp, username: &str, password: &str) -> Result<SignIn, String> {
-    let body = gql_as(
-        app,
-        LOGIN,
-        json!({"u": username, "p": password}),
-        None,
-        None,
-    )
-    .await;
-    let payload = &body["data"]["login"];
-    if !payload.is_object() {
-        return Err(error_code(&body).unwrap_or_default());
-    }
-    Ok(SignIn {
-        access: payload["accessToken"].as_str().unwrap().to_owned(),
-        refresh: payload["refreshToken"].as_str().unwrap().to_owned(),
-        user_id: payload["user"]["id"].as_str().unwrap().to_owned(),
-    })
+    SignIn::from_reply(&app.login_body(username, password).await, "login")
 }
 
 /// Changes the password with `token`, asserting success.
 async fn change_password(app: &TestApp, token: &str, current: &str, new: &str) {
     let body = app
-        .gql(
-            "mutation($i: UpdateMeInput!) { updateMe(input: $i) { id } }",
-            json!({"i": {"password": new, "currentPassword": current}}),
-            Some(token),
-        )
+        .update_me(token, json!({"password": new, "currentPassword": current}))
         .await;
     assert!(body["data"]["updateMe"].is_object(), "{body}");
 }
@@ -60,7 +36,7 @@ async fn logout_all(app: &TestApp, token: &str) {
 
 /// Whether anything of `sign_in` still works: its access token, or its refresh token.
 async fn survives(app: &TestApp, sign_in: &SignIn) -> bool {
-    app.me(&sign_in.access).await.is_ok() || try_refresh(app, &sign_in.refresh, None).await.is_ok()
+    app.me(&sign_in.access).await.is_ok() || app.try_refresh(&sign_in.refresh).await.is_ok()
 }
 
 /// The delay of the second request of trial `i`: spread over the first request's run.
@@ -75,9 +51,9 @@ fn password(i: u64) -> String {
 backend_tests! {
     /// A login with the old password sent while the password changes: either it fails, or
     /// its session and refresh token end with the change.
-    async fn a_login_racing_a_password_change_does_not_survive_it(app) {
-        register(&app, "racer", &password(0), None).await;
-        let mut changer = login(&app, "racer", &password(0), None).await;
+    async fn a_login_racing_a_password_change_does_not_survive_it(app: TestApp) {
+        app.register("racer", &password(0)).await;
+        let mut changer = app.login("racer", &password(0)).await;
         let mut survivors = Vec::new();
         for i in 0..TRIALS {
             let (old, new) = (password(i), password(i + 1));
@@ -95,22 +71,22 @@ backend_tests! {
             }
             // The changer's own sign-in stays valid through its change.
             assert!(app.me(&changer.access).await.is_ok(), "trial {i}");
-            changer = login(&app, "racer", &new, None).await;
+            changer = app.login("racer", &new).await;
         }
         assert!(survivors.is_empty(), "sessions survived in trials {survivors:?}");
     }
 
     /// A refresh sent while logoutAll runs: either it fails, or what it issued ends too.
-    async fn a_refresh_racing_logout_all_does_not_survive_it(app) {
-        register(&app, "refresher", &password(0), None).await;
+    async fn a_refresh_racing_logout_all_does_not_survive_it(app: TestApp) {
+        app.register("refresher", &password(0)).await;
         let mut survivors = Vec::new();
         for i in 0..TRIALS {
-            let ender = login(&app, "refresher", &password(0), None).await;
-            let victim = login(&app, "refresher", &password(0), None).await;
+            let ender = app.login("refresher", &password(0)).await;
+            let victim = app.login("refresher", &password(0)).await;
             let end = logout_all(&app, &ender.access);
             let refresh = async {
                 tokio::time::sleep(stagger(i, 10)).await;
-                try_refresh(&app, &victim.refresh, None).await
+                app.try_refresh(&victim.refresh).await
             };
             let ((), refreshed) = tokio::join!(end, refresh);
             if let Ok(sign_in) = refreshed
@@ -125,17 +101,17 @@ backend_tests! {
 
     /// A refresh of another sign-in sent while the password changes: either it fails, or
     /// what it issued ends too. The sign-in that changed the password keeps refreshing.
-    async fn a_refresh_racing_a_password_change_does_not_survive_it(app) {
-        register(&app, "rotator", &password(0), None).await;
-        let mut changer = login(&app, "rotator", &password(0), None).await;
+    async fn a_refresh_racing_a_password_change_does_not_survive_it(app: TestApp) {
+        app.register("rotator", &password(0)).await;
+        let mut changer = app.login("rotator", &password(0)).await;
         let mut survivors = Vec::new();
         for i in 0..TRIALS {
             let (old, new) = (password(i), password(i + 1));
-            let victim = login(&app, "rotator", &old, None).await;
+            let victim = app.login("rotator", &old).await;
             let change = change_password(&app, &changer.access, &old, &new);
             let refresh = async {
                 tokio::time::sleep(stagger(i, 40)).await;
-                try_refresh(&app, &victim.refresh, None).await
+                app.try_refresh(&victim.refresh).await
             };
             let ((), refreshed) = tokio::join!(change, refresh);
             if let Ok(sign_in) = refreshed
@@ -144,7 +120,7 @@ backend_tests! {
                 survivors.push(i);
             }
             assert!(!survives(&app, &victim).await, "trial {i}");
-            changer = try_refresh(&app, &changer.refresh, None)
+            changer = app.try_refresh(&changer.refresh)
                 .await
                 .unwrap_or_else(|code| panic!("trial {i}: the changer cannot refresh: {code}"));
         }

@@ -4,14 +4,11 @@
 //! (GraphQL `UNAUTHENTICATED`, REST 401). Controls just inside each bound are accepted, so only
 //! the bound under test can be what refuses the others.
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::Method;
+use jsonwebtoken::{Algorithm, Header};
 use serde_json::Value;
 
-use crate::backend_tests;
-use crate::common::TestApp;
-use crate::rest_support::call;
-use crate::session_support::{claims, register};
+use crate::support::tokens::{assert_accepted, assert_refused, claims, sign_with_header};
+use crate::support::{TestApp, backend_tests};
 
 /// The verifier's clock leeway, in seconds (API.md section 5).
 const LEEWAY: i64 = 30;
@@ -19,37 +16,16 @@ const LEEWAY: i64 = 30;
 const TTL: i64 = 1800;
 
 fn sign(app: &TestApp, header: &Header, claims: &Value) -> String {
-    jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(&app.jwt_secret())).unwrap()
+    sign_with_header(header, claims, &app.jwt_secret())
 }
 
 fn hs256() -> Header {
     Header::new(Algorithm::HS256)
 }
 
-async fn assert_accepted(app: &TestApp, token: &str, user_id: &str, what: &str) {
-    assert_eq!(
-        app.me(token).await.as_deref(),
-        Ok(user_id),
-        "GraphQL refused {what}"
-    );
-    let reply = call(app, Method::GET, "/users/me", Some(token), None).await;
-    assert_eq!(reply.status, 200, "REST refused {what}: {reply:?}");
-}
-
-async fn assert_refused(app: &TestApp, token: &str, what: &str) {
-    assert_eq!(
-        app.me(token).await,
-        Err("UNAUTHENTICATED".into()),
-        "GraphQL accepted {what}"
-    );
-    let reply = call(app, Method::GET, "/users/me", Some(token), None).await;
-    assert_eq!(reply.status, 401, "REST accepted {what}: {reply:?}");
-    assert_eq!(reply.header("www-authenticate"), Some("Bearer"), "{what}");
-}
-
 backend_tests! {
-    async fn out_of_bounds_claims_and_crit_headers_are_unauthenticated(app) {
-        let alice = register(&app, "alice_st", "correct horse", None).await;
+    async fn out_of_bounds_claims_and_crit_headers_are_unauthenticated(app: TestApp) {
+        let alice = app.register("alice_st", "correct horse").await;
         let genuine = claims(&alice.access);
         let iat = genuine["iat"].as_i64().unwrap();
         assert_eq!(genuine["exp"].as_i64().unwrap() - iat, TTL, "the harness's TTL");

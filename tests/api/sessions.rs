@@ -4,14 +4,12 @@
 use serde_json::{Value, json};
 use user_api::signins::store::SessionStore as _;
 
-use crate::backend_tests;
-use crate::common::error_code;
-use crate::session_support::{SignIn, data, login, refresh, register, try_refresh};
+use crate::support::{SignIn, TestApp, backend_tests, error_code};
 
 const SESSIONS: &str = "{ sessions { id createdAt expiresAt userAgent current } }";
 
-async fn sessions(app: &crate::common::TestApp, token: &str) -> Vec<Value> {
-    data(app, SESSIONS, json!({}), token)
+async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
+    app.data(SESSIONS, json!({}), token)
         .await
         .expect("sessions")["sessions"]
         .as_array()
@@ -23,9 +21,8 @@ fn ids(list: &[Value]) -> Vec<&str> {
     list.iter().map(|s| s["id"].as_str().unwrap()).collect()
 }
 
-async fn revoke(app: &crate::common::TestApp, token: &str, id: &str) -> Result<Value, String> {
-    data(
-        app,
+async fn revoke(app: &TestApp, token: &str, id: &str) -> Result<Value, String> {
+    app.data(
         "mutation($id: ID!) { revokeSession(id: $id) }",
         json!({"id": id}),
         token,
@@ -34,10 +31,10 @@ async fn revoke(app: &crate::common::TestApp, token: &str, id: &str) -> Result<V
 }
 
 backend_tests! {
-    async fn sessions_list_each_sign_in_with_its_client(app) {
-        let laptop = register(&app, "owner", "correct horse", Some("Laptop/1.0")).await;
-        let phone = login(&app, "owner", "correct horse", Some("Phone/2.0")).await;
-        let bare = login(&app, "owner", "correct horse", None).await;
+    async fn sessions_list_each_sign_in_with_its_client(app: TestApp) {
+        let laptop = app.with_user_agent("Laptop/1.0").register("owner", "correct horse").await;
+        let phone = app.with_user_agent("Phone/2.0").login("owner", "correct horse").await;
+        let bare = app.login("owner", "correct horse").await;
         let list = sessions(&app, &phone.access).await;
         assert_eq!(ids(&list), [laptop.session_id(), phone.session_id(), bare.session_id()], "oldest first");
         let agents: Vec<Value> = list.iter().map(|s| s["userAgent"].clone()).collect();
@@ -58,7 +55,7 @@ backend_tests! {
         }
 
         // A refresh keeps the sign-in listed once, under its new id, with the refreshing client.
-        let renewed = crate::session_support::try_refresh(&app, &laptop.refresh, Some("Laptop/1.1")).await.unwrap();
+        let renewed = app.with_user_agent("Laptop/1.1").try_refresh(&laptop.refresh).await.unwrap();
         let list = sessions(&app, &renewed.access).await;
         assert_eq!(list.len(), 3);
         let entry = list.iter().find(|s| s["id"] == renewed.session_id().as_str()).expect("listed");
@@ -70,12 +67,12 @@ backend_tests! {
         assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
     }
 
-    async fn revoke_session_ends_that_sign_in_only(app) {
-        let first = register(&app, "revoker", "correct horse", None).await;
-        let second = login(&app, "revoker", "correct horse", None).await;
+    async fn revoke_session_ends_that_sign_in_only(app: TestApp) {
+        let first = app.register("revoker", "correct horse").await;
+        let second = app.login("revoker", "correct horse").await;
         assert_eq!(revoke(&app, &second.access, &first.session_id()).await, Ok(json!({"revokeSession": true})));
         assert_eq!(app.me(&first.access).await, Err("UNAUTHENTICATED".into()));
-        assert_eq!(try_refresh(&app, &first.refresh, None).await.err().as_deref(), Some("UNAUTHENTICATED"));
+        assert_eq!(app.try_refresh(&first.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
         assert_eq!(app.me(&second.access).await, Ok(second.user_id.clone()));
         assert_eq!(ids(&sessions(&app, &second.access).await), [second.session_id()]);
 
@@ -89,35 +86,35 @@ backend_tests! {
         assert_eq!(app.me(&second.access).await, Err("UNAUTHENTICATED".into()));
     }
 
-    async fn another_users_session_is_not_found(app) {
-        let alice = register(&app, "alice_s", "correct horse", None).await;
-        let bob = register(&app, "bob_s", "correct horse", None).await;
+    async fn another_users_session_is_not_found(app: TestApp) {
+        let alice = app.register("alice_s", "correct horse").await;
+        let bob = app.register("bob_s", "correct horse").await;
         assert_eq!(revoke(&app, &bob.access, &alice.session_id()).await, Err("NOT_FOUND".into()));
         assert_eq!(app.me(&alice.access).await, Ok(alice.user_id.clone()));
-        refresh(&app, &alice.refresh).await;
+        app.refresh(&alice.refresh).await;
         assert_eq!(ids(&sessions(&app, &bob.access).await), [bob.session_id()]);
     }
 
-    async fn logout_all_ends_every_session(app) {
+    async fn logout_all_ends_every_session(app: TestApp) {
         let signins: Vec<SignIn> = vec![
-            register(&app, "leaver", "correct horse", None).await,
-            login(&app, "leaver", "correct horse", None).await,
-            login(&app, "leaver", "correct horse", None).await,
+            app.register("leaver", "correct horse").await,
+            app.login("leaver", "correct horse").await,
+            app.login("leaver", "correct horse").await,
         ];
-        let other = register(&app, "stayer", "correct horse", None).await;
-        assert_eq!(data(&app, "mutation { logoutAll }", json!({}), &signins[1].access).await, Ok(json!({"logoutAll": 3})));
+        let other = app.register("stayer", "correct horse").await;
+        assert_eq!(app.data("mutation { logoutAll }", json!({}), &signins[1].access).await, Ok(json!({"logoutAll": 3})));
         for signin in &signins {
             assert_eq!(app.me(&signin.access).await, Err("UNAUTHENTICATED".into()));
-            assert_eq!(try_refresh(&app, &signin.refresh, None).await.err().as_deref(), Some("UNAUTHENTICATED"));
+            assert_eq!(app.try_refresh(&signin.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
         }
         assert_eq!(app.me(&other.access).await, Ok(other.user_id.clone()), "other users keep theirs");
         let body = app.gql("mutation { logoutAll }", json!({}), None).await;
         assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
     }
 
-    async fn an_idle_sign_in_stays_listed_and_revocable(app) {
-        let idle = register(&app, "idler", "correct horse", Some("Old/1")).await;
-        let active = login(&app, "idler", "correct horse", None).await;
+    async fn an_idle_sign_in_stays_listed_and_revocable(app: TestApp) {
+        let idle = app.with_user_agent("Old/1").register("idler", "correct horse").await;
+        let active = app.login("idler", "correct horse").await;
         // The idle sign-in's access token lapses (its session leaves the store, as at expiry);
         // its refresh token could still bring it back, so it stays on the list.
         assert!(app.state.sign_ins.store().revoke(&idle.user_id, &idle.session_id()).await.unwrap());
@@ -126,13 +123,13 @@ backend_tests! {
         assert_eq!(ids(&list), [idle.session_id(), active.session_id()]);
         assert_eq!(list[0]["userAgent"], "Old/1");
         assert_eq!(revoke(&app, &active.access, &idle.session_id()).await, Ok(json!({"revokeSession": true})));
-        assert_eq!(try_refresh(&app, &idle.refresh, None).await.err().as_deref(), Some("UNAUTHENTICATED"));
+        assert_eq!(app.try_refresh(&idle.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
         assert_eq!(ids(&sessions(&app, &active.access).await), [active.session_id()]);
 
         // An idle sign-in that is not revoked comes back with its refresh token.
-        let later = login(&app, "idler", "correct horse", None).await;
+        let later = app.login("idler", "correct horse").await;
         assert!(app.state.sign_ins.store().revoke(&later.user_id, &later.session_id()).await.unwrap());
-        let back = refresh(&app, &later.refresh).await;
+        let back = app.refresh(&later.refresh).await;
         assert_eq!(app.me(&back.access).await, Ok(later.user_id.clone()));
     }
 }

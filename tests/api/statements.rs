@@ -5,8 +5,9 @@
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl as _;
+use serde_json::json;
 
-use crate::common::{Backend, Options, TestApp};
+use crate::support::{Backend, TestApp, backend_tests};
 
 #[derive(QueryableByName)]
 struct Status {
@@ -30,61 +31,37 @@ async fn prepared_so_far(app: &TestApp) -> u64 {
 
 async fn sign_in_and_read(app: &TestApp, username: &str) {
     app.register(username, "correct horse").await;
-    let token = app.login(username, "correct horse").await;
+    let token = app.login(username, "correct horse").await.access;
     assert!(app.me(&token).await.is_ok());
     let body = app
-        .gql(
-            "mutation($e: String!) { updateMe(input: {email: $e}) { email } }",
-            serde_json::json!({"e": format!("{username}.new@example.com")}),
-            Some(&token),
+        .update_me(
+            &token,
+            json!({"email": format!("{username}.new@example.com")}),
         )
         .await;
     assert!(
         body["data"]["updateMe"]["email"].is_string(),
         "updateMe failed: {body}"
     );
-    let body = app
-        .gql(
-            "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { refreshToken } }",
-            serde_json::json!({"u": username, "p": "correct horse"}),
-            None,
-        )
-        .await;
-    let refresh = body["data"]["login"]["refreshToken"]
-        .as_str()
-        .unwrap_or_else(|| panic!("login failed: {body}"));
-    let body = app
-        .gql(
-            "mutation($t: String!) { refresh(refreshToken: $t) { accessToken } }",
-            serde_json::json!({"t": refresh}),
-            None,
-        )
-        .await;
-    assert!(
-        body["data"]["refresh"]["accessToken"].is_string(),
-        "refresh failed: {body}"
-    );
+    let refresh = app.login(username, "correct horse").await.refresh;
+    app.refresh(&refresh).await;
 }
 
-/// The second round of the same requests prepares nothing but the status query itself. diesel
-/// alone re-prepares every `INSERT` and `UPDATE` (users, refresh tokens) on each run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_reuse_prepared_statements_mysql_redis() {
-    let options = Options {
+backend_tests! {
+    /// The second round of the same requests prepares nothing but the status query itself.
+    /// diesel alone re-prepares every `INSERT` and `UPDATE` (users, refresh tokens) on each run.
+    #[only(mysql_redis)]
+    async fn requests_reuse_prepared_statements(backend: Backend) {
         // One connection, so that its session counters see every statement.
-        args: vec!["--db-pool-size".into(), "1".into()],
-        ..Options::default()
-    };
-    let Some(app) = TestApp::try_spawn_with(Backend::MysqlRedis, options).await else {
-        return;
-    };
-    sign_in_and_read(&app, "first_round").await;
-    let before = prepared_so_far(&app).await;
-    sign_in_and_read(&app, "second_round").await;
-    let after = prepared_so_far(&app).await;
-    assert_eq!(
-        after - before,
-        1,
-        "statements prepared again during the second round"
-    );
+        let app = TestApp::builder().db_pool_size(1).spawn(backend).await;
+        sign_in_and_read(&app, "first_round").await;
+        let before = prepared_so_far(&app).await;
+        sign_in_and_read(&app, "second_round").await;
+        let after = prepared_so_far(&app).await;
+        assert_eq!(
+            after - before,
+            1,
+            "statements prepared again during the second round"
+        );
+    }
 }

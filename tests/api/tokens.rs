@@ -6,55 +6,20 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use reqwest::Method;
-use secrecy::ExposeSecret as _;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::backend_tests;
-use crate::common::TestApp;
-use crate::rest_support::call;
-use crate::session_support::{claims, register};
-
-fn our_secret(app: &TestApp) -> Vec<u8> {
-    app.state
-        .config
-        .auth
-        .jwt_secret
-        .as_ref()
-        .expect("the tests configure JWT_SECRET")
-        .expose_secret()
-        .as_bytes()
-        .to_vec()
-}
-
-fn sign(claims: &Value, algorithm: Algorithm, key: &[u8]) -> String {
-    jsonwebtoken::encode(
-        &Header::new(algorithm),
-        claims,
-        &EncodingKey::from_secret(key),
-    )
-    .unwrap()
-}
-
-/// Asserts that GraphQL and REST both refuse `token` as unauthenticated.
-async fn assert_refused(app: &TestApp, token: &str, what: &str) {
-    assert_eq!(
-        app.me(token).await,
-        Err("UNAUTHENTICATED".into()),
-        "GraphQL accepted {what}"
-    );
-    let reply = call(app, Method::GET, "/users/me", Some(token), None).await;
-    assert_eq!(reply.status, 401, "REST accepted {what}: {reply:?}");
-    assert_eq!(reply.header("www-authenticate"), Some("Bearer"), "{what}");
-}
+use crate::support::rest::call;
+use crate::support::tokens::{assert_refused, claims, sign};
+use crate::support::{TestApp, backend_tests};
 
 backend_tests! {
-    async fn forged_and_broken_tokens_are_unauthenticated(app) {
-        let alice = register(&app, "alice_t", "correct horse", None).await;
-        let bob = register(&app, "bob_t", "correct horse", None).await;
+    async fn forged_and_broken_tokens_are_unauthenticated(app: TestApp) {
+        let alice = app.register("alice_t", "correct horse").await;
+        let bob = app.register("bob_t", "correct horse").await;
         let genuine = claims(&alice.access);
-        let secret = our_secret(&app);
+        let secret = app.jwt_secret();
 
         // Control: the same claims signed with our key are accepted.
         let control = sign(&genuine, Algorithm::HS256, &secret);

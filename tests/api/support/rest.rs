@@ -1,13 +1,12 @@
-//! Helpers for the REST tests: one request function that returns status, headers and JSON
-//! body, and the legacy register / login calls.
-
-#![allow(dead_code)]
+//! REST calls: one request function that returns status, headers and JSON body, the legacy
+//! register / login / me calls, and assertions on the error shapes of API.md section 4.
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
+use super::client::ApiClient;
+use super::graphql::SignIn;
 
 /// A response, read whole.
 #[derive(Debug)]
@@ -55,6 +54,17 @@ impl Reply {
         self.assert_detail(401);
         assert_eq!(self.header("www-authenticate"), Some("Bearer"), "{self:?}");
     }
+
+    /// Asserts a 429 with a `Retry-After` of whole seconds, at least 1; returns it.
+    pub fn assert_rate_limited(&self) -> u64 {
+        assert_eq!(self.status, 429, "{self:?}");
+        let seconds: u64 = self
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After in whole seconds");
+        assert!(seconds >= 1);
+        seconds
+    }
 }
 
 /// Reads a response whole.
@@ -76,13 +86,13 @@ pub async fn read(response: reqwest::Response) -> Reply {
 
 /// Sends `method path` with an optional `Authorization: Bearer` token and JSON body.
 pub async fn call(
-    app: &TestApp,
+    api: &ApiClient,
     method: Method,
     path: &str,
     token: Option<&str>,
     body: Option<Value>,
 ) -> Reply {
-    let mut request = app.client.request(method, app.url(path));
+    let mut request = api.client.request(method, api.url(path));
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
@@ -92,11 +102,11 @@ pub async fn call(
     read(request.send().await.expect("request")).await
 }
 
-/// Registers through `POST /users/register`; returns (access token, user id). Email is
-/// `<username>@example.com`.
-pub async fn register(app: &TestApp, username: &str, password: &str) -> (String, String) {
+/// Registers through `POST /users/register` (email `<username>@example.com`), asserting
+/// success.
+pub async fn register(api: &ApiClient, username: &str, password: &str) -> SignIn {
     let reply = call(
-        app,
+        api,
         Method::POST,
         "/users/register",
         None,
@@ -104,19 +114,23 @@ pub async fn register(app: &TestApp, username: &str, password: &str) -> (String,
     )
     .await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    (
-        reply.body["access_token"]
+    let text = |value: &Value| {
+        value
             .as_str()
-            .expect("token")
-            .to_owned(),
-        reply.body["data"]["id"].as_str().expect("id").to_owned(),
-    )
+            .unwrap_or_else(|| panic!("{reply:?}"))
+            .to_owned()
+    };
+    SignIn {
+        access: text(&reply.body["access_token"]),
+        refresh: text(&reply.body["refresh_token"]),
+        user_id: text(&reply.body["data"]["id"]),
+    }
 }
 
 /// `POST /users/login` with a JSON body.
-pub async fn login(app: &TestApp, username: &str, password: &str) -> Reply {
+pub async fn login(api: &ApiClient, username: &str, password: &str) -> Reply {
     call(
-        app,
+        api,
         Method::POST,
         "/users/login",
         None,
@@ -125,9 +139,9 @@ pub async fn login(app: &TestApp, username: &str, password: &str) -> Reply {
     .await
 }
 
-/// Logs in and returns the token, asserting success.
-pub async fn login_token(app: &TestApp, username: &str, password: &str) -> String {
-    let reply = login(app, username, password).await;
+/// Logs in through `POST /users/login` and returns the access token, asserting success.
+pub async fn login_token(api: &ApiClient, username: &str, password: &str) -> String {
+    let reply = login(api, username, password).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     reply.body["access_token"]
         .as_str()
@@ -136,6 +150,6 @@ pub async fn login_token(app: &TestApp, username: &str, password: &str) -> Strin
 }
 
 /// `GET /users/me` with a token.
-pub async fn me(app: &TestApp, token: &str) -> Reply {
-    call(app, Method::GET, "/users/me", Some(token), None).await
+pub async fn me(api: &ApiClient, token: &str) -> Reply {
+    call(api, Method::GET, "/users/me", Some(token), None).await
 }

@@ -1,0 +1,483 @@
+//! The app harness: [`TestApp`] runs the real router (built by the production builder) on an
+//! ephemeral port, against its own database and Redis key prefix, and [`TestAppBuilder`] sets,
+//! as typed values, whatever a test changes from the defaults.
+//!
+//! Backends: `Sqlite` (a temp-file database with sessions in it) always runs; `MysqlRedis`
+//! runs when `TEST_DATABASE_URL` (a `mysql://` URL of a server; a fresh `test_<uuid>` database
+//! is created and dropped) and `TEST_REDIS_URL` are set, and skips otherwise — unless
+//! `REQUIRE_SERVICES=1`, when it fails.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::ops::Deref;
+use std::sync::Once;
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection as _, AsyncMysqlConnection, RunQueryDsl as _};
+use ipnet::IpNet;
+use secrecy::{ExposeSecret as _, SecretString};
+use tracing_subscriber::EnvFilter;
+use user_api::config::{Config, DatabaseUrl, Rate, RateLimit, TrustedProxies};
+use user_api::{AppState, app, db};
+
+use super::client::ApiClient;
+use super::tokens::random_secret;
+
+/// Which stores a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite, sessions in the database.
+    Sqlite,
+    /// MySQL (MariaDB here) and Redis.
+    MysqlRedis,
+}
+
+impl Backend {
+    /// Whether tests can run on this backend here: SQLite always, MySQL + Redis when their
+    /// URLs are set. Panics when they are not but `REQUIRE_SERVICES=1` says they must be.
+    pub fn is_available(self) -> bool {
+        match self {
+            Backend::Sqlite => true,
+            Backend::MysqlRedis => {
+                let available = Services::from_env().is_some();
+                if !available {
+                    assert!(
+                        !services_required(),
+                        "REQUIRE_SERVICES=1 but TEST_DATABASE_URL or TEST_REDIS_URL is unset"
+                    );
+                    eprintln!(
+                        "skipped: set TEST_DATABASE_URL and TEST_REDIS_URL to run the MySQL + Redis half"
+                    );
+                }
+                available
+            }
+        }
+    }
+}
+
+/// Where the MySQL + Redis backend's services are.
+struct Services {
+    /// The MySQL server's URL without a database name: each test creates its own.
+    mysql: String,
+    redis: String,
+}
+
+impl Services {
+    fn from_env() -> Option<Services> {
+        let (Ok(database), Ok(redis)) = (
+            std::env::var("TEST_DATABASE_URL"),
+            std::env::var("TEST_REDIS_URL"),
+        ) else {
+            return None;
+        };
+        // The server part of the URL: any database name in it is replaced by the test's own.
+        let after_scheme = database
+            .strip_prefix("mysql://")
+            .expect("TEST_DATABASE_URL must be a mysql:// URL");
+        let mysql = match after_scheme.find('/') {
+            Some(i) => format!("mysql://{}", &after_scheme[..i]),
+            None => database.clone(),
+        };
+        Some(Services { mysql, redis })
+    }
+}
+
+fn services_required() -> bool {
+    std::env::var("REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// At most `count` attempts a minute, as a rate limit setting.
+pub fn per_minute(count: u32) -> RateLimit {
+    rate(count, Duration::from_secs(60))
+}
+
+/// At most `count` attempts an hour, as a rate limit setting.
+pub fn per_hour(count: u32) -> RateLimit {
+    rate(count, Duration::from_secs(3600))
+}
+
+/// A rate limit switched off (`off` in the configuration).
+pub const NO_LIMIT: RateLimit = RateLimit(None);
+
+fn rate(count: u32, period: Duration) -> RateLimit {
+    let count = NonZeroU32::new(count).expect("a rate allows at least one attempt");
+    RateLimit(Some(Rate { count, period }))
+}
+
+/// Which Redis a server's session store and rate limits use.
+#[derive(Debug, Clone)]
+enum Redis {
+    /// The backend's own: none with SQLite; with MySQL, `TEST_REDIS_URL` under the test's
+    /// own key prefix.
+    Own,
+    /// A URL nothing listens on.
+    Unreachable,
+    /// `TEST_REDIS_URL` under another server's key prefix (MySQL + Redis only).
+    SharedPrefix(String),
+}
+
+/// The settings of a test server, each with a typed setter; what a test does not set is the
+/// production default, except where [`TestApp::builder`] says otherwise.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until it spawns a server"]
+pub struct TestAppBuilder {
+    config: Config,
+    redis: Redis,
+}
+
+impl TestAppBuilder {
+    /// `DB_POOL_SIZE`: connections in the database pool.
+    pub fn db_pool_size(mut self, size: u32) -> Self {
+        self.config.database.pool_size = Some(size);
+        self
+    }
+
+    /// `ACCESS_TOKEN_TTL`: how long an access token lives.
+    pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.config.auth.access_token_ttl = ttl.as_secs();
+        self
+    }
+
+    /// `REFRESH_TOKEN_TTL`: how long a refresh token lives.
+    pub fn refresh_token_ttl(mut self, ttl: Duration) -> Self {
+        self.config.refresh.token_ttl = ttl.as_secs();
+        self
+    }
+
+    /// `REFRESH_REUSE_GRACE`: how long a rotated refresh token may be presented again.
+    pub fn refresh_reuse_grace(mut self, grace: Duration) -> Self {
+        self.config.refresh.reuse_grace = grace.as_secs();
+        self
+    }
+
+    /// `HTTP_HEADER_TIMEOUT`: how long a client has to send a request head.
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.config.http.header_timeout = timeout.as_secs();
+        self
+    }
+
+    /// `MAX_BODY_BYTES`: the largest request body accepted.
+    pub fn max_body_bytes(mut self, bytes: u64) -> Self {
+        self.config.http.max_body_bytes = bytes;
+        self
+    }
+
+    /// `SWAGGER_PERSIST_AUTHORIZATION`: whether Swagger UI keeps its token across page loads.
+    pub fn swagger_persist_authorization(mut self, persist: bool) -> Self {
+        self.config.http.swagger_persist_authorization = persist;
+        self
+    }
+
+    /// `TRUSTED_PROXIES`: the proxies whose `X-Forwarded-For` names the client.
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpNet>) -> Self {
+        self.config.rate_limit.trusted_proxies = TrustedProxies(proxies.into_iter().collect());
+        self
+    }
+
+    /// `RATE_LIMIT_LOGIN_PER_USERNAME`.
+    pub fn login_per_username(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit.login_per_username = limit;
+        self
+    }
+
+    /// `RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME`.
+    pub fn login_failures_per_username(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit.login_failures_per_username = limit;
+        self
+    }
+
+    /// `RATE_LIMIT_LOGIN_PER_IP`.
+    pub fn login_per_ip(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit.login_per_ip = limit;
+        self
+    }
+
+    /// `RATE_LIMIT_REGISTER_PER_IP`.
+    pub fn register_per_ip(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit.register_per_ip = limit;
+        self
+    }
+
+    /// `RATE_LIMIT_REFRESH_PER_SESSION`.
+    pub fn refresh_per_session(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit.refresh_per_session = limit;
+        self
+    }
+
+    /// `RATE_LIMIT_EMAIL_CHANGE_PER_USER`.
+    pub fn email_change_per_user(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit.email_change_per_user = limit;
+        self
+    }
+
+    /// `GRAPHQL_MAX_DEPTH`.
+    pub fn graphql_max_depth(mut self, depth: u16) -> Self {
+        self.config.graphql.max_depth = depth;
+        self
+    }
+
+    /// `GRAPHQL_MAX_COMPLEXITY`.
+    pub fn graphql_max_complexity(mut self, complexity: u32) -> Self {
+        self.config.graphql.max_complexity = complexity;
+        self
+    }
+
+    /// `GRAPHQL_MAX_ALIASES`.
+    pub fn graphql_max_aliases(mut self, aliases: u32) -> Self {
+        self.config.graphql.max_aliases = aliases;
+        self
+    }
+
+    /// `GRAPHQL_MAX_BATCH`.
+    pub fn graphql_max_batch(mut self, batch: u16) -> Self {
+        self.config.graphql.max_batch = batch;
+        self
+    }
+
+    /// `GRAPHQL_MAX_AUTH_FIELDS`.
+    pub fn graphql_max_auth_fields(mut self, fields: u16) -> Self {
+        self.config.graphql.max_auth_fields = fields;
+        self
+    }
+
+    /// `GRAPHQL_INTROSPECTION`.
+    pub fn graphql_introspection(mut self, enabled: bool) -> Self {
+        self.config.graphql.introspection = enabled;
+        self
+    }
+
+    /// Sessions and rate-limit counts in a Redis nothing listens on (beside the backend's own
+    /// database), to see the server fail closed.
+    pub fn unreachable_redis(mut self) -> Self {
+        self.redis = Redis::Unreachable;
+        self
+    }
+
+    /// Keeps Redis state under `other`'s key prefix, so that the two servers share it like two
+    /// replicas (MySQL + Redis; with SQLite there is no Redis to share). Each server still has
+    /// a database of its own.
+    pub fn sharing_redis_with(mut self, other: &TestApp) -> Self {
+        self.redis = Redis::SharedPrefix(other.state.config.redis.key_prefix.clone());
+        self
+    }
+
+    /// Starts a server with these settings on `backend`, which must be
+    /// [available](Backend::is_available).
+    pub async fn spawn(self, backend: Backend) -> TestApp {
+        init_logging();
+        let TestAppBuilder { mut config, redis } = self;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let own_prefix = format!("test:{id}:");
+        config.auth.jwt_secret = Some(SecretString::from(random_secret()));
+        let mut cleanup = Cleanup {
+            _dir: None,
+            mysql: None,
+            redis: None,
+        };
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("users.db");
+                config.database.url = DatabaseUrl::Sqlite(path.display().to_string());
+                cleanup._dir = Some(dir);
+            }
+            Backend::MysqlRedis => {
+                let services = Services::from_env()
+                    .expect("TEST_DATABASE_URL and TEST_REDIS_URL name the services");
+                let name = format!("test_{id}");
+                let mut conn = AsyncMysqlConnection::establish(&services.mysql)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
+                diesel::sql_query(format!(
+                    "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                ))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+                config.database.url = DatabaseUrl::Mysql(format!("{}/{name}", services.mysql));
+                cleanup.mysql = Some((services.mysql, name));
+                // A shared prefix is cleaned up all the same, by whichever server goes first.
+                let prefix = match &redis {
+                    Redis::SharedPrefix(prefix) => prefix.clone(),
+                    Redis::Own | Redis::Unreachable => own_prefix.clone(),
+                };
+                cleanup.redis = Some((services.redis.clone(), prefix.clone()));
+                config.redis.url = Some(services.redis);
+                config.redis.key_prefix = prefix;
+            }
+        }
+        if let Redis::Unreachable = redis {
+            config.redis.url = Some("redis://127.0.0.1:1".into());
+            config.redis.key_prefix = own_prefix;
+        }
+        db::migrations::run(&config.database.url)
+            .await
+            .expect("migrations");
+        let state = AppState::build(config).await.expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let router = app(state.clone());
+        // Served as `main` serves it, with the same limits; the task is aborted on drop.
+        let http = state.config.http.clone();
+        let server = tokio::spawn(async move {
+            user_api::serve(listener, router, &http, std::future::pending()).await;
+        });
+        TestApp {
+            api: ApiClient::new(format!("http://{addr}")),
+            addr,
+            state,
+            backend,
+            _cleanup: cleanup,
+            server,
+        }
+    }
+}
+
+/// Sends what the servers log (warnings and errors, or what `RUST_LOG` asks for) to the output
+/// of the test whose server logged it, which libtest shows when that test fails: a client sees
+/// a 503 or a 500 without its cause, and the server logs the cause once, where it makes the
+/// response.
+fn init_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+        // Another subscriber already installed is fine: its output goes where it goes.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// A running server, and a client of it: a `TestApp` derefs to the [`ApiClient`] that calls
+/// its server, so `app.register(…)` and `app.client.get(app.url(…))` both work.
+pub struct TestApp {
+    api: ApiClient,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The server's state, for tests that need to reach behind the API (e.g. to sign tokens).
+    pub state: AppState,
+    /// The backend.
+    pub backend: Backend,
+    _cleanup: Cleanup,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    /// The settings of a test server: the production defaults, except that the database pool
+    /// times out after 2 s and every rate limit allows 1000 attempts a minute. The suite
+    /// registers and logs in far more often from 127.0.0.1 than the production limits allow;
+    /// tests of the limits set the ones they test.
+    pub fn builder() -> TestAppBuilder {
+        let mut config = Config::try_from_args(["user-api"]).expect("default configuration");
+        config.database.pool_timeout = Duration::from_secs(2);
+        let limits = &mut config.rate_limit;
+        for limit in [
+            &mut limits.login_per_username,
+            &mut limits.login_failures_per_username,
+            &mut limits.login_per_ip,
+            &mut limits.register_per_ip,
+            &mut limits.refresh_per_session,
+            &mut limits.email_change_per_user,
+        ] {
+            *limit = per_minute(1000);
+        }
+        TestAppBuilder {
+            config,
+            redis: Redis::Own,
+        }
+    }
+
+    /// Starts a server with the test settings on `backend`, which must be
+    /// [available](Backend::is_available).
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::builder().spawn(backend).await
+    }
+
+    /// The server's `JWT_SECRET` (the harness always sets one), for tests that sign tokens the
+    /// server must judge on their claims alone.
+    pub fn jwt_secret(&self) -> Vec<u8> {
+        self.state
+            .config
+            .auth
+            .jwt_secret
+            .as_ref()
+            .expect("the harness sets JWT_SECRET")
+            .expose_secret()
+            .as_bytes()
+            .to_vec()
+    }
+}
+
+impl Deref for TestApp {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// What a test server leaves behind, removed when it goes: its temp folder, its MySQL
+/// database and its Redis keys.
+struct Cleanup {
+    _dir: Option<tempfile::TempDir>,
+    mysql: Option<(String, String)>,
+    redis: Option<(String, String)>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let mysql = self.mysql.take();
+        let redis = self.redis.take();
+        if mysql.is_none() && redis.is_none() {
+            return;
+        }
+        // Drop cannot await, and may run inside the test's runtime: clean up on a thread of
+        // its own with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Some((server, name)) = mysql
+                    && let Ok(mut conn) = AsyncMysqlConnection::establish(&server).await
+                {
+                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .execute(&mut conn)
+                        .await;
+                }
+                if let Some((url, prefix)) = redis {
+                    let _ = delete_redis_prefix(&url, &prefix).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn delete_redis_prefix(url: &str, prefix: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await?;
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<()>(&mut conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! What the test files share, by concern: the harness that runs a server per test
+//! ([`app`]), the client that calls it ([`client`]) over GraphQL ([`graphql`]) and REST
+//! ([`rest`]), access tokens seen from outside ([`tokens`]), the database behind the API
+//! ([`db`]), and the one macro that runs a test on each backend ([`runner`]).
+
+pub mod app;
+pub mod client;
+pub mod db;
+pub mod graphql;
+pub mod rest;
+mod runner;
+pub mod tokens;
+
+pub use app::{Backend, NO_LIMIT, TestApp, per_hour, per_minute};
+pub use graphql::{
+    GRAPHQL_RESPONSE, SignIn, assert_no_internals, error_code, error_field, messages, retry_after,
+};
+pub(crate) use runner::backend_tests;
+
+/// A password that passes validation.
+pub const PASSWORD: &str = "correct horse";
