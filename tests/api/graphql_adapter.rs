@@ -5,9 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::common::{Backend, Options, TestApp, error_code, error_field};
-use crate::on_each_backend;
+use crate::support::{Backend, TestApp, backend_tests, error_code, error_field};
 
 const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 
@@ -58,7 +56,7 @@ fn assert_ran(body: &Value, what: &str) {
 backend_tests! {
     /// The cache remembers documents by their text, and some as validated; none of that lets
     /// an invalid document through, however often it or a valid neighbour was sent.
-    async fn an_invalid_document_is_refused_every_time(app) {
+    async fn an_invalid_document_is_refused_every_time(app: TestApp) {
         let valid = "{ __typename }";
         let invalid = [
             "{ __typename nope }",
@@ -82,8 +80,8 @@ backend_tests! {
 
     /// A document's validity may depend on its variables: each request's are checked, after a
     /// valid request with the same text as before it.
-    async fn variables_are_checked_on_every_request(app) {
-        let (token, _) = app.register("varied", "correct horse").await;
+    async fn variables_are_checked_on_every_request(app: TestApp) {
+        let token = app.register("varied", "correct horse").await.access;
         let query = "query($n: Int!) { users(first: $n) { nodes { id } } }";
         for round in 0..3 {
             for (variables, valid) in [
@@ -115,7 +113,7 @@ backend_tests! {
     /// The operation that runs depends on `operationName`: a name that picks none is refused
     /// after the document ran without one, and a document with an invalid operation is refused
     /// whichever operation is named.
-    async fn the_operation_name_is_checked_on_every_request(app) {
+    async fn the_operation_name_is_checked_on_every_request(app: TestApp) {
         let query = "query A { __typename }";
         for round in 0..3 {
             assert_ran(&post(&app, query, json!({}), None).await, "no name");
@@ -141,8 +139,8 @@ backend_tests! {
 
     /// An `Int` argument beyond 32 bits is the client's input, wherever its field is written:
     /// under an alias, in an inline fragment, in a fragment spread twice, by GET.
-    async fn an_argument_that_does_not_coerce_is_named(app) {
-        let (token, _) = app.register("coerced", "correct horse").await;
+    async fn an_argument_that_does_not_coerce_is_named(app: TestApp) {
+        let token = app.register("coerced", "correct horse").await.access;
         for query in [
             "{ page: users(first: 4294967296) { nodes { id } } }",
             "{ ... on Query { users(after: \"x\", first: 4294967296) { nodes { id } } } }",
@@ -158,43 +156,37 @@ backend_tests! {
     }
 }
 
-/// In a batch, each entry is validated on its own: the same text at another position, before
-/// or after an invalid entry, runs, and the invalid entry is refused every time.
-async fn batch_entries_are_validated_each(backend: Backend) {
-    let options = Options {
-        args: vec!["--graphql-max-batch".into(), "3".into()],
-        ..Options::default()
-    };
-    let Some(app) = TestApp::try_spawn_with(backend, options).await else {
-        return;
-    };
-    let valid = json!({"query": "{ __typename }"});
-    let invalid = json!({"query": "{ __typename nope }"});
-    for batch in [
-        json!([valid, invalid, valid]),
-        json!([invalid, valid]),
-        json!([valid, valid, invalid]),
-        json!([invalid, invalid]),
-    ] {
-        let response = app
-            .client
-            .post(app.url("/graphql"))
-            .json(&batch)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.expect("JSON body");
-        let entries = body.as_array().expect("an array");
-        assert_eq!(entries.len(), batch.as_array().map_or(0, Vec::len));
-        for (entry, sent) in entries.iter().zip(batch.as_array().into_iter().flatten()) {
-            if sent == &valid {
-                assert_ran(entry, &format!("{batch}"));
-            } else {
-                assert_refused(entry, &format!("{batch}"));
+backend_tests! {
+    /// In a batch, each entry is validated on its own: the same text at another position, before
+    /// or after an invalid entry, runs, and the invalid entry is refused every time.
+    async fn batch_entries_are_validated_each(backend: Backend) {
+        let app = TestApp::builder().graphql_max_batch(3).spawn(backend).await;
+        let valid = json!({"query": "{ __typename }"});
+        let invalid = json!({"query": "{ __typename nope }"});
+        for batch in [
+            json!([valid, invalid, valid]),
+            json!([invalid, valid]),
+            json!([valid, valid, invalid]),
+            json!([invalid, invalid]),
+        ] {
+            let response = app
+                .client
+                .post(app.url("/graphql"))
+                .json(&batch)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.expect("JSON body");
+            let entries = body.as_array().expect("an array");
+            assert_eq!(entries.len(), batch.as_array().map_or(0, Vec::len));
+            for (entry, sent) in entries.iter().zip(batch.as_array().into_iter().flatten()) {
+                if sent == &valid {
+                    assert_ran(entry, &format!("{batch}"));
+                } else {
+                    assert_refused(entry, &format!("{batch}"));
+                }
             }
         }
     }
 }
-
-on_each_backend!(batch_entries_are_validated_each);
