@@ -19,6 +19,7 @@ mod graphql_outage;
 mod graphql_users;
 mod graphql_validation;
 mod operations;
+mod operator_output;
 mod rest_openapi;
 mod rest_users;
 mod robustness;

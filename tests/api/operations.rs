@@ -10,7 +10,8 @@ use serde_json::json;
 
 use crate::support::{Backend, TestApp, backend_tests};
 
-const BIN: &str = env!("CARGO_BIN_EXE_user-api");
+/// The server binary.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_user-api");
 
 backend_tests! {
     async fn metrics_count_routes_operations_and_pools(app: TestApp) {
@@ -82,16 +83,8 @@ fn help_documents_every_setting_and_its_variable() {
 /// Runs the binary with a clean environment plus `args`; returns (success, stderr).
 fn run_to_exit(args: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let (ok, _, stderr) = crate::operator_output::run_in(dir.path(), args);
+    (ok, stderr)
 }
 
 #[test]
@@ -180,7 +173,8 @@ fn start_up_refuses_a_guessable_jwt_secret() {
     );
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on (now).
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

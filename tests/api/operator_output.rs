@@ -2,19 +2,16 @@
 //! `.env` or a mistyped command says, and that a maintenance command never creates a
 //! database. Each test runs the real binary in a folder of its own with a clean environment.
 
-// clippy.toml's test allowance covers #[test] functions only, not the helpers around them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_user-api");
+use crate::operations::{BIN, free_port};
 
 /// Runs the binary to its end in `dir` with `args`; returns (success, stdout, stderr).
-fn run(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn run_in(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(BIN)
         .args(args)
         .env_clear()
@@ -26,14 +23,6 @@ fn run(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A server started in its own folder, whose log lines arrive on a channel.
@@ -176,7 +165,7 @@ fn a_malformed_env_file_is_reported_not_ignored() {
         "BIND=127.0.0.1:1\nthis is not a setting\n",
     )
     .unwrap();
-    let (ok, _, stderr) = run(dir.path(), &["print-schema"]);
+    let (ok, _, stderr) = run_in(dir.path(), &["print-schema"]);
     assert!(!ok, "started with a broken .env");
     assert!(stderr.contains(".env"), "{stderr}");
 }
@@ -184,7 +173,7 @@ fn a_malformed_env_file_is_reported_not_ignored() {
 #[test]
 fn promote_never_creates_a_database() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, _, stderr) = run(
+    let (ok, _, stderr) = run_in(
         dir.path(),
         &[
             "--database-url",
@@ -204,7 +193,7 @@ fn promote_never_creates_a_database() {
 #[test]
 fn command_line_mistakes_are_printed_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, _, stderr) = run(dir.path(), &["promote"]);
+    let (ok, _, stderr) = run_in(dir.path(), &["promote"]);
     assert!(!ok);
     assert!(stderr.contains("<USERNAME>"), "{stderr}");
 }
