@@ -27,6 +27,25 @@ pub enum Field {
     Id,
 }
 
+/// Why an authenticated (or credential-proving) caller is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// An admin disabled the account.
+    AccountDisabled,
+    /// `REQUIRE_EMAIL_VERIFICATION` is on and the address is not verified yet.
+    EmailNotVerified,
+}
+
+impl Refusal {
+    /// The name clients see (`extensions.reason`, REST's `reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::AccountDisabled => "ACCOUNT_DISABLED",
+            Refusal::EmailNotVerified => "EMAIL_NOT_VERIFIED",
+        }
+    }
+}
+
 /// Everything an operation can fail with that a client can act on, plus `Internal`.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -36,6 +55,15 @@ pub enum AppError {
     /// Authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// Not allowed for a reason the client can act on or show: `reason` names it for
+    /// machines (`ACCOUNT_DISABLED`, `EMAIL_NOT_VERIFIED`).
+    #[error("{message}")]
+    Refused {
+        /// Why, as a machine-readable name.
+        reason: Refusal,
+        /// Why, in words.
+        message: &'static str,
+    },
     /// The addressed resource does not exist.
     #[error("{0}")]
     NotFound(&'static str),
@@ -71,6 +99,18 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The account is disabled.
+    pub const ACCOUNT_DISABLED: AppError = AppError::Refused {
+        reason: Refusal::AccountDisabled,
+        message: "this account is disabled",
+    };
+
+    /// The caller must verify their email first.
+    pub const EMAIL_NOT_VERIFIED: AppError = AppError::Refused {
+        reason: Refusal::EmailNotVerified,
+        message: "verify your email address first",
+    };
+
     /// A validation error on `field`.
     pub fn validation(field: Field, message: impl Into<String>) -> Self {
         AppError::Validation {

@@ -60,6 +60,10 @@ pub struct UserRow {
     pub updated_at: NaiveDateTime,
     /// Starts at 0; see [`User::credentials_version`].
     pub credentials_version: i64,
+    /// Starts false: registration sends the mail that proves it.
+    pub email_verified: bool,
+    /// Starts false.
+    pub disabled: bool,
 }
 
 /// The columns of a `users` row that make a [`User`]: every read selects these and no more
@@ -82,6 +86,10 @@ pub struct UserRecord {
     pub registration_date: NaiveDateTime,
     /// See [`User::credentials_version`].
     pub credentials_version: i64,
+    /// See [`User::email_verified`].
+    pub email_verified: bool,
+    /// See [`User::disabled`].
+    pub disabled: bool,
 }
 
 /// A user as the domain sees it.
@@ -103,6 +111,10 @@ pub struct User {
     /// logoutAll); read together with `password_hash`, it says which credentials a sign-in
     /// was checked against.
     pub credentials_version: i64,
+    /// Whether a mail proved that `email` belongs to the user.
+    pub email_verified: bool,
+    /// Whether an admin suspended the account: it cannot sign in or refresh.
+    pub disabled: bool,
 }
 
 impl From<UserRow> for UserRecord {
@@ -115,6 +127,8 @@ impl From<UserRow> for UserRecord {
             role: row.role,
             registration_date: row.registration_date,
             credentials_version: row.credentials_version,
+            email_verified: row.email_verified,
+            disabled: row.disabled,
         }
     }
 }
@@ -131,12 +145,15 @@ impl TryFrom<UserRecord> for User {
             password_hash: row.password_hash,
             registration_date: row.registration_date.and_utc(),
             credentials_version: row.credentials_version,
+            email_verified: row.email_verified,
+            disabled: row.disabled,
         })
     }
 }
 
-/// A user as one viewer may see them: `email` is `None` unless the viewer is that user or an
-/// admin. Built only by [`UserView::for_viewer`], so the rule lives in one place.
+/// A user as one viewer may see them: `email` and `email_verified` are `None` unless the
+/// viewer is that user or an admin, `disabled` unless the viewer is an admin. Built only by
+/// [`UserView::for_viewer`] and [`UserView::own`], so the rule lives in one place.
 #[derive(Debug, Clone)]
 pub struct UserView {
     /// UUIDv7 string.
@@ -145,6 +162,10 @@ pub struct UserView {
     pub username: String,
     /// Email, where the viewer may see it.
     pub email: Option<String>,
+    /// Whether the email is verified, where the viewer may see it.
+    pub email_verified: Option<bool>,
+    /// Whether the account is disabled, where the viewer (an admin) may see it.
+    pub disabled: Option<bool>,
     /// Role.
     pub role: Role,
     /// When the account was created.
@@ -154,9 +175,12 @@ pub struct UserView {
 impl UserView {
     /// `user` as seen by `viewer`.
     pub fn for_viewer(user: User, viewer: &User) -> UserView {
-        let sees_email = viewer.id == user.id || viewer.role == Role::Admin;
+        let admin = viewer.role == Role::Admin;
+        let sees_email = viewer.id == user.id || admin;
         UserView {
             email: sees_email.then_some(user.email),
+            email_verified: sees_email.then_some(user.email_verified),
+            disabled: admin.then_some(user.disabled),
             id: user.id,
             username: user.username,
             role: user.role,
@@ -168,6 +192,8 @@ impl UserView {
     pub fn own(user: User) -> UserView {
         UserView {
             email: Some(user.email),
+            email_verified: Some(user.email_verified),
+            disabled: (user.role == Role::Admin).then_some(user.disabled),
             id: user.id,
             username: user.username,
             role: user.role,

@@ -25,6 +25,10 @@ diesel::table! {
         /// Bumped by every change that ends all of the user's sign-ins (password change,
         /// logoutAll): a sign-in that read an older value withdraws its session.
         credentials_version -> BigInt,
+        /// Whether a mail proved the current address belongs to the user.
+        email_verified -> Bool,
+        /// Whether an admin suspended the account: it cannot sign in or refresh.
+        disabled -> Bool,
     }
 }
 
@@ -68,5 +72,47 @@ diesel::table! {
         /// The user's `credentials_version` when the sign-in began; a token whose value is
         /// older than the user's is refused.
         credentials_version -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Email-verification and password-reset tokens, by the SHA-256 of the token.
+    account_tokens (token_hash) {
+        /// Hex SHA-256 of the token; the token itself is only ever in the mail.
+        token_hash -> Text,
+        /// Owner.
+        user_id -> Text,
+        /// `verify-email` or `reset-password`.
+        purpose -> Text,
+        /// For a verification: the lower-cased address it proves.
+        email_lower -> Nullable<Text>,
+        /// UTC.
+        created_at -> Timestamp,
+        /// UTC; an expired token is refused and purged.
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Mails waiting for delivery (see the migration for the claim protocol).
+    mail_outbox (id) {
+        /// UUIDv7.
+        id -> Text,
+        /// Which mail, for metrics and logs.
+        kind -> Text,
+        /// The envelope recipient.
+        recipient -> Text,
+        /// The whole RFC 5322 message.
+        message -> Text,
+        /// Delivery attempts so far.
+        attempts -> Integer,
+        /// UTC; when the row is next due.
+        next_attempt_at -> Timestamp,
+        /// Why the latest attempt failed.
+        last_error -> Nullable<Text>,
+        /// UTC.
+        created_at -> Timestamp,
+        /// UTC; set when the attempts ran out.
+        failed_at -> Nullable<Timestamp>,
     }
 }

@@ -25,7 +25,7 @@ pub const BAD_REQUEST: &str = "BAD_REQUEST";
 pub fn code(err: &AppError) -> &'static str {
     match err {
         AppError::Unauthenticated(_) => UNAUTHENTICATED,
-        AppError::Forbidden(_) => "FORBIDDEN",
+        AppError::Forbidden(_) | AppError::Refused { .. } => "FORBIDDEN",
         AppError::NotFound(_) => "NOT_FOUND",
         AppError::Conflict(_) => "CONFLICT",
         AppError::Validation { .. } => BAD_USER_INPUT,
@@ -41,6 +41,7 @@ pub fn detail(err: &AppError) -> Option<(&'static str, async_graphql::Value)> {
     match err {
         AppError::Validation { field, .. } => Some(("field", argument(*field).into())),
         AppError::RateLimited { retry_after } => Some(("retryAfter", (*retry_after).into())),
+        AppError::Refused { reason, .. } => Some(("reason", reason.as_str().into())),
         _ => None,
     }
 }

@@ -60,6 +60,12 @@ pub struct UserObject {
     pub username: String,
     /// Visible to the user themself and to admins; null for anyone else.
     pub email: Option<String>,
+    /// Whether a mail proved the address belongs to the user; visible to the user themself
+    /// and to admins, null for anyone else.
+    pub email_verified: Option<bool>,
+    /// Whether an admin suspended the account (it cannot sign in); visible to admins, null
+    /// for anyone else.
+    pub disabled: Option<bool>,
     /// The user's role.
     pub role: Role,
     /// When the account was created (UTC).
@@ -72,6 +78,8 @@ impl From<UserView> for UserObject {
             id: ID(user.id),
             username: user.username,
             email: user.email,
+            email_verified: user.email_verified,
+            disabled: user.disabled,
             role: user.role.into(),
             registration_date: DateTime(user.registration_date),
         }

@@ -95,7 +95,7 @@ impl RestError {
         match self {
             RestError::Domain(err) => match err {
                 AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-                AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+                AppError::Forbidden(_) | AppError::Refused { .. } => StatusCode::FORBIDDEN,
                 AppError::NotFound(_) => StatusCode::NOT_FOUND,
                 AppError::Conflict(_) => StatusCode::CONFLICT,
                 AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -169,8 +169,13 @@ impl IntoResponse for RestError {
                 (status, Json(body)).into_response()
             }
             None => {
+                let reason = match &self {
+                    RestError::Domain(AppError::Refused { reason, .. }) => Some(reason.as_str()),
+                    _ => None,
+                };
                 let body = ErrorBody {
                     detail: self.to_string(),
+                    reason,
                 };
                 (status, Json(body)).into_response()
             }

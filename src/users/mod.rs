@@ -150,6 +150,8 @@ impl Users {
             registration_date: now.naive_utc(),
             updated_at: now.naive_utc(),
             credentials_version: 0,
+            email_verified: false,
+            disabled: false,
         };
         match repo::create_user(&self.db, &row).await {
             Ok(()) => {}

@@ -19,6 +19,11 @@ pub struct ErrorBody {
     /// What went wrong, for a person to read.
     #[schema(example = "invalid username or password")]
     pub detail: String,
+    /// Why a 403 refused, for machines: `ACCOUNT_DISABLED` or `EMAIL_NOT_VERIFIED`; absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ACCOUNT_DISABLED")]
+    pub reason: Option<&'static str>,
 }
 
 /// How the edge writes an error for the GraphQL endpoint, whose errors are GraphQL responses
@@ -59,7 +64,10 @@ pub async fn json_errors(
     let message = message(status, &parts.headers, body).await;
     let rewritten = match graphql_accept {
         Some(accept) => (graphql.refusal)(accept.as_ref(), status, &message),
-        None => (status, Json(ErrorBody { detail: message })).into_response(),
+        None => (status, Json(ErrorBody {
+            detail: message,
+            reason: None,
+        })).into_response(),
     };
     let (rewritten, body) = rewritten.into_parts();
     // The old headers that described the old body go; the rest stay.

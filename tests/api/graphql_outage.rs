@@ -30,6 +30,8 @@ async fn insert_user(app: &TestApp, username: &str) -> String {
         registration_date: now,
         updated_at: now,
         credentials_version: 0,
+        email_verified: false,
+        disabled: false,
     };
     repo::create_user(app.state.dependencies.database(), &row)
         .await
