@@ -22,7 +22,7 @@ pub struct MailConfig {
     #[arg(id = "smtp-url", long = "smtp-url", env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true, value_parser = SmtpUrlParser)]
     pub smtp_url: Option<SmtpUrl>,
     /// MAIL_FROM: the sender of every mail, e.g. `Example <no-reply@example.com>`.
-    #[arg(id = "mail-from", long = "mail-from", env = "MAIL_FROM", value_name = "MAIL_FROM", default_value = "user-api <no-reply@localhost>", value_parser = parse_mailbox)]
+    #[arg(id = "mail-from", long = "mail-from", env = "MAIL_FROM", value_name = "MAIL_FROM", default_value = "user-api <no-reply@localhost>", value_parser = Escaped(parse_mailbox))]
     pub from: Mailbox,
     /// MAIL_DIR: folder the mails are written to when SMTP_URL is unset (created, private to
     /// this user, if missing).
@@ -44,7 +44,7 @@ pub struct MailConfig {
     )]
     pub template_dir: Option<PathBuf>,
     /// APP_NAME: the product name in subjects and mail bodies.
-    #[arg(id = "app-name", long = "app-name", env = "APP_NAME", value_name = "APP_NAME", default_value = "user-api", value_parser = parse_app_name)]
+    #[arg(id = "app-name", long = "app-name", env = "APP_NAME", value_name = "APP_NAME", default_value = "user-api", value_parser = Escaped(parse_app_name))]
     pub app_name: String,
     /// MAIL_MAX_ATTEMPTS: delivery attempts of one mail before it is given up as failed.
     #[arg(id = "mail-max-attempts", long = "mail-max-attempts", env = "MAIL_MAX_ATTEMPTS", value_name = "MAIL_MAX_ATTEMPTS", default_value = "10", value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -128,19 +128,41 @@ impl TypedValueParser for SmtpUrlParser {
         arg: Option<&clap::Arg>,
         value: &OsStr,
     ) -> Result<SmtpUrl, clap::Error> {
-        let name = arg.map_or_else(|| "--smtp-url <SMTP_URL>".to_owned(), ToString::to_string);
-        let refuse = |reason: &str| {
-            clap::Error::raw(
-                ErrorKind::ValueValidation,
-                format!(
-                    "invalid value for '{name}' (not shown: it may hold a password): {reason}\n"
-                ),
-            )
-            .with_cmd(cmd)
-        };
-        let value = value.to_str().ok_or_else(|| refuse("not UTF-8"))?;
-        SmtpUrl::parse(value).map_err(|reason| refuse(&reason))
+        let shown = "(not shown: it may hold a password)";
+        let value = value
+            .to_str()
+            .ok_or_else(|| invalid(cmd, arg, shown, "not UTF-8"))?;
+        SmtpUrl::parse(value).map_err(|reason| invalid(cmd, arg, shown, &reason))
     }
+}
+
+/// Parses with `parse`, quoting a bad value escaped: clap quotes it as it is, and a line break
+/// in it would split the one line `main` prints (losing the variable's name).
+#[derive(Debug, Clone, Copy)]
+struct Escaped<T>(fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for Escaped<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        (self.0)(&text).map_err(|reason| invalid(cmd, arg, &format!("{text:?}"), &reason))
+    }
+}
+
+/// A one-line "invalid value" error naming the flag and its variable.
+fn invalid(cmd: &clap::Command, arg: Option<&clap::Arg>, shown: &str, reason: &str) -> clap::Error {
+    let name = arg.map_or_else(|| "a mail setting".to_owned(), |arg| format!("'{arg}'"));
+    clap::Error::raw(
+        ErrorKind::ValueValidation,
+        format!("invalid value {shown} for {name}: {reason}\n"),
+    )
+    .with_cmd(cmd)
 }
 
 fn parse_mailbox(s: &str) -> Result<Mailbox, String> {
@@ -238,6 +260,12 @@ mod tests {
             let err = mail(&[flag, bad]).unwrap_err();
             assert!(err.to_string().contains(flag), "{flag} {bad:?}: {err}");
         }
+        // A line break in the value does not split the line that names the variable.
+        let err = mail(&["--app-name", "App\nName"]).unwrap_err();
+        let text = err.render().to_string();
+        let first = text.lines().next().unwrap();
+        assert!(first.contains("--app-name <APP_NAME>"), "{first}");
+        assert!(first.contains(r#""App\nName""#), "{first}");
         let ok = mail(&["--mail-from", "Example <no-reply@example.com>"]).unwrap();
         assert_eq!(ok.from.email.to_string(), "no-reply@example.com");
     }
