@@ -71,6 +71,9 @@ pub struct Config {
     /// Refresh tokens.
     #[command(flatten)]
     pub refresh: RefreshConfig,
+    /// Mail delivery and composition.
+    #[command(flatten)]
+    pub mail: MailConfig,
 }
 
 /// Database settings.
@@ -353,6 +356,8 @@ impl Config {
 
 mod limits;
 pub use limits::{GraphqlLimitsConfig, Rate, RateLimit, RateLimitConfig, TrustedProxies};
+mod mail;
+pub use mail::{MailConfig, SmtpUrl};
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod infra;
+pub mod mail;
 pub mod ratelimit;
 pub mod rest;
 pub mod signins;

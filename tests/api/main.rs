@@ -18,6 +18,7 @@ mod graphql_http;
 mod graphql_outage;
 mod graphql_users;
 mod graphql_validation;
+mod mail_transport;
 mod operations;
 mod operator_output;
 mod rest_openapi;

@@ -1,7 +1,8 @@
 //! What the test files share, by concern: the harness that runs a server per test
 //! ([`app`]), the client that calls it ([`client`]) over GraphQL ([`graphql`]) and REST
 //! ([`rest`]), access tokens seen from outside ([`tokens`]), the database behind the API
-//! ([`db`]), and the one macro that runs a test on each backend ([`runner`]).
+//! ([`db`]), the one macro that runs a test on each backend ([`runner`]), and an SMTP server
+//! that records the mails it is sent ([`smtp`]).
 
 pub mod app;
 pub mod client;
@@ -9,6 +10,7 @@ pub mod db;
 pub mod graphql;
 pub mod rest;
 mod runner;
+pub mod smtp;
 pub mod tokens;
 
 pub use app::{Backend, NO_LIMIT, TestApp, per_hour, per_minute};
