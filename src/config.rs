@@ -74,6 +74,9 @@ pub struct Config {
     /// Mail delivery and composition.
     #[command(flatten)]
     pub mail: MailConfig,
+    /// Email verification and password reset.
+    #[command(flatten)]
+    pub lifecycle: LifecycleConfig,
 }
 
 /// Database settings.
@@ -354,7 +357,9 @@ impl Config {
     }
 }
 
+mod lifecycle;
 mod limits;
+pub use lifecycle::LifecycleConfig;
 pub use limits::{GraphqlLimitsConfig, Rate, RateLimit, RateLimitConfig, TrustedProxies};
 mod mail;
 pub use mail::{MailConfig, SmtpUrl};

@@ -19,6 +19,8 @@ pub enum Field {
     Password,
     /// The current password, proving a password change.
     CurrentPassword,
+    /// The new password of a password reset.
+    NewPassword,
     /// How many items a page holds.
     PageSize,
     /// Where a page starts.
@@ -99,6 +101,15 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The same error about `field` instead, for a rule checked under another input's name
+    /// (a reset's new password follows the password rules); any other error as it is.
+    pub fn on_field(self, field: Field) -> Self {
+        match self {
+            AppError::Validation { message, .. } => AppError::Validation { field, message },
+            other => other,
+        }
+    }
+
     /// The account is disabled.
     pub const ACCOUNT_DISABLED: AppError = AppError::Refused {
         reason: Refusal::AccountDisabled,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod graphql;
 pub mod infra;
 pub mod mail;
+pub mod pages;
 pub mod ratelimit;
 pub mod rest;
 pub mod signins;
@@ -73,6 +74,11 @@ pub fn app(state: AppState) -> Router {
         .merge(graphql_routes)
         .merge(graphiql)
         .merge(rest_routes)
+        // The links in mails open them, unless a frontend serves those paths.
+        .merge(match state.config.lifecycle.email_link_base() {
+            None => pages::router(),
+            Some(_) => Router::new(),
+        })
         .merge(rest::docs(
             openapi,
             state.config.http.swagger_persist_authorization,
@@ -175,7 +181,9 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!("request", request_id = %id, method = %request.method(), uri = %request.uri())
+    // The path only: query strings may hold tokens (the links in mails) and whole GraphQL
+    // documents, neither of which belongs in a log.
+    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
 }
 
 /// CORS for browser frontends: only the configured origins, with proper preflight answers.

@@ -118,7 +118,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // database, so a bad secret is reported as such rather than as a connection failure.
     let state = AppState::build(config).await?;
     migrate(&state.config).await?;
-    let _maintenance = state.sign_ins.spawn_maintenance();
+    let _background = state.spawn_background();
     check_session_store(&state).await;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -133,6 +133,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         database = %state.config.database.url.describe(),
         sessions = state.sign_ins.store_kind(),
         jwt_secret,
+        mail = %state.mail_transport.describe(),
         "listening; GraphiQL at http://{bind}/graphiql, Swagger UI at http://{bind}/docs"
     );
     let http = state.config.http.clone();

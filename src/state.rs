@@ -6,22 +6,28 @@
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::config::{Config, DatabaseUrl};
 use crate::db::{self, DbError, DbPool};
 use crate::infra::metrics::Metrics;
 use crate::infra::redis::{self, RedisPool};
+use crate::mail::compose::Composer;
+use crate::mail::delivery::Delivery;
+use crate::mail::transport::Transport;
 use crate::ratelimit::RateLimiter;
 use crate::signins::key_strength;
 use crate::signins::store::{Backend, RedisSessions, Sessions, SqlSessions};
 use crate::signins::{PasswordHasher, SignIns};
-use crate::users::Users;
+use crate::users::{Mailroom, Users};
 
 /// Shortest HS256 key accepted: RFC 7518 asks for a key at least as long as the hash (32 bytes).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -45,6 +51,10 @@ pub struct Inner {
     pub config: Config,
     /// Where the JWT secret came from.
     pub secret_origin: SecretOrigin,
+    /// Where mails go, for the delivery worker and the start-up log.
+    pub mail_transport: Arc<Transport>,
+    /// Notified when a mail was queued, to wake the delivery worker.
+    mail_queued: Arc<Notify>,
 }
 
 impl Deref for AppState {
@@ -143,8 +153,18 @@ impl AppState {
             config.refresh.clone(),
             hasher.clone(),
             limiter.clone(),
+            config.lifecycle.require_email_verification,
         ));
-        let users = Users::new(db.clone(), hasher, limiter, sign_ins.clone());
+        let mail_queued = Arc::new(Notify::new());
+        let mail_transport = Arc::new(Transport::from_config(&config.mail)?);
+        let mailroom = Mailroom::new(
+            Composer::new(&config.mail)?,
+            link_base(&config),
+            Duration::from_secs(config.lifecycle.password_reset_ttl.into()),
+            Duration::from_secs(config.lifecycle.email_verification_ttl.into()),
+            mail_queued.clone(),
+        );
+        let users = Users::new(db.clone(), hasher, limiter, sign_ins.clone(), mailroom);
         Ok(AppState(Arc::new(Inner {
             users,
             sign_ins,
@@ -152,7 +172,43 @@ impl AppState {
             metrics,
             config,
             secret_origin,
+            mail_transport,
+            mail_queued,
         })))
+    }
+
+    /// Starts the work the server does beside requests: the purges of what expires, and the
+    /// mail delivery worker. The tasks run until aborted (or the runtime stops).
+    pub fn spawn_background(&self) -> Vec<JoinHandle<()>> {
+        let mut tasks = self.sign_ins.spawn_maintenance();
+        tasks.extend(self.users.spawn_maintenance());
+        let delivery = Delivery {
+            db: self.dependencies.db.clone(),
+            transport: self.mail_transport.clone(),
+            wake: self.mail_queued.clone(),
+            max_attempts: self.config.mail.max_attempts,
+            retry_base: self.config.mail.retry_base,
+            lease: self.config.mail.smtp_timeout * 2,
+            metrics: self.metrics.mail.clone(),
+        };
+        tasks.push(delivery.spawn());
+        tasks
+    }
+}
+
+/// Where links in mails point: `EMAIL_LINK_BASE` (the frontend), else `PUBLIC_URL` (this
+/// server, as readers reach it), else this server at `BIND` (`localhost` for an unspecified
+/// address, which no browser can open).
+fn link_base(config: &Config) -> String {
+    let lifecycle = &config.lifecycle;
+    if let Some(base) = lifecycle.email_link_base().or(lifecycle.public_url()) {
+        return base.trim_end_matches('/').to_owned();
+    }
+    let bind = config.http.bind;
+    if bind.ip().is_unspecified() {
+        format!("http://localhost:{}", bind.port())
+    } else {
+        format!("http://{bind}")
     }
 }
 

@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["users"],
     &["state"],
     &["web"],
-    &["graphql", "rest"],
+    &["graphql", "rest", "pages"],
 ];
 
 /// The layers that make up the domain and what it stands on: no transport here.

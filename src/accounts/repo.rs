@@ -6,14 +6,71 @@ use diesel::{
     AsChangeset, ExpressionMethods as _, OptionalExtension as _, QueryDsl as _,
     SelectableHelper as _,
 };
-use diesel_async::RunQueryDsl as _;
+use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
 
 use super::model::{Role, User, UserRecord, UserRow};
+use super::tokens::{Purpose, TokenRow};
 use crate::db::DbError;
 use crate::db::DbPool;
 use crate::db::prepared::CachedBySql;
-use crate::db::schema::users;
+use crate::db::schema::{account_tokens, mail_outbox, users};
+use crate::mail::outbox::OutboxRow;
 use crate::with_conn;
+
+/// What an account change writes beside the `users` row, in the same transaction: a token to
+/// issue (replacing the user's older tokens of its purpose) and the mails to queue, so that
+/// neither a token without its mail nor a mail about a change that rolled back can exist.
+#[derive(Debug, Clone, Default)]
+pub struct Effects {
+    /// A token to store; the user's other tokens of the same purpose are deleted.
+    pub token: Option<TokenRow>,
+    /// Mails to queue.
+    pub mails: Vec<OutboxRow>,
+}
+
+/// Writes `$effects` ([`Effects`]) on the connection `$c`, inside the caller's transaction.
+/// A macro rather than a function: the body is expanded once per backend by `with_conn!`.
+macro_rules! write_effects {
+    ($c:ident, $effects:expr) => {{
+        let effects: &Effects = $effects;
+        if let Some(token) = &effects.token {
+            CachedBySql(diesel::delete(
+                account_tokens::table
+                    .filter(account_tokens::user_id.eq(&token.user_id))
+                    .filter(account_tokens::purpose.eq(&token.purpose)),
+            ))
+            .execute($c)
+            .await?;
+            CachedBySql(diesel::insert_into(account_tokens::table).values(token))
+                .execute($c)
+                .await?;
+        }
+        for mail in &effects.mails {
+            CachedBySql(diesel::insert_into(mail_outbox::table).values(mail))
+                .execute($c)
+                .await?;
+        }
+    }};
+}
+
+/// Deletes the token `$token` ([`TokenRow`]) on `$c` if it is still live at `$now`, as the
+/// first statement of a transaction: yields whether this transaction used it up (of two
+/// redeeming one token at once, only one deletes the row). A write first, because SQLite
+/// cannot upgrade a transaction that read to one that writes while another connection writes.
+macro_rules! use_up_token {
+    ($c:ident, $token:expr, $now:expr) => {{
+        let token: &TokenRow = $token;
+        diesel::delete(
+            account_tokens::table
+                .find(&token.token_hash)
+                .filter(account_tokens::purpose.eq(&token.purpose))
+                .filter(account_tokens::expires_at.gt($now)),
+        )
+        .execute($c)
+        .await?
+            == 1
+    }};
+}
 
 /// Changes to one user; `None` leaves a column as it is.
 #[derive(Debug, AsChangeset)]
@@ -25,6 +82,8 @@ pub struct UserChanges {
     pub email_lower: Option<String>,
     /// New password hash.
     pub password_hash: Option<String>,
+    /// Whether the (new) address is verified: false with every email change.
+    pub email_verified: Option<bool>,
     /// Always set.
     pub updated_at: NaiveDateTime,
 }
@@ -47,6 +106,20 @@ pub async fn find_by_username(db: &DbPool, username: &str) -> Result<Option<User
     with_conn!(db, |c| {
         users::table
             .filter(users::username_lower.eq(&lower))
+            .select(UserRecord::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?
+    .map(User::try_from)
+    .transpose()
+}
+
+/// The user registered with this lower-cased address.
+pub async fn find_by_email(db: &DbPool, email_lower: &str) -> Result<Option<User>, DbError> {
+    with_conn!(db, |c| {
+        users::table
+            .filter(users::email_lower.eq(email_lower))
             .select(UserRecord::as_select())
             .first(c)
             .await
@@ -89,14 +162,119 @@ pub async fn find_taken(
     Ok((username_taken, email_taken))
 }
 
-/// Inserts a user. A taken username or email fails with `Conflict` from the unique indexes.
-pub async fn create_user(db: &DbPool, row: &UserRow) -> Result<(), DbError> {
-    let query = CachedBySql(diesel::insert_into(users::table).values(row));
-    with_conn!(db, |c| query.execute(c).await).map(|_| ())
+/// Inserts a user, with `effects`. A taken username or email fails with `Conflict` from the
+/// unique indexes, and writes nothing.
+pub async fn create_user(db: &DbPool, row: &UserRow, effects: &Effects) -> Result<(), DbError> {
+    with_conn!(db, |c| {
+        c.transaction::<(), diesel::result::Error, _>(async |c| {
+            CachedBySql(diesel::insert_into(users::table).values(row))
+                .execute(c)
+                .await?;
+            write_effects!(c, effects);
+            Ok(())
+        })
+        .await
+    })
+}
+
+/// Writes `effects` alone (a token and its mail for an account that does not change).
+pub async fn write(db: &DbPool, effects: &Effects) -> Result<(), DbError> {
+    with_conn!(db, |c| {
+        c.transaction::<(), diesel::result::Error, _>(async |c| {
+            write_effects!(c, effects);
+            Ok(())
+        })
+        .await
+    })
+}
+
+/// Redeems the reset token `token` (as read just before): deletes it and the user's other
+/// reset tokens, sets `password_hash`, moves the credentials version on, marks the address
+/// verified when it is still the one the token was mailed to, and writes `effects` — all or
+/// nothing. Returns whether it did: `false` when the token was no longer live at `now` (or
+/// another request redeemed it first), or the user is gone.
+pub async fn redeem_reset(
+    db: &DbPool,
+    token: &TokenRow,
+    now: NaiveDateTime,
+    password_hash: &str,
+    effects: &Effects,
+) -> Result<bool, DbError> {
+    let purpose = Purpose::ResetPassword.as_str();
+    with_conn!(db, |c| {
+        c.transaction::<bool, diesel::result::Error, _>(async |c| {
+            if !use_up_token!(c, token, now) {
+                return Ok(false);
+            }
+            diesel::delete(
+                account_tokens::table
+                    .filter(account_tokens::user_id.eq(&token.user_id))
+                    .filter(account_tokens::purpose.eq(purpose)),
+            )
+            .execute(c)
+            .await?;
+            let changed = diesel::update(users::table.find(&token.user_id))
+                .set((
+                    users::password_hash.eq(password_hash),
+                    users::updated_at.eq(now),
+                    users::credentials_version.eq(users::credentials_version + 1),
+                ))
+                .execute(c)
+                .await?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            if let Some(email_lower) = &token.email_lower {
+                diesel::update(
+                    users::table
+                        .find(&token.user_id)
+                        .filter(users::email_lower.eq(email_lower)),
+                )
+                .set(users::email_verified.eq(true))
+                .execute(c)
+                .await?;
+            }
+            write_effects!(c, effects);
+            Ok(true)
+        })
+        .await
+    })
+}
+
+/// Redeems the verification token `token` (as read just before): deletes it and marks the
+/// user's address verified if it is still the one the token was mailed to. Returns whether it
+/// did: `false` for a token no longer live at `now`, or whose address is no longer the
+/// account's (the token is used up either way).
+pub async fn redeem_verification(
+    db: &DbPool,
+    token: &TokenRow,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    with_conn!(db, |c| {
+        c.transaction::<bool, diesel::result::Error, _>(async |c| {
+            if !use_up_token!(c, token, now) {
+                return Ok(false);
+            }
+            let Some(email_lower) = &token.email_lower else {
+                return Ok(false);
+            };
+            let verified = diesel::update(
+                users::table
+                    .find(&token.user_id)
+                    .filter(users::email_lower.eq(email_lower)),
+            )
+            .set(users::email_verified.eq(true))
+            .execute(c)
+            .await?;
+            Ok(verified > 0)
+        })
+        .await
+    })
 }
 
 /// Applies `changes` to the user, and with `end_sign_ins` moves their credentials version on
-/// in the same statement (see [`User::credentials_version`]); returns whether the user existed.
+/// in the same statement (see [`User::credentials_version`]); writes `effects` in the same
+/// transaction when the user existed. Returns whether the user existed.
 ///
 /// [`User::credentials_version`]: super::model::User::credentials_version
 pub async fn update_user(
@@ -104,15 +282,28 @@ pub async fn update_user(
     id: &str,
     changes: &UserChanges,
     end_sign_ins: bool,
+    effects: &Effects,
 ) -> Result<bool, DbError> {
-    if end_sign_ins {
-        let bump = users::credentials_version.eq(users::credentials_version + 1);
-        let query = CachedBySql(diesel::update(users::table.find(id)).set((changes, bump)));
-        with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
-    } else {
-        let query = CachedBySql(diesel::update(users::table.find(id)).set(changes));
-        with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
-    }
+    with_conn!(db, |c| {
+        c.transaction::<bool, diesel::result::Error, _>(async |c| {
+            let changed = if end_sign_ins {
+                let bump = users::credentials_version.eq(users::credentials_version + 1);
+                CachedBySql(diesel::update(users::table.find(id)).set((changes, bump)))
+                    .execute(c)
+                    .await?
+            } else {
+                CachedBySql(diesel::update(users::table.find(id)).set(changes))
+                    .execute(c)
+                    .await?
+            };
+            if changed == 0 {
+                return Ok(false);
+            }
+            write_effects!(c, effects);
+            Ok(true)
+        })
+        .await
+    })
 }
 
 /// Moves the user's credentials version on: every sign-in checked before now withdraws if it

@@ -27,6 +27,18 @@ pub struct RateLimitConfig {
     /// RATE_LIMIT_EMAIL_CHANGE_PER_USER: email-change attempts per user, e.g. `5/hour`, or `off`.
     #[arg(id = "rate-limit-email-change-per-user", long = "rate-limit-email-change-per-user", env = "RATE_LIMIT_EMAIL_CHANGE_PER_USER", value_name = "RATE_LIMIT_EMAIL_CHANGE_PER_USER", default_value = "5/hour", value_parser = parse_rate_limit)]
     pub email_change_per_user: RateLimit,
+    /// RATE_LIMIT_PASSWORD_RESET_PER_IP: password-reset requests per client address, e.g.
+    /// `10/hour`, or `off`.
+    #[arg(id = "rate-limit-password-reset-per-ip", long = "rate-limit-password-reset-per-ip", env = "RATE_LIMIT_PASSWORD_RESET_PER_IP", value_name = "RATE_LIMIT_PASSWORD_RESET_PER_IP", default_value = "10/hour", value_parser = parse_rate_limit)]
+    pub password_reset_per_ip: RateLimit,
+    /// RATE_LIMIT_PASSWORD_RESET_PER_EMAIL: password-reset requests per address asked for
+    /// (registered or not), e.g. `3/hour`, or `off`.
+    #[arg(id = "rate-limit-password-reset-per-email", long = "rate-limit-password-reset-per-email", env = "RATE_LIMIT_PASSWORD_RESET_PER_EMAIL", value_name = "RATE_LIMIT_PASSWORD_RESET_PER_EMAIL", default_value = "3/hour", value_parser = parse_rate_limit)]
+    pub password_reset_per_email: RateLimit,
+    /// RATE_LIMIT_VERIFICATION_PER_USER: verification mails a user may ask for, e.g.
+    /// `3/hour`, or `off`.
+    #[arg(id = "rate-limit-verification-per-user", long = "rate-limit-verification-per-user", env = "RATE_LIMIT_VERIFICATION_PER_USER", value_name = "RATE_LIMIT_VERIFICATION_PER_USER", default_value = "3/hour", value_parser = parse_rate_limit)]
+    pub verification_per_user: RateLimit,
     /// RATE_LIMIT_LOGIN_PER_IP: password checks (sign-ins, password changes) per client
     /// address, e.g. `30/min`, or `off`.
     #[arg(id = "rate-limit-login-per-ip", long = "rate-limit-login-per-ip", env = "RATE_LIMIT_LOGIN_PER_IP", value_name = "RATE_LIMIT_LOGIN_PER_IP", default_value = "30/min", value_parser = parse_rate_limit)]

@@ -52,6 +52,10 @@ pub struct MailConfig {
     /// SMTP_TIMEOUT: seconds one delivery to the SMTP server may take, connecting included.
     #[arg(id = "smtp-timeout", long = "smtp-timeout", env = "SMTP_TIMEOUT", value_name = "SMTP_TIMEOUT", default_value = "30", value_parser = super::parse_seconds)]
     pub smtp_timeout: Duration,
+    /// MAIL_RETRY_BASE: seconds before the first retry of a failed delivery; each further
+    /// failure doubles the wait, up to an hour.
+    #[arg(id = "mail-retry-base", long = "mail-retry-base", env = "MAIL_RETRY_BASE", value_name = "MAIL_RETRY_BASE", default_value = "5", value_parser = super::parse_seconds)]
+    pub retry_base: Duration,
 }
 
 /// A checked `SMTP_URL`. The URL itself stays secret (it may hold a password); what a log
@@ -207,6 +211,7 @@ mod tests {
         assert_eq!(mail.app_name, "user-api");
         assert_eq!(mail.max_attempts, 10);
         assert_eq!(mail.smtp_timeout, Duration::from_secs(30));
+        assert_eq!(mail.retry_base, Duration::from_secs(5));
     }
 
     #[test]

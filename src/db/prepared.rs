@@ -9,7 +9,7 @@
 
 use diesel::QueryResult;
 use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 
 /// A query whose prepared statement is cached under its SQL text (and bind types). Only for
 /// queries that bind every value (diesel's DSL does): a query that wrote values into its text
@@ -31,4 +31,9 @@ impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for CachedBySql<Q> {
     fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
         Ok(true)
     }
+}
+
+/// Loads what the wrapped query loads (a `SELECT`, or raw SQL read by name).
+impl<Q: Query> Query for CachedBySql<Q> {
+    type SqlType = Q::SqlType;
 }

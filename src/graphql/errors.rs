@@ -54,6 +54,7 @@ pub fn argument(field: Field) -> &'static str {
         Field::Email => "email",
         Field::Password => "password",
         Field::CurrentPassword => "currentPassword",
+        Field::NewPassword => "newPassword",
         Field::PageSize => "first",
         Field::Cursor => "after",
         Field::Id => "id",

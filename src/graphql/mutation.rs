@@ -70,6 +70,50 @@ impl MutationRoot {
         Ok(true)
     }
 
+    /// Mails a password-reset link to the account registered with `email`, if there is one.
+    /// Always true, in about the same time either way: the answer never tells whether the
+    /// address is registered. Limited per client address and per address asked for.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+        state(ctx)?
+            .users
+            .request_password_reset(&email, &context(ctx))
+            .await?;
+        Ok(true)
+    }
+
+    /// Sets a new password with the token of a reset mail. The token works once; every session
+    /// and refresh token of the user ends, and the address is marked verified. A bad, used or
+    /// expired token is UNAUTHENTICATED, the same for each.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        new_password: String,
+    ) -> Result<bool> {
+        state(ctx)?
+            .users
+            .reset_password(&token, new_password)
+            .await?;
+        Ok(true)
+    }
+
+    /// Sends a new verification mail to the caller's current address; an earlier link stops
+    /// working. An address already verified gets none (still true). Limited per user.
+    async fn send_verification_email(&self, ctx: &Context<'_>) -> Result<bool> {
+        state(ctx)?
+            .users
+            .send_verification_email(viewer(ctx).await?)
+            .await?;
+        Ok(true)
+    }
+
+    /// Verifies the address a verification mail was sent to. Needs no token: the link may be
+    /// opened anywhere. A bad, used or expired token (or one for an address the account no
+    /// longer has) is UNAUTHENTICATED.
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<UserObject> {
+        Ok(state(ctx)?.users.verify_email(&token).await?.into())
+    }
+
     /// Exchanges a refresh token for a new access token and a new refresh token; the old pair
     /// stops working. Presenting an already-exchanged refresh token again ends that sign-in
     /// (UNAUTHENTICATED), except within a few seconds of the exchange, when it returns the same

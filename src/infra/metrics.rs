@@ -1,13 +1,14 @@
 //! Prometheus metrics, in a registry of the application's own (no global recorder): requests
-//! and latency per REST route and per GraphQL operation, pool usage, session-store errors.
+//! and latency per REST route and per GraphQL operation, pool usage, session-store errors, and
+//! the mail outbox.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 /// Distinct GraphQL operation names tracked before further names count as `other`: the names
@@ -32,6 +33,22 @@ pub struct Metrics {
     db_pool: IntGaugeVec,
     redis_pool: IntGaugeVec,
     operation_names: Mutex<HashSet<String>>,
+    /// The mail outbox and its delivery.
+    pub mail: MailMetrics,
+}
+
+/// The mail outbox's figures: the gauges count rows in the shared outbox (every replica
+/// reports the same), the counters this process's deliveries.
+#[derive(Debug, Clone)]
+pub struct MailMetrics {
+    /// Mails waiting for delivery (due or backing off).
+    pub pending: IntGauge,
+    /// Mails whose attempts ran out.
+    pub failed: IntGauge,
+    /// Mails this process handed to the SMTP server (or wrote as files).
+    pub sent: IntCounter,
+    /// Delivery attempts of this process that failed.
+    pub attempt_failures: IntCounter,
 }
 
 impl Metrics {
@@ -86,6 +103,25 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let mail = MailMetrics {
+            pending: IntGauge::new("mail_pending", "Mails in the outbox waiting for delivery")?,
+            failed: IntGauge::new(
+                "mail_failed",
+                "Mails in the outbox whose delivery attempts ran out",
+            )?,
+            sent: IntCounter::new(
+                "mail_sent_total",
+                "Mails this process delivered to the SMTP server",
+            )?,
+            attempt_failures: IntCounter::new(
+                "mail_delivery_failures_total",
+                "Mail delivery attempts of this process that failed",
+            )?,
+        };
+        registry.register(Box::new(mail.pending.clone()))?;
+        registry.register(Box::new(mail.failed.clone()))?;
+        registry.register(Box::new(mail.sent.clone()))?;
+        registry.register(Box::new(mail.attempt_failures.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(graphql_operations.clone()))?;
@@ -103,6 +139,7 @@ impl Metrics {
             db_pool,
             redis_pool,
             operation_names: Mutex::new(HashSet::new()),
+            mail,
         })
     }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use lettre::Address;
+use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message, MultiPart};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
@@ -318,7 +319,12 @@ impl Composer {
         // A username that is all control characters would make an empty display name.
         let name = Some(one_line(username)).filter(|name| !name.is_empty());
         let message_id = format!("<{}@{}>", uuid::Uuid::now_v7().simple(), self.id_domain);
+        // The envelope is given rather than derived from the headers: lettre cannot read a
+        // quoted local part back from the `To` it wrote, and the address is parsed already.
+        let envelope = Envelope::new(Some(self.from.email.clone()), vec![to.clone()])
+            .with_context(|| format!("the envelope of a {kind} mail"))?;
         let message = Message::builder()
+            .envelope(envelope)
             .from(self.from.clone())
             .to(Mailbox::new(name, to.clone()))
             .subject(subject)

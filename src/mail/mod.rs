@@ -10,8 +10,15 @@
 //!   to the SMTP server of `SMTP_URL` or as `.eml` files in `MAIL_DIR`, and tells a refusal
 //!   for good from a failure worth retrying.
 //!
-//! Neither knows about accounts or the database: the flows that decide what to send, and the
-//! worker that sends it, use them from above.
+//! - [`outbox`]: the table mails wait in, written in the same transaction as the change they
+//!   tell of, and the statements the worker claims and settles rows with.
+//! - [`delivery`]: the worker of each replica that claims due mails and hands them to the
+//!   transport, retrying with backoff.
+//!
+//! None of it knows about accounts: the flows that decide what to send (`users`) use it from
+//! above.
 
 pub mod compose;
+pub mod delivery;
+pub mod outbox;
 pub mod transport;

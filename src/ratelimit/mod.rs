@@ -1,6 +1,7 @@
 //! Rate limits on the attempts that guess or flood: password checks per client address and
 //! failed ones per username, registrations per client address, token refreshes per sign-in,
-//! email changes per user.
+//! email changes per user, password-reset requests per client address and per address asked
+//! for, verification mails per user.
 //!
 //! One [`RateLimiter`], used by the `signins` and `users` services, so GraphQL and REST
 //! share every limit. It
@@ -48,17 +49,26 @@ pub enum Scope {
     RefreshPerSession,
     /// Email changes of one user.
     EmailChangePerUser,
+    /// Password-reset requests from one client address.
+    PasswordResetPerIp,
+    /// Password-reset requests naming one address (lower-cased), registered or not.
+    PasswordResetPerEmail,
+    /// Verification mails one user asked for.
+    VerificationPerUser,
 }
 
 impl Scope {
     /// Every scope, in a fixed order.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 9] = [
         Scope::LoginPerIp,
         Scope::LoginFailuresPerUsernameAndIp,
         Scope::LoginFailuresPerUsername,
         Scope::RegisterPerIp,
         Scope::RefreshPerSession,
         Scope::EmailChangePerUser,
+        Scope::PasswordResetPerIp,
+        Scope::PasswordResetPerEmail,
+        Scope::VerificationPerUser,
     ];
 
     /// The scope's name in keys and logs.
@@ -70,6 +80,9 @@ impl Scope {
             Scope::RegisterPerIp => "register-ip",
             Scope::RefreshPerSession => "refresh-session",
             Scope::EmailChangePerUser => "email-change-user",
+            Scope::PasswordResetPerIp => "reset-ip",
+            Scope::PasswordResetPerEmail => "reset-email",
+            Scope::VerificationPerUser => "verification-user",
         }
     }
 
@@ -82,6 +95,9 @@ impl Scope {
             Scope::RegisterPerIp => config.register_per_ip.0,
             Scope::RefreshPerSession => config.refresh_per_session.0,
             Scope::EmailChangePerUser => config.email_change_per_user.0,
+            Scope::PasswordResetPerIp => config.password_reset_per_ip.0,
+            Scope::PasswordResetPerEmail => config.password_reset_per_email.0,
+            Scope::VerificationPerUser => config.verification_per_user.0,
         }
     }
 }
@@ -292,6 +308,23 @@ impl RateLimiter {
     /// address is registered, so probing through it must be as slow as through `register`.
     pub async fn check_email_change(&self, user_id: &str) -> Result<(), AppError> {
         self.check(Scope::EmailChangePerUser, user_id).await
+    }
+
+    /// A password-reset request, counted per client address and per address asked for
+    /// (lower-cased), whether or not it is registered, so the limit reveals nothing either.
+    pub async fn check_password_reset(
+        &self,
+        client: Option<IpAddr>,
+        email_lower: &str,
+    ) -> Result<(), AppError> {
+        self.check(Scope::PasswordResetPerIp, &address_key(client))
+            .await?;
+        self.check(Scope::PasswordResetPerEmail, email_lower).await
+    }
+
+    /// A request for a verification mail, counted per user.
+    pub async fn check_verification(&self, user_id: &str) -> Result<(), AppError> {
+        self.check(Scope::VerificationPerUser, user_id).await
     }
 }
 

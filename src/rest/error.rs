@@ -40,6 +40,7 @@ impl Location {
             Field::Email => (Location::Body, "email"),
             Field::Password => (Location::Body, "password"),
             Field::CurrentPassword => (Location::Body, "current_password"),
+            Field::NewPassword => (Location::Body, "new_password"),
             Field::PageSize => (Location::Query, "limit"),
             Field::Cursor => (Location::Query, "after"),
             Field::Id => (Location::Path, "id"),

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod error;
 pub mod extract;
+pub mod lifecycle;
 pub mod responses;
 pub mod signins;
 pub mod types;
@@ -91,6 +92,10 @@ pub fn router() -> OpenApiRouter<AppState> {
             users::delete_me
         ))
         .routes(routes!(signins::refresh))
+        .routes(routes!(lifecycle::request_password_reset))
+        .routes(routes!(lifecycle::reset_password))
+        .routes(routes!(lifecycle::verify_email))
+        .routes(routes!(lifecycle::resend_verification))
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and printed by `user-api openapi`.

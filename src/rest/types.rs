@@ -243,3 +243,53 @@ impl FromFields for RefreshRequest {
         })
     }
 }
+
+/// An address to send a password-reset link to.
+#[derive(Debug, ToSchema)]
+pub struct PasswordResetRequest {
+    /// The account's email address, in any letter case.
+    #[schema(example = "alice@example.com", format = Email, max_length = 254)]
+    pub email: String,
+}
+
+impl FromFields for PasswordResetRequest {
+    fn from_fields(fields: &mut Fields) -> Result<Self, RestError> {
+        Ok(PasswordResetRequest {
+            email: fields.required_string("email")?,
+        })
+    }
+}
+
+/// A reset token from a mail, and the new password.
+#[derive(Debug, ToSchema)]
+pub struct PasswordResetConfirm {
+    /// The `token` of the link in the mail.
+    pub token: String,
+    /// The new password, 8–128 characters.
+    #[schema(min_length = 8, max_length = 128)]
+    pub new_password: String,
+}
+
+impl FromFields for PasswordResetConfirm {
+    fn from_fields(fields: &mut Fields) -> Result<Self, RestError> {
+        Ok(PasswordResetConfirm {
+            token: fields.required_string("token")?,
+            new_password: fields.required_string("new_password")?,
+        })
+    }
+}
+
+/// A verification token from a mail.
+#[derive(Debug, ToSchema)]
+pub struct VerifyEmailRequest {
+    /// The `token` of the link in the mail.
+    pub token: String,
+}
+
+impl FromFields for VerifyEmailRequest {
+    fn from_fields(fields: &mut Fields) -> Result<Self, RestError> {
+        Ok(VerifyEmailRequest {
+            token: fields.required_string("token")?,
+        })
+    }
+}

@@ -53,6 +53,7 @@ impl SignIns {
     /// access token has lapsed but whose refresh token still works (it can come back without a
     /// password, so its owner must be able to see and end it).
     pub async fn list_sessions(&self, viewer: &Viewer) -> Result<Vec<SessionView>, AppError> {
+        viewer.require_verified()?;
         let user_id = &viewer.user.id;
         let live = self.store.list(user_id).await?;
         let now = Utc::now();
@@ -90,6 +91,7 @@ impl SignIns {
     /// session id is NOT_FOUND, as an unknown one is: whether it exists is none of the caller's
     /// business.
     pub async fn revoke_session(&self, viewer: &Viewer, id: &str) -> Result<(), AppError> {
+        viewer.require_verified()?;
         // Not a UUID: no such session, without asking either store.
         if !validation::is_id(id) {
             return Err(AppError::NotFound("session not found"));
@@ -107,6 +109,7 @@ impl SignIns {
     /// returns how many sessions `list_sessions` showed. The credentials version moves on first,
     /// so a sign-in or refresh racing this one withdraws its session (see [`confirm_sign_in`]).
     pub async fn logout_all(&self, viewer: &Viewer) -> Result<usize, AppError> {
+        viewer.require_verified()?;
         let count = self.list_sessions(viewer).await?.len();
         repo::bump_credentials_version(&self.db, &viewer.user.id).await?;
         self.end_all(&viewer.user.id).await?;

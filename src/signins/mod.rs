@@ -45,6 +45,22 @@ pub struct Viewer {
     pub user: User,
     /// The session (token `jti`) that made the request.
     pub session_id: String,
+    /// Whether the caller must verify their address before doing more than `me`, asking for
+    /// a verification mail, verifying, signing out and deleting the account
+    /// (`REQUIRE_EMAIL_VERIFICATION` is on and the address is unverified).
+    pub must_verify: bool,
+}
+
+impl Viewer {
+    /// Refuses a caller who must verify their address first (see [`Viewer::must_verify`]):
+    /// every operation but the few that lead there calls it.
+    pub fn require_verified(&self) -> Result<(), AppError> {
+        if self.must_verify {
+            Err(AppError::EMAIL_NOT_VERIFIED)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// A sign-in opened or renewed: its access token, its refresh token, and the user.
@@ -74,11 +90,14 @@ pub struct SignIns {
     hasher: PasswordHasher,
     limiter: Arc<RateLimiter>,
     refresh: RefreshConfig,
+    require_verification: bool,
 }
 
 impl SignIns {
     /// The service over the user database `db` and the session store `store`, signing with
-    /// `secret` under `auth`'s settings, renewing under `refresh`'s.
+    /// `secret` under `auth`'s settings, renewing under `refresh`'s; with
+    /// `require_verification`, callers with an unverified address are held to a few operations.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: DbPool,
         store: Sessions,
@@ -87,8 +106,10 @@ impl SignIns {
         refresh: RefreshConfig,
         hasher: PasswordHasher,
         limiter: Arc<RateLimiter>,
+        require_verification: bool,
     ) -> Self {
         SignIns {
+            require_verification,
             db,
             store,
             access: AccessTokens::new(secret, &auth.jwt_issuer, auth.access_token_ttl),
@@ -244,6 +265,7 @@ impl SignIns {
             .await?
             .ok_or(AppError::Unauthenticated("the account no longer exists"))?;
         Ok(Viewer {
+            must_verify: self.require_verification && !user.email_verified,
             user,
             session_id: claims.jti,
         })

@@ -3,6 +3,8 @@
 //! email, what a password change ends, what counts as a conflict — lives here once.
 
 pub mod cursor;
+mod lifecycle;
+pub mod mailroom;
 mod roles;
 
 use std::sync::Arc;
@@ -10,12 +12,14 @@ use std::sync::Arc;
 use chrono::Utc;
 
 pub use self::cursor::Cursor;
+pub use self::mailroom::Mailroom;
 pub use self::roles::promote;
 use crate::accounts::model::{Role, User, UserRecord, UserRow, UserView};
-use crate::accounts::repo::{self, UserChanges};
+use crate::accounts::repo::{self, Effects, UserChanges};
 use crate::accounts::validation;
 use crate::db::DbPool;
 use crate::error::{AppError, Field};
+use crate::mail::compose::Mail;
 use crate::ratelimit::RateLimiter;
 use crate::signins::{PasswordHasher, SignInContext, SignIns, SignedIn, Viewer};
 
@@ -26,6 +30,7 @@ pub struct Users {
     hasher: PasswordHasher,
     limiter: Arc<RateLimiter>,
     sign_ins: Arc<SignIns>,
+    mailroom: Arc<Mailroom>,
 }
 
 /// Registration input.
@@ -102,23 +107,27 @@ pub const DEFAULT_PAGE: i64 = 20;
 
 impl Users {
     /// The service over the user database `db`, hashing with `hasher`, counting attempts in
-    /// `limiter`, and opening and ending sign-ins through `sign_ins`.
+    /// `limiter`, opening and ending sign-ins through `sign_ins`, and writing mails with
+    /// `mailroom`.
     pub fn new(
         db: DbPool,
         hasher: PasswordHasher,
         limiter: Arc<RateLimiter>,
         sign_ins: Arc<SignIns>,
+        mailroom: Mailroom,
     ) -> Self {
         Users {
             db,
             hasher,
             limiter,
             sign_ins,
+            mailroom: Arc::new(mailroom),
         }
     }
 
-    /// Creates an account and signs it in. Registrations are rate-limited per client address;
-    /// input that fails validation is refused before it counts, so typos do not use up the limit.
+    /// Creates an account, queues the mail that verifies its address, and signs it in.
+    /// Registrations are rate-limited per client address; input that fails validation is
+    /// refused before it counts, so typos do not use up the limit.
     pub async fn register(
         &self,
         input: NewUser,
@@ -153,8 +162,16 @@ impl Users {
             email_verified: false,
             disabled: false,
         };
-        match repo::create_user(&self.db, &row).await {
-            Ok(()) => {}
+        let user = User::try_from(UserRecord::from(row.clone()))?;
+        let verification = self
+            .mailroom
+            .verification(&user, &user.email, now.naive_utc())?;
+        let effects = Effects {
+            token: Some(verification.token),
+            mails: vec![verification.mail],
+        };
+        match repo::create_user(&self.db, &row, &effects).await {
+            Ok(()) => self.mailroom.queued(),
             Err(e) if e.is_unique_violation() => {
                 let taken = repo::find_taken(
                     &self.db,
@@ -168,7 +185,6 @@ impl Users {
             }
             Err(e) => return Err(e.into()),
         }
-        let user = User::try_from(UserRecord::from(row))?;
         let id = user.id.clone();
         let session = self.sign_ins.start(user, context).await;
         if session.is_err() {
@@ -190,6 +206,7 @@ impl Users {
         current: CurrentPassword,
         context: &SignInContext,
     ) -> Result<UserView, AppError> {
+        viewer.require_verified()?;
         if input.email.is_none() && input.password.is_none() {
             return Err(AppError::validation(
                 Field::Email,
@@ -236,18 +253,45 @@ impl Users {
             Some(password) => Some(self.hasher.hash(password).await?),
             None => None,
         };
+        let now = Utc::now().naive_utc();
+        let old = &viewer.user;
+        // Notices go to the address the account had: its owner hears of a change made with a
+        // stolen token.
+        let mut effects = Effects::default();
+        if let Some(email) = &input.email {
+            let verification = self.mailroom.verification(old, email, now)?;
+            effects.token = Some(verification.token);
+            effects.mails.push(verification.mail);
+            let notice = Mail::EmailChanged {
+                new_email: email.clone(),
+            };
+            effects
+                .mails
+                .push(self.mailroom.notice(old, &old.email, &notice, now)?);
+        }
+        if password_hash.is_some() {
+            effects.mails.push(self.mailroom.notice(
+                old,
+                &old.email,
+                &Mail::PasswordChanged,
+                now,
+            )?);
+        }
         let changes = UserChanges {
             email: input.email.clone(),
             email_lower,
             password_hash: password_hash.clone(),
-            updated_at: Utc::now().naive_utc(),
+            email_verified: input.email.is_some().then_some(false),
+            updated_at: now,
         };
         // A password change moves the credentials version on in the same statement, before the
         // other sessions end: a sign-in racing it with the old password withdraws
         // (`SignIns::start`).
         let ends_sign_ins = password_hash.is_some();
         let existed =
-            match repo::update_user(&self.db, &viewer.user.id, &changes, ends_sign_ins).await {
+            match repo::update_user(&self.db, &viewer.user.id, &changes, ends_sign_ins, &effects)
+                .await
+            {
                 Err(e) if e.is_unique_violation() => {
                     return Err(AppError::Conflict("email already taken"));
                 }
@@ -256,6 +300,7 @@ impl Users {
         if !existed {
             return Err(AppError::Unauthenticated("the account no longer exists"));
         }
+        self.mailroom.queued();
         let mut user_version = viewer.user.credentials_version;
         if password_hash.is_some() {
             user_version = self.sign_ins.end_others(viewer).await?;
@@ -264,6 +309,7 @@ impl Users {
         user.credentials_version = user_version;
         if let Some(email) = input.email {
             user.email = email;
+            user.email_verified = false;
         }
         if let Some(hash) = password_hash {
             user.password_hash = hash;
@@ -279,6 +325,7 @@ impl Users {
 
     /// The user addressed by `key`, as the viewer may see them; `None` when there is none.
     pub async fn find(&self, viewer: &Viewer, key: UserKey) -> Result<Option<UserView>, AppError> {
+        viewer.require_verified()?;
         let user = match key {
             // Not a UUID: no such user, without asking the database.
             UserKey::Id(id) if !validation::is_id(&id) => None,
@@ -294,6 +341,7 @@ impl Users {
     /// A page of users in id (registration) order, after the user the request's cursor
     /// points at.
     pub async fn list(&self, viewer: &Viewer, page: PageRequest) -> Result<Page, AppError> {
+        viewer.require_verified()?;
         let limit = page.size;
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(AppError::validation(

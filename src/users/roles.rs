@@ -32,6 +32,7 @@ impl Users {
     /// ADMIN only (else FORBIDDEN); NOT_FOUND when there is no such user; FORBIDDEN for the last
     /// admin.
     pub async fn delete_user(&self, viewer: &Viewer, id: &str) -> Result<(), AppError> {
+        viewer.require_verified()?;
         require_admin(viewer)?;
         if !validation::is_id(id) {
             return Err(NO_SUCH_USER);
@@ -53,6 +54,7 @@ impl Users {
         // Tokens of a deleted account already fail (the account lookup), but its sessions and
         // refresh tokens should not outlive it.
         self.sign_ins.end_all(user_id).await?;
+        crate::accounts::tokens::delete_for_user(&self.db, user_id).await?;
         Ok(deleted)
     }
 
@@ -65,6 +67,7 @@ impl Users {
         id: &str,
         role: Role,
     ) -> Result<UserView, AppError> {
+        viewer.require_verified()?;
         require_admin(viewer)?;
         if !validation::is_id(id) {
             return Err(NO_SUCH_USER);

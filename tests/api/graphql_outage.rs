@@ -33,7 +33,7 @@ async fn insert_user(app: &TestApp, username: &str) -> String {
         email_verified: false,
         disabled: false,
     };
-    repo::create_user(app.state.dependencies.database(), &row)
+    repo::create_user(app.state.dependencies.database(), &row, &Default::default())
         .await
         .expect("insert user");
     row.id

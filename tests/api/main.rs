@@ -18,6 +18,8 @@ mod graphql_http;
 mod graphql_outage;
 mod graphql_users;
 mod graphql_validation;
+mod lifecycle_email;
+mod mail_delivery;
 mod mail_transport;
 mod operations;
 mod operator_output;

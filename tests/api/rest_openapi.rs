@@ -23,6 +23,11 @@ const CONTRACT: &[(&str, &str)] = &[
     // Added with roles and refresh tokens (README: REST routes).
     ("/users/refresh", "POST"),
     ("/users/{id}", "DELETE"),
+    // Section 7: the account lifecycle.
+    ("/users/password-reset", "POST"),
+    ("/users/password-reset/confirm", "POST"),
+    ("/users/verify-email", "POST"),
+    ("/users/verify-email/resend", "POST"),
 ];
 
 /// Methods probed on each path. HEAD is left out because a GET route answers it (as HTTP
@@ -106,7 +111,15 @@ backend_tests! {
         assert_eq!(schemes["bearerAuth"]["scheme"], "bearer");
         for (path, method) in &documented {
             let operation = &doc["paths"][path][method.to_lowercase()];
-            let public = ["/users/register", "/users/login", "/users/refresh"].contains(&path.as_str())
+            let public = [
+                "/users/register",
+                "/users/login",
+                "/users/refresh",
+                "/users/password-reset",
+                "/users/password-reset/confirm",
+                "/users/verify-email",
+            ]
+            .contains(&path.as_str())
                 || (path == "/users" && method == "POST");
             let security = operation["security"].as_array();
             if public {

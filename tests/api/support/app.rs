@@ -17,10 +17,11 @@ use diesel_async::{AsyncConnection as _, AsyncMysqlConnection, RunQueryDsl as _}
 use ipnet::IpNet;
 use secrecy::{ExposeSecret as _, SecretString};
 use tracing_subscriber::EnvFilter;
-use user_api::config::{Config, DatabaseUrl, Rate, RateLimit, TrustedProxies};
+use user_api::config::{Config, DatabaseUrl, Rate, RateLimit, SmtpUrl, TrustedProxies};
 use user_api::{AppState, app, db};
 
 use super::client::ApiClient;
+use super::mailbox::Mailbox;
 use super::tokens::random_secret;
 
 /// Which stores a test runs against.
@@ -123,6 +124,10 @@ enum Redis {
 pub struct TestAppBuilder {
     config: Config,
     redis: Redis,
+    /// Another server's database, shared like two replicas share theirs.
+    shared_database: Option<DatabaseUrl>,
+    /// Another server's SMTP server, to deliver to instead of one of its own.
+    smtp_url: Option<String>,
 }
 
 impl TestAppBuilder {
@@ -210,6 +215,49 @@ impl TestAppBuilder {
         self
     }
 
+    /// `RATE_LIMIT_PASSWORD_RESET_PER_EMAIL`.
+    pub fn password_reset_per_email(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit.password_reset_per_email = limit;
+        self
+    }
+
+    /// `RATE_LIMIT_VERIFICATION_PER_USER`.
+    pub fn verification_per_user(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit.verification_per_user = limit;
+        self
+    }
+
+    /// `REQUIRE_EMAIL_VERIFICATION`.
+    pub fn require_email_verification(mut self, required: bool) -> Self {
+        self.config.lifecycle.require_email_verification = required;
+        self
+    }
+
+    /// `MAIL_MAX_ATTEMPTS`.
+    pub fn mail_max_attempts(mut self, attempts: u32) -> Self {
+        self.config.mail.max_attempts = attempts;
+        self
+    }
+
+    /// `EMAIL_LINK_BASE`: where links in mails point.
+    pub fn email_link_base(mut self, base: &str) -> Self {
+        self.config.lifecycle.email_link_base = Some(base.to_owned());
+        self
+    }
+
+    /// Uses `other`'s database, as a second replica of it would (the first server to go
+    /// removes it). Each server keeps its own Redis key prefix.
+    pub fn sharing_database_with(mut self, other: &TestApp) -> Self {
+        self.shared_database = Some(other.state.config.database.url.clone());
+        self
+    }
+
+    /// Delivers mail to `other`'s SMTP server rather than to one of its own.
+    pub fn delivering_to(mut self, other: &TestApp) -> Self {
+        self.smtp_url = Some(other.mailbox.server.url());
+        self
+    }
+
     /// `GRAPHQL_MAX_DEPTH`.
     pub fn graphql_max_depth(mut self, depth: u16) -> Self {
         self.config.graphql.max_depth = depth;
@@ -265,7 +313,12 @@ impl TestAppBuilder {
     /// [available](Backend::is_available).
     pub async fn spawn(self, backend: Backend) -> TestApp {
         init_logging();
-        let TestAppBuilder { mut config, redis } = self;
+        let TestAppBuilder {
+            mut config,
+            redis,
+            shared_database,
+            smtp_url,
+        } = self;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let own_prefix = format!("test:{id}:");
         config.auth.jwt_secret = Some(SecretString::from(random_secret()));
@@ -275,6 +328,16 @@ impl TestAppBuilder {
             redis: None,
         };
         match backend {
+            _ if shared_database.is_some() => {
+                config.database.url = shared_database.clone().expect("checked");
+                if backend == Backend::MysqlRedis {
+                    let services = Services::from_env()
+                        .expect("TEST_DATABASE_URL and TEST_REDIS_URL name the services");
+                    cleanup.redis = Some((services.redis.clone(), own_prefix.clone()));
+                    config.redis.url = Some(services.redis);
+                    config.redis.key_prefix = own_prefix.clone();
+                }
+            }
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path = dir.path().join("users.db");
@@ -310,14 +373,23 @@ impl TestAppBuilder {
             config.redis.url = Some("redis://127.0.0.1:1".into());
             config.redis.key_prefix = own_prefix;
         }
+        // Mail goes over real SMTP to a server of the test's own.
+        let mailbox = Mailbox::spawn().await;
+        let smtp_url = smtp_url.unwrap_or_else(|| mailbox.server.url());
+        config.mail.smtp_url = Some(SmtpUrl::parse(&smtp_url).expect("SMTP URL"));
         db::migrations::run(&config.database.url)
             .await
             .expect("migrations");
-        let state = AppState::build(config).await.expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        // Links in mails point to this server, at the port it really listens on.
+        if config.lifecycle.public_url.is_none() {
+            config.lifecycle.public_url = Some(format!("http://{addr}"));
+        }
+        let state = AppState::build(config).await.expect("state");
+        let background = state.spawn_background();
         let router = app(state.clone());
         // Served as `main` serves it, with the same limits; the task is aborted on drop.
         let http = state.config.http.clone();
@@ -329,8 +401,10 @@ impl TestAppBuilder {
             addr,
             state,
             backend,
+            mailbox,
             _cleanup: cleanup,
             server,
+            background,
         }
     }
 }
@@ -361,8 +435,12 @@ pub struct TestApp {
     pub state: AppState,
     /// The backend.
     pub backend: Backend,
+    /// The SMTP server it delivers mail to, and what it received.
+    pub mailbox: Mailbox,
     _cleanup: Cleanup,
     server: tokio::task::JoinHandle<()>,
+    /// Purges and the mail delivery worker.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl TestApp {
@@ -373,6 +451,9 @@ impl TestApp {
     pub fn builder() -> TestAppBuilder {
         let mut config = Config::try_from_args(["user-api"]).expect("default configuration");
         config.database.pool_timeout = Duration::from_secs(2);
+        // Failed deliveries are retried within the test's patience.
+        config.mail.retry_base = Duration::from_millis(200);
+        config.mail.smtp_timeout = Duration::from_secs(5);
         let limits = &mut config.rate_limit;
         for limit in [
             &mut limits.login_per_username,
@@ -381,12 +462,17 @@ impl TestApp {
             &mut limits.register_per_ip,
             &mut limits.refresh_per_session,
             &mut limits.email_change_per_user,
+            &mut limits.password_reset_per_ip,
+            &mut limits.password_reset_per_email,
+            &mut limits.verification_per_user,
         ] {
             *limit = per_minute(1000);
         }
         TestAppBuilder {
             config,
             redis: Redis::Own,
+            shared_database: None,
+            smtp_url: None,
         }
     }
 
@@ -419,9 +505,21 @@ impl Deref for TestApp {
     }
 }
 
+impl TestApp {
+    /// Stops the server and its background work at once, as a killed process stops: no
+    /// shutdown, nothing finished. What it stored stays (its database lives until it is
+    /// dropped).
+    pub fn kill(&self) {
+        self.server.abort();
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
-        self.server.abort();
+        self.kill();
     }
 }
 

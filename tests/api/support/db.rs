@@ -7,7 +7,7 @@ use diesel::{ExpressionMethods as _, QueryDsl as _};
 use diesel_async::RunQueryDsl as _;
 use user_api::config::DatabaseUrl;
 use user_api::db::DbError;
-use user_api::db::schema::{refresh_tokens, users};
+use user_api::db::schema::{account_tokens, refresh_tokens, users};
 use user_api::signins::refresh_tokens as refresh;
 
 use super::app::TestApp;
@@ -102,4 +102,17 @@ pub async fn refresh_lifetime(app: &TestApp, refresh_token: &str) -> i64 {
     }
     let (created, expires) = run(app, &hash).await.expect("refresh token row");
     (expires - created).num_seconds()
+}
+
+/// Moves every verification and reset token's expiry into the past, standing in for waiting.
+pub async fn expire_account_tokens(app: &TestApp) {
+    async fn run(app: &TestApp) -> Result<usize, DbError> {
+        let past = chrono::Utc::now().naive_utc() - chrono::TimeDelta::seconds(1);
+        let query = diesel::update(account_tokens::table).set(account_tokens::expires_at.eq(past));
+        user_api::with_conn!(app.state.dependencies.database(), |c| query
+            .clone()
+            .execute(c)
+            .await)
+    }
+    assert!(run(app).await.expect("expire tokens") > 0);
 }

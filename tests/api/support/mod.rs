@@ -8,6 +8,7 @@ pub mod app;
 pub mod client;
 pub mod db;
 pub mod graphql;
+pub mod mailbox;
 pub mod rest;
 mod runner;
 pub mod smtp;
