@@ -64,10 +64,14 @@ pub async fn json_errors(
     let message = message(status, &parts.headers, body).await;
     let rewritten = match graphql_accept {
         Some(accept) => (graphql.refusal)(accept.as_ref(), status, &message),
-        None => (status, Json(ErrorBody {
-            detail: message,
-            reason: None,
-        })).into_response(),
+        None => (
+            status,
+            Json(ErrorBody {
+                detail: message,
+                reason: None,
+            }),
+        )
+            .into_response(),
     };
     let (rewritten, body) = rewritten.into_parts();
     // The old headers that described the old body go; the rest stay.

@@ -23,6 +23,8 @@ const CONTRACT: &[(&str, &str)] = &[
     // Added with roles and refresh tokens (README: REST routes).
     ("/users/refresh", "POST"),
     ("/users/{id}", "DELETE"),
+    // Added with disabling (API.md section 7).
+    ("/users/{id}/disabled", "PUT"),
 ];
 
 /// Methods probed on each path. HEAD is left out because a GET route answers it (as HTTP
