@@ -411,9 +411,11 @@ def write_results(args, runs, started):
         busy = [r["peak_rss_mib"] for r in run["results"] if r["connections"] == 256]
         checks.append(f"idle RSS {s['idle_rss_mib']:.1f} MiB (target ≤ 30 MiB)" + (f"; peak RSS at c256 {max(busy):.1f} MiB (target ≤ 150 MiB)" if busy else ""))
         lines += ["Against the targets:", ""] + [f"- {c}" for c in checks] + [""]
-    # Sections written by bench/compare.py are kept: each records its own command and date.
+    # Sections written by bench/compare.py and bench/search.py are kept: each records its own
+    # command and date.
     if os.path.exists(args.out):
-        kept = ["## " + b for b in open(args.out).read().split("\n## ")[1:] if b.startswith("Before and after")]
+        kept = ["## " + b for b in open(args.out).read().split("\n## ")[1:]
+                if b.startswith(("Before and after", "Filtered user lists"))]
         lines += [block.rstrip("\n") + "\n" for block in kept]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))

@@ -27,6 +27,10 @@ pub enum Field {
     Cursor,
     /// A user's id.
     Id,
+    /// The start of the usernames a list is filtered to.
+    UsernamePrefix,
+    /// The start of the email addresses a list is filtered to.
+    EmailPrefix,
 }
 
 /// Why an authenticated (or credential-proving) caller is refused.

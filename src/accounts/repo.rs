@@ -327,11 +327,12 @@ pub async fn find_credentials_version(db: &DbPool, id: &str) -> Result<Option<i6
         .optional())
 }
 
-/// Deletes the user unless they are the last admin; returns whether a row went (`false`: no
-/// such user, or the last admin). See `OTHER_ADMIN_REMAINS` for why this is race-safe.
+/// Deletes the user unless they are the last (enabled) admin; returns whether a row went
+/// (`false`: no such user, or the last admin). See `NOT_THE_LAST_ADMIN` for why this is
+/// race-safe.
 pub async fn delete_user(db: &DbPool, id: &str) -> Result<bool, DbError> {
     let query = diesel::sql_query(format!(
-        "DELETE FROM users WHERE id = ? AND (role <> 'admin' OR {OTHER_ADMIN_REMAINS})"
+        "DELETE FROM users WHERE id = ? AND {NOT_THE_LAST_ADMIN}"
     ))
     .bind::<Text, _>(id)
     .bind::<Text, _>(id);
@@ -361,17 +362,22 @@ pub async fn list_users(
     .collect()
 }
 
-/// The condition, bound to a user id, that some admin other than that user exists.
+/// The condition, bound to the id of the row a statement changes, that the change (a
+/// deletion, a demotion, disabling) leaves an enabled admin: the row is not an admin, or is an
+/// admin already disabled (not one of the enabled admins), or some enabled admin other than it
+/// exists. A disabled admin does not count as another admin: they cannot sign in, so the
+/// service would be left without anyone able to run it.
 ///
-/// Written into the very statement that demotes or deletes the user, so the check and the
-/// change cannot be split by a concurrent one: SQLite runs one writer at a time, and InnoDB
-/// takes shared locks on the rows a DML statement's subquery reads, so a concurrent removal of
-/// the other admin waits for this one (then sees no other admin) or deadlocks (one is rolled
-/// back and the client retries). MySQL refuses a subquery on the table being changed, but not
-/// a derived table it materializes; the aggregate inside makes sure it is materialized rather
-/// than merged. Both MySQL 8 / MariaDB and SQLite accept this form.
-const OTHER_ADMIN_REMAINS: &str = "(SELECT n FROM (SELECT COUNT(*) AS n FROM users \
-     WHERE role = 'admin' AND id <> ?) AS other_admins) > 0";
+/// Written into the very statement that demotes, deletes or disables the user, so the check
+/// and the change cannot be split by a concurrent one: SQLite runs one writer at a time, and
+/// InnoDB takes shared locks on the rows a DML statement's subquery reads, so a concurrent
+/// removal of the other admin waits for this one (then sees no other admin) or deadlocks (one
+/// is rolled back and the client retries). MySQL refuses a subquery on the table being
+/// changed, but not a derived table it materializes; the aggregate inside makes sure it is
+/// materialized rather than merged. Both MySQL 8 / MariaDB and SQLite accept this form.
+const NOT_THE_LAST_ADMIN: &str = "(role <> 'admin' OR disabled = TRUE OR \
+     (SELECT n FROM (SELECT COUNT(*) AS n FROM users \
+     WHERE role = 'admin' AND disabled = FALSE AND id <> ?) AS other_admins) > 0)";
 
 /// Sets the user's role, unless that would demote the last admin; returns whether the user
 /// was changed (`false`: no such user, or the last admin).
@@ -384,7 +390,7 @@ pub async fn update_role(
     // updated_at always changes, so a matched row always counts as changed, on MySQL too.
     let query = diesel::sql_query(format!(
         "UPDATE users SET role = ?, updated_at = ? \
-         WHERE id = ? AND (role <> 'admin' OR ? = 'admin' OR {OTHER_ADMIN_REMAINS})"
+         WHERE id = ? AND (? = 'admin' OR {NOT_THE_LAST_ADMIN})"
     ))
     .bind::<Text, _>(role.as_str())
     .bind::<Timestamp, _>(updated_at)
@@ -392,4 +398,133 @@ pub async fn update_role(
     .bind::<Text, _>(role.as_str())
     .bind::<Text, _>(id);
     with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
+}
+
+/// Disables the user, unless they are the last enabled admin, and moves their credentials
+/// version on in the same statement, so that a sign-in checked before now withdraws (see
+/// `SignIns::confirm_sign_in`) and their refresh tokens stop working. Returns whether the user
+/// was changed (`false`: no such user, or the last enabled admin). Disabling a disabled user
+/// succeeds (and moves the version on again, which ends nothing that still works).
+pub async fn disable_user(
+    db: &DbPool,
+    id: &str,
+    updated_at: NaiveDateTime,
+) -> Result<bool, DbError> {
+    // updated_at and the version always change, so a matched row always counts as changed,
+    // on MySQL too.
+    let query = diesel::sql_query(format!(
+        "UPDATE users SET disabled = TRUE, credentials_version = credentials_version + 1, \
+         updated_at = ? WHERE id = ? AND {NOT_THE_LAST_ADMIN}"
+    ))
+    .bind::<Timestamp, _>(updated_at)
+    .bind::<Text, _>(id)
+    .bind::<Text, _>(id);
+    with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
+}
+
+/// Enables the user; returns whether they exist.
+pub async fn enable_user(
+    db: &DbPool,
+    id: &str,
+    updated_at: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let query = CachedBySql(
+        diesel::update(users::table.find(id))
+            .set((users::disabled.eq(false), users::updated_at.eq(updated_at))),
+    );
+    with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
+}
+
+/// The column a filtered list is ordered by, and its cursors point into. Each is unique and
+/// carries an index, so the order is total and a page is one index range scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// `id`: registration order.
+    Id,
+    /// `username_lower`.
+    Username,
+    /// `email_lower`.
+    Email,
+}
+
+/// A half-open range `[start, end)` of a text column: the values that begin with a prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct PrefixRange<'a> {
+    /// The prefix itself: the least value that begins with it.
+    pub start: &'a str,
+    /// The least value greater than every value that begins with the prefix.
+    pub end: &'a str,
+}
+
+/// Which users a filtered list holds, in which order, from where.
+#[derive(Debug, Clone, Copy)]
+pub struct UserQuery<'a> {
+    /// The order, and the column `after` is a value of.
+    pub order: SortKey,
+    /// Start after the user with this value of the order column; `None` for the first page.
+    /// With a range on the order column, it must lie in the range (the caller checks).
+    pub after: Option<&'a str>,
+    /// Only usernames (lower-cased) in this range.
+    pub username: Option<PrefixRange<'a>>,
+    /// Only emails (lower-cased) in this range.
+    pub email: Option<PrefixRange<'a>>,
+    /// Only users of this role.
+    pub role: Option<Role>,
+    /// Only users that are (or are not) disabled.
+    pub disabled: Option<bool>,
+}
+
+/// Up to `limit` users that `query` selects, in its order: keyset pagination on an indexed
+/// unique column, so each page is one index range scan (see the README's "Disabling and
+/// searching users" for which index serves which filter).
+///
+/// On the order column, the lower bound is either the range's start (inclusive, first page)
+/// or the cursor (exclusive), never both: SQLite uses one lower bound of a column for the
+/// index seek and checks any other row by row, which would make page n cost O(n).
+pub async fn list_filtered(
+    db: &DbPool,
+    query: &UserQuery<'_>,
+    limit: i64,
+) -> Result<Vec<User>, DbError> {
+    let q = *query;
+    with_conn!(db, |c| {
+        let mut select = users::table.select(UserRecord::as_select()).into_boxed();
+        if let Some(role) = q.role {
+            select = select.filter(users::role.eq(role.as_str()));
+        }
+        if let Some(disabled) = q.disabled {
+            select = select.filter(users::disabled.eq(disabled));
+        }
+        if let Some(range) = q.username {
+            select = select.filter(users::username_lower.lt(range.end));
+            if q.order != SortKey::Username || q.after.is_none() {
+                select = select.filter(users::username_lower.ge(range.start));
+            }
+        }
+        if let Some(range) = q.email {
+            select = select.filter(users::email_lower.lt(range.end));
+            if q.order != SortKey::Email || q.after.is_none() {
+                select = select.filter(users::email_lower.ge(range.start));
+            }
+        }
+        select = match q.order {
+            SortKey::Id => select
+                .filter(users::id.gt(q.after.unwrap_or("")))
+                .order(users::id.asc()),
+            SortKey::Username => match q.after {
+                Some(after) => select.filter(users::username_lower.gt(after)),
+                None => select,
+            }
+            .order(users::username_lower.asc()),
+            SortKey::Email => match q.after {
+                Some(after) => select.filter(users::email_lower.gt(after)),
+                None => select,
+            }
+            .order(users::email_lower.asc()),
+        };
+        select.limit(limit).load(c).await
+    })?
+    .into_iter()
+    .map(User::try_from)
+    .collect()
 }

@@ -58,6 +58,8 @@ pub fn argument(field: Field) -> &'static str {
         Field::PageSize => "first",
         Field::Cursor => "after",
         Field::Id => "id",
+        Field::UsernamePrefix => "usernamePrefix",
+        Field::EmailPrefix => "emailPrefix",
     }
 }
 

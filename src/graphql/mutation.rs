@@ -163,4 +163,22 @@ impl MutationRoot {
             .await?
             .into())
     }
+
+    /// Disables (or enables again) a user. A disabled user cannot sign in or refresh
+    /// (FORBIDDEN, `extensions.reason` ACCOUNT_DISABLED) and disabling ends all their sessions
+    /// at once; enabling lets them sign in again. ADMIN only (else FORBIDDEN); the last enabled
+    /// admin cannot be disabled.
+    async fn set_user_disabled(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        disabled: bool,
+    ) -> Result<UserObject> {
+        let viewer = viewer(ctx).await?;
+        Ok(state(ctx)?
+            .users
+            .set_disabled(viewer, &id, disabled)
+            .await?
+            .into())
+    }
 }

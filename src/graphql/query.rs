@@ -3,7 +3,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, ID, Object, Result};
 
-use super::types::{SessionObject, UserObject};
+use super::types::{SessionObject, UserFilter, UserObject};
 use super::{state, viewer};
 use crate::accounts::model::UserView;
 use crate::error::{AppError, Field};
@@ -52,18 +52,21 @@ impl QueryRoot {
     }
 
     /// Users in registration order, as a Relay connection: `first` is 1 to 100, `after` a cursor
-    /// from a previous page. Needs a token.
+    /// from a previous page of the same filter. `filter` narrows the list (and with a prefix,
+    /// orders it by that field; see `UserFilter`). Needs a token.
     async fn users(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
+        filter: Option<UserFilter>,
     ) -> Result<Connection<String, UserObject>> {
         let viewer = viewer(ctx).await?;
         let request = PageRequest {
             // An explicit null asks for the default too.
             size: first.map_or(DEFAULT_PAGE, i64::from),
             after: after.clone(),
+            filter: filter.map(Into::into).unwrap_or_default(),
         };
         let page = state(ctx)?.users.list(viewer, request).await?;
         let mut connection = Connection::new(after.is_some(), page.has_next);

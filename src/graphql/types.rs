@@ -8,6 +8,7 @@ use chrono::{SecondsFormat, Utc};
 
 use crate::accounts::model::{self, UserView};
 use crate::signins::{SessionView, SignedIn};
+use crate::users;
 
 /// A point in time: an RFC 3339 string in UTC, e.g. "2026-11-27T09:41:07Z".
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +38,8 @@ impl ScalarType for DateTime {
 pub enum Role {
     /// A regular user; every new account starts here.
     User,
-    /// An administrator: sees every user's email, may delete any user and set roles.
+    /// An administrator: sees every user's email, may delete any user, set roles and disable
+    /// accounts.
     Admin,
 }
 
@@ -134,6 +136,34 @@ pub struct UpdateMeInput {
     pub password: Option<String>,
     /// The current password, required to change it.
     pub current_password: Option<String>,
+}
+
+/// Which users `users` lists. Every field is optional; those given must all hold. With
+/// `usernamePrefix` the list is ordered by username (letter case ignored), else with
+/// `emailPrefix` by email, else by registration, as without a filter.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct UserFilter {
+    /// Usernames that begin with this, in any letter case: 1–32 characters from
+    /// A–Z a–z 0–9 _ - (`_` is a plain character, not a wildcard).
+    pub username_prefix: Option<String>,
+    /// Emails that begin with this, in any letter case (`%` and `_` are plain characters).
+    /// ADMIN only; anyone else gets FORBIDDEN.
+    pub email_prefix: Option<String>,
+    /// Users of this role.
+    pub role: Option<Role>,
+    /// Disabled users (true) or enabled ones (false). ADMIN only; anyone else gets FORBIDDEN.
+    pub disabled: Option<bool>,
+}
+
+impl From<UserFilter> for users::UserFilter {
+    fn from(filter: UserFilter) -> Self {
+        users::UserFilter {
+            username_prefix: filter.username_prefix,
+            email_prefix: filter.email_prefix,
+            role: filter.role.map(model::Role::from),
+            disabled: filter.disabled,
+        }
+    }
 }
 
 impl From<Role> for model::Role {

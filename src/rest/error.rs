@@ -44,6 +44,8 @@ impl Location {
             Field::PageSize => (Location::Query, "limit"),
             Field::Cursor => (Location::Query, "after"),
             Field::Id => (Location::Path, "id"),
+            Field::UsernamePrefix => (Location::Query, "username_prefix"),
+            Field::EmailPrefix => (Location::Query, "email_prefix"),
         }
     }
 }

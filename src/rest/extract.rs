@@ -90,6 +90,22 @@ impl Fields {
         }
     }
 
+    /// A boolean field that must be present (JSON `true` or `false`, or a form's `true` or
+    /// `false`).
+    pub fn required_bool(&mut self, name: &'static str) -> Result<bool, RestError> {
+        match self.0.remove(name) {
+            Some(Value::Bool(b)) => Ok(b),
+            Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+            None | Some(Value::Null) => {
+                Err(RestError::invalid_body(name, format!("{name} is required")))
+            }
+            Some(_) => Err(RestError::invalid_body(
+                name,
+                format!("{name} must be a boolean"),
+            )),
+        }
+    }
+
     fn from_json(bytes: &[u8]) -> Result<Fields, RestError> {
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Fields(map)),
@@ -207,6 +223,23 @@ impl QueryParams {
                     name,
                     message: format!("{name} must be an integer"),
                 })
+            })
+            .transpose()
+    }
+}
+
+impl QueryParams {
+    /// A boolean parameter (`true` or `false`); anything else is a 422 located in the query.
+    pub fn boolean(&self, name: &'static str) -> Result<Option<bool>, RestError> {
+        self.get(name)
+            .map(|v| match v {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(RestError::Invalid {
+                    location: Location::Query,
+                    name,
+                    message: format!("{name} must be true or false"),
+                }),
             })
             .transpose()
     }

@@ -85,6 +85,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::logout))
         .routes(routes!(users::me))
         .routes(routes!(users::find_user, admin::delete_user))
+        .routes(routes!(admin::set_user_disabled))
         .routes(routes!(
             users::list_users,
             users::create_user,

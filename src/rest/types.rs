@@ -293,3 +293,18 @@ impl FromFields for VerifyEmailRequest {
         })
     }
 }
+
+/// Whether to disable the account.
+#[derive(Debug, ToSchema)]
+pub struct DisabledRequest {
+    /// `true` disables the account (it cannot sign in; its sessions end), `false` enables it.
+    pub disabled: bool,
+}
+
+impl FromFields for DisabledRequest {
+    fn from_fields(fields: &mut Fields) -> Result<Self, RestError> {
+        Ok(DisabledRequest {
+            disabled: fields.required_bool("disabled")?,
+        })
+    }
+}

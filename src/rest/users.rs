@@ -7,17 +7,17 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::error::{RestError, ValidationErrorBody};
+use super::error::{Location, RestError, ValidationErrorBody};
 use super::extract::{CurrentUser, JsonBody, JsonOrForm, QueryParams, UserId};
 use super::responses::{NoValidToken, TooManyAttempts};
 use super::types::{
     LoginForm, LoginRequest, RegisterRequest, Registered, Token, UpdateRequest, User, UserData,
 };
-use crate::accounts::model::UserView;
+use crate::accounts::model::{Role, UserView};
 use crate::error::AppError;
 use crate::signins::SignInContext;
 use crate::state::AppState;
-use crate::users::{CurrentPassword, DEFAULT_PAGE, PageRequest, UserKey};
+use crate::users::{CurrentPassword, DEFAULT_PAGE, PageRequest, UserFilter, UserKey};
 use crate::web::errors::ErrorBody;
 
 /// Registers an account (role USER) and signs it in.
@@ -169,11 +169,13 @@ pub async fn find_user(
         .ok_or_else(|| AppError::NotFound("user not found").into())
 }
 
-/// Users in registration order, a page at a time.
+/// Users in registration order, a page at a time; optionally filtered.
 ///
 /// Keyset pagination: every page costs the same. While more remain,
-/// `Link: </users?limit=…&after=…>; rel="next"` points at the next page. `email` is null
-/// except on the caller's own entry (or for an admin).
+/// `Link: </users?limit=…&after=…>; rel="next"` points at the next page (keeping the filter).
+/// `email` is null except on the caller's own entry (or for an admin). With `username_prefix`
+/// the list is ordered by username (letter case ignored), else with `email_prefix` by email.
+/// `email_prefix` and `disabled` are for admins only (403).
 #[utoipa::path(
     get,
     path = "/users",
@@ -182,14 +184,22 @@ pub async fn find_user(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 100,
             description = "Users per page, 1 to 100 (default 20)"),
         ("after" = Option<String>, Query,
-            description = "Opaque cursor: start after the last user of a previous page"),
+            description = "Opaque cursor: start after the last user of a previous page with the same filter"),
+        ("username_prefix" = Option<String>, Query,
+            description = "Only usernames that begin with this, in any letter case (1–32 characters from A–Z a–z 0–9 _ -)"),
+        ("email_prefix" = Option<String>, Query,
+            description = "Only emails that begin with this, in any letter case (admins only)"),
+        ("role" = Option<String>, Query, description = "Only users of this role: `user` or `admin`"),
+        ("disabled" = Option<bool>, Query,
+            description = "Only disabled (`true`) or enabled (`false`) users (admins only)"),
     ),
     security(("OAuth2PasswordBearer" = []), ("bearerAuth" = [])),
     responses(
         (status = 200, description = "A page of users", body = Vec<User>,
             headers(("Link" = String, description = "`</users?limit=…&after=…>; rel=\"next\"` while more remain"))),
         NoValidToken,
-        (status = 422, description = "`limit` out of range or `after` not a cursor", body = ValidationErrorBody),
+        (status = 403, description = "Filtering by `email_prefix` or `disabled` without being an admin", body = ErrorBody),
+        (status = 422, description = "`limit` out of range, `after` not a cursor of this filter, or a filter value invalid", body = ValidationErrorBody),
     )
 )]
 pub async fn list_users(
@@ -198,15 +208,22 @@ pub async fn list_users(
     query: QueryParams,
 ) -> Result<Response, RestError> {
     let limit = query.integer("limit")?.unwrap_or(DEFAULT_PAGE);
+    let filter = UserFilter {
+        username_prefix: query.get(USERNAME_PREFIX).map(str::to_owned),
+        email_prefix: query.get(EMAIL_PREFIX).map(str::to_owned),
+        role: query.get(ROLE).map(parse_role).transpose()?,
+        disabled: query.boolean(DISABLED)?,
+    };
     let request = PageRequest {
         size: limit,
         after: query.get("after").map(str::to_owned),
+        filter,
     };
     let page = state.users.list(&viewer, request).await?;
     let link = page
         .end_cursor()
         .filter(|_| page.has_next)
-        .and_then(|cursor| next_link(limit, cursor));
+        .and_then(|cursor| next_link(limit, cursor, &query));
     let users: Vec<User> = page.users.into_iter().map(|(_, u)| u.into()).collect();
     let mut response = Json(users).into_response();
     if let Some(link) = link {
@@ -215,14 +232,39 @@ pub async fn list_users(
     Ok(response)
 }
 
-/// The `Link` header value of the next page: a relative URL that keeps `limit`. (Always
-/// `Some`: percent-encoding leaves only visible ASCII, which a header value accepts.)
-fn next_link(limit: i64, cursor: &str) -> Option<HeaderValue> {
-    let cursor: String = form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
-    HeaderValue::try_from(format!(
-        "</users?limit={limit}&after={cursor}>; rel=\"next\""
-    ))
-    .ok()
+/// The filter parameters of `GET /users`, which the `Link` of the next page carries on.
+const USERNAME_PREFIX: &str = "username_prefix";
+const EMAIL_PREFIX: &str = "email_prefix";
+const ROLE: &str = "role";
+const DISABLED: &str = "disabled";
+
+/// A role as the query string spells it: `user` or `admin`, in any letter case (GraphQL's
+/// `USER` works too).
+fn parse_role(value: &str) -> Result<Role, RestError> {
+    match value.to_ascii_lowercase().as_str() {
+        "user" => Ok(Role::User),
+        "admin" => Ok(Role::Admin),
+        _ => Err(RestError::Invalid {
+            location: Location::Query,
+            name: ROLE,
+            message: "role must be user or admin".to_owned(),
+        }),
+    }
+}
+
+/// The `Link` header value of the next page: a relative URL that keeps `limit` and the
+/// filter. (Always `Some`: percent-encoding leaves only visible ASCII, which a header value
+/// accepts.)
+fn next_link(limit: i64, cursor: &str, query: &QueryParams) -> Option<HeaderValue> {
+    let mut url = form_urlencoded::Serializer::new(String::new());
+    url.append_pair("limit", &limit.to_string());
+    for name in [USERNAME_PREFIX, EMAIL_PREFIX, ROLE, DISABLED] {
+        if let Some(value) = query.get(name) {
+            url.append_pair(name, value);
+        }
+    }
+    url.append_pair("after", cursor);
+    HeaderValue::try_from(format!("</users?{}>; rel=\"next\"", url.finish())).ok()
 }
 
 /// Changes the caller's email and/or password.

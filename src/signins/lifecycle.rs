@@ -254,6 +254,11 @@ impl SignIns {
         let user = repo::find_by_id(&self.db, &row.user_id)
             .await?
             .ok_or(INVALID_REFRESH)?;
+        // Before the version check (disabling moved the version on): the token proves a
+        // sign-in of this account, so its holder may learn why it is refused.
+        if user.disabled {
+            return Err(AppError::ACCOUNT_DISABLED);
+        }
         // A password change or logoutAll since the sign-in began: the token is dead, whatever
         // the outcome of the deletion that is ending it right now.
         if row.credentials_version != user.credentials_version {

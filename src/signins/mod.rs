@@ -204,6 +204,10 @@ impl SignIns {
         match user {
             Some(user) if valid => {
                 self.limiter.password_was_right(check).await;
+                // Only now, with the password proven: a guesser learns nothing from it.
+                if user.disabled {
+                    return Err(AppError::ACCOUNT_DISABLED);
+                }
                 self.start(user, context).await
             }
             _ => Err(BAD_CREDENTIALS),
@@ -264,6 +268,11 @@ impl SignIns {
         let user = repo::find_by_id(&self.db, &claims.sub)
             .await?
             .ok_or(AppError::Unauthenticated("the account no longer exists"))?;
+        // Disabling ends every session, so this catches only a sign-in that slipped between
+        // the two; it costs nothing, the account is read anyway.
+        if user.disabled {
+            return Err(AppError::ACCOUNT_DISABLED);
+        }
         Ok(Viewer {
             must_verify: self.require_verification && !user.email_verified,
             user,
@@ -285,6 +294,22 @@ impl SignIns {
     /// going away.
     pub async fn end_all(&self, user_id: &str) -> Result<(), AppError> {
         self.store.revoke_all(user_id, None).await?;
+        refresh_tokens::repo::delete_for_user(&self.db, user_id, None).await?;
+        Ok(())
+    }
+
+    /// Ends every access session of the user, for an account an admin just disabled (which
+    /// moved its credentials version on first, so that its refresh tokens no longer work and a
+    /// sign-in racing this withdraws). The refresh tokens stay, dead, so that a refresh can
+    /// answer ACCOUNT_DISABLED rather than a bare UNAUTHENTICATED; see
+    /// [`SignIns::end_refresh_tokens`].
+    pub async fn end_sessions(&self, user_id: &str) -> Result<(), AppError> {
+        self.store.revoke_all(user_id, None).await
+    }
+
+    /// Deletes every refresh token of the user, for an account about to be enabled again:
+    /// those its disabling left behind.
+    pub async fn end_refresh_tokens(&self, user_id: &str) -> Result<(), AppError> {
         refresh_tokens::repo::delete_for_user(&self.db, user_id, None).await?;
         Ok(())
     }

@@ -6,6 +6,7 @@ pub mod cursor;
 mod lifecycle;
 pub mod mailroom;
 mod roles;
+mod search;
 
 use std::sync::Arc;
 
@@ -14,8 +15,9 @@ use chrono::Utc;
 pub use self::cursor::Cursor;
 pub use self::mailroom::Mailroom;
 pub use self::roles::promote;
+pub use self::search::UserFilter;
 use crate::accounts::model::{Role, User, UserRecord, UserRow, UserView};
-use crate::accounts::repo::{self, Effects, UserChanges};
+use crate::accounts::repo::{self, Effects, SortKey, UserChanges};
 use crate::accounts::validation;
 use crate::db::DbPool;
 use crate::error::{AppError, Field};
@@ -82,12 +84,15 @@ pub struct PageRequest {
     /// Start after the user this cursor (from an earlier page) points at; `None` for the
     /// first page.
     pub after: Option<String>,
+    /// Which users; the default keeps them all.
+    pub filter: UserFilter,
 }
 
 /// One page of users.
 #[derive(Debug, Clone)]
 pub struct Page {
-    /// Users, by id, each with the cursor that points just after it.
+    /// Users, in the list's order (by id unless a prefix filter says otherwise), each with
+    /// the cursor that points just after it.
     pub users: Vec<(String, UserView)>,
     /// Whether users remain after this page.
     pub has_next: bool,
@@ -338,8 +343,10 @@ impl Users {
         Ok(user.map(|u| UserView::for_viewer(u, &viewer.user)))
     }
 
-    /// A page of users in id (registration) order, after the user the request's cursor
-    /// points at.
+    /// A page of users, after the user the request's cursor points at: all of them in id
+    /// (registration) order, or those the request's filter keeps, in the order it implies (see
+    /// `search`). Filtering by email or by disabled is for admins (else FORBIDDEN); a cursor
+    /// made for a list of another order or prefix is a BAD_USER_INPUT on the cursor.
     pub async fn list(&self, viewer: &Viewer, page: PageRequest) -> Result<Page, AppError> {
         viewer.require_verified()?;
         let limit = page.size;
@@ -349,16 +356,28 @@ impl Users {
                 format!("the page size must be between 1 and {MAX_PAGE}"),
             ));
         }
+        let search = search::Search::new(&page.filter, viewer.user.role == Role::Admin)?;
         let after = page.after.as_deref().map(Cursor::decode).transpose()?;
-        let mut users =
-            repo::list_users(&self.db, after.as_ref().map(Cursor::id), limit + 1).await?;
+        let query = search.query(after.as_ref())?;
+        let mut users = if page.filter.is_empty() {
+            // The unfiltered list keeps the statement it always had.
+            repo::list_users(&self.db, query.after, limit + 1).await?
+        } else {
+            repo::list_filtered(&self.db, &query, limit + 1).await?
+        };
         let has_next = users.len() as i64 > limit;
         users.truncate(limit as usize);
+        let order = search.order();
         let users = users
             .into_iter()
             .map(|u| {
-                let cursor = Cursor::after(&u.id).encode();
-                (cursor, UserView::for_viewer(u, &viewer.user))
+                // The lower-cased copies are made the same way when they are stored.
+                let cursor = match order {
+                    SortKey::Id => Cursor::after(&u.id),
+                    SortKey::Username => Cursor::at(order, &u.username.to_lowercase()),
+                    SortKey::Email => Cursor::at(order, &u.email.to_lowercase()),
+                };
+                (cursor.encode(), UserView::for_viewer(u, &viewer.user))
             })
             .collect();
         Ok(Page { users, has_next })

@@ -1,13 +1,16 @@
-//! Roles: what only an ADMIN may do (delete any user, set roles), the rule that the last admin
-//! can be neither demoted nor deleted, and the promotion the CLI performs.
+//! Roles: what only an ADMIN may do (delete any user, set roles, disable accounts), the rule
+//! that the last enabled admin can be neither demoted, deleted nor disabled, and the promotion
+//! the CLI performs.
 
 use chrono::Utc;
 
 use super::Users;
 use crate::accounts::model::{Role, User, UserView};
-use crate::accounts::{repo, validation};
+use crate::accounts::repo::{self, Effects};
+use crate::accounts::validation;
 use crate::db::DbPool;
 use crate::error::AppError;
+use crate::mail::compose::Mail;
 use crate::signins::Viewer;
 
 /// What a non-admin gets for an admin operation.
@@ -15,6 +18,10 @@ const ADMINS_ONLY: AppError = AppError::Forbidden("only an admin may do this");
 /// What removing the last admin gets: the service would be left without anyone to run it.
 const LAST_ADMIN: AppError =
     AppError::Forbidden("the last admin cannot be demoted or deleted; promote another user first");
+/// What disabling the last enabled admin gets.
+const LAST_ADMIN_DISABLED: AppError = AppError::Forbidden(
+    "the last enabled admin cannot be disabled; promote (or enable) another admin first",
+);
 /// An addressed user that does not exist.
 const NO_SUCH_USER: AppError = AppError::NotFound("user not found");
 
@@ -79,6 +86,57 @@ impl Users {
         }
         Ok(UserView::for_viewer(user, &viewer.user))
     }
+
+    /// Disables or enables a user; returns the user as the caller sees them. ADMIN only (else
+    /// FORBIDDEN); NOT_FOUND when there is no such user; disabling the last enabled admin (the
+    /// caller included) is FORBIDDEN. Either way is idempotent.
+    ///
+    /// Disabling moves the user's credentials version on in the same statement (a sign-in
+    /// racing it withdraws) and then ends every session at once; their refresh tokens stop
+    /// working with the version, and are kept until the user is enabled again only so that a
+    /// refresh can answer ACCOUNT_DISABLED. Enabling lets the user sign in again; what
+    /// disabling ended stays ended.
+    pub async fn set_disabled(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+        disabled: bool,
+    ) -> Result<UserView, AppError> {
+        viewer.require_verified()?;
+        require_admin(viewer)?;
+        if !validation::is_id(id) {
+            return Err(NO_SUCH_USER);
+        }
+        let now = Utc::now().naive_utc();
+        if disabled {
+            let changed = repo::disable_user(&self.db, id, now).await?;
+            if changed {
+                self.sign_ins.end_sessions(id).await?;
+            }
+            let user = repo::find_by_id(&self.db, id).await?.ok_or(NO_SUCH_USER)?;
+            if !changed {
+                return Err(LAST_ADMIN_DISABLED);
+            }
+            self.tell_disabled(&user, now).await;
+            return Ok(UserView::for_viewer(user, &viewer.user));
+        }
+        let user = repo::find_by_id(&self.db, id).await?.ok_or(NO_SUCH_USER)?;
+        if user.disabled {
+            // Before the account opens again, while no sign-in can start: the refresh tokens
+            // kept for their refusal (all dead since the version moved on) go for good.
+            self.sign_ins.end_refresh_tokens(id).await?;
+        }
+        if !repo::enable_user(&self.db, id, now).await? {
+            return Err(NO_SUCH_USER);
+        }
+        Ok(UserView::for_viewer(
+            User {
+                disabled: false,
+                ..user
+            },
+            &viewer.user,
+        ))
+    }
 }
 
 /// Makes the user named `username` (any letter case) an ADMIN, for the `promote` subcommand;
@@ -102,4 +160,28 @@ pub async fn promote(db: &DbPool, username: &str) -> Result<(User, bool), AppErr
         },
         true,
     ))
+}
+
+impl Users {
+    /// Queues the notice that tells a user their account was disabled. A failure to queue it
+    /// is logged: the account is disabled either way, and the admin's request succeeded.
+    async fn tell_disabled(&self, user: &User, now: chrono::NaiveDateTime) {
+        let queued = async {
+            let notice = self
+                .mailroom
+                .notice(user, &user.email, &Mail::AccountDisabled, now)?;
+            let effects = Effects {
+                token: None,
+                mails: vec![notice],
+            };
+            repo::write(&self.db, &effects).await?;
+            Ok::<(), AppError>(())
+        };
+        match queued.await {
+            Ok(()) => self.mailroom.queued(),
+            Err(e) => {
+                tracing::warn!(error = %e, user_id = %user.id, "could not queue the account-disabled notice")
+            }
+        }
+    }
 }

@@ -282,4 +282,27 @@ backend_tests! {
         assert_eq!(done.status(), 200);
         app.login("noor", NEW_PASSWORD).await;
     }
+
+    /// Disabling an account tells its owner, with a notice that carries no token; a disabled
+    /// account gets no reset link (the answer is the same).
+    async fn disabling_tells_the_owner(app: TestApp) {
+        let admin = app.register("boss", PASSWORD).await;
+        crate::support::db::make_admin(&app, &admin.user_id).await;
+        let user = app.register("olga", PASSWORD).await;
+        app.mailbox.next_to("olga@example.com").await;
+        let body = app.gql(
+            "mutation($id: ID!) { setUserDisabled(id: $id, disabled: true) { disabled } }",
+            json!({"id": user.user_id}),
+            Some(&admin.access),
+        ).await;
+        assert_eq!(body["data"]["setUserDisabled"]["disabled"], true, "{body}");
+        let notice = app.mailbox.nth_to("olga@example.com", 2).await;
+        assert!(notice.subject.contains("disabled"), "{}", notice.subject);
+        assert!(notice.token(VERIFY_PATH).is_none() && notice.token(RESET_PATH).is_none());
+        let body = app.gql(REQUEST_RESET, json!({"e": "olga@example.com"}), None).await;
+        assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
+        app.gql(REQUEST_RESET, json!({"e": "boss@example.com"}), None).await;
+        app.mailbox.next_with("boss@example.com", RESET_PATH).await;
+        assert_eq!(app.mailbox.all_to("olga@example.com").len(), 2, "no reset link for a disabled account");
+    }
 }

@@ -40,9 +40,11 @@ mod security_rate_limits;
 mod security_tokens;
 
 // Roles, sessions and refresh tokens.
+mod admin_disable;
 mod isolation;
 mod refresh;
 mod roles;
 mod sessions;
 mod statements;
 mod tokens;
+mod users_filter;

@@ -23,6 +23,8 @@ const CONTRACT: &[(&str, &str)] = &[
     // Added with roles and refresh tokens (README: REST routes).
     ("/users/refresh", "POST"),
     ("/users/{id}", "DELETE"),
+    // Added with disabling (API.md section 7).
+    ("/users/{id}/disabled", "PUT"),
     // Section 7: the account lifecycle.
     ("/users/password-reset", "POST"),
     ("/users/password-reset/confirm", "POST"),

@@ -5,6 +5,8 @@
 use chrono::NaiveDateTime;
 use diesel::{ExpressionMethods as _, QueryDsl as _};
 use diesel_async::RunQueryDsl as _;
+use user_api::accounts::model::UserRow;
+use user_api::accounts::repo;
 use user_api::config::DatabaseUrl;
 use user_api::db::DbError;
 use user_api::db::schema::{account_tokens, refresh_tokens, users};
@@ -42,6 +44,50 @@ pub async fn demote_everyone(app: &TestApp) {
             .await)
     }
     run(app).await.expect("demote everyone");
+}
+
+/// How many admins the database holds that are not disabled.
+pub async fn count_enabled_admins(app: &TestApp) -> i64 {
+    async fn run(app: &TestApp) -> Result<i64, DbError> {
+        let query = users::table
+            .filter(users::role.eq("admin"))
+            .filter(users::disabled.eq(false))
+            .count();
+        user_api::with_conn!(app.state.dependencies.database(), |c| query
+            .get_result::<i64>(c)
+            .await)
+    }
+    run(app).await.expect("count enabled admins")
+}
+
+/// Puts a user straight into the database, much faster than registering (no hash: the user
+/// cannot sign in); returns its id. `role` is `user` or `admin`.
+pub async fn insert_user(
+    app: &TestApp,
+    username: &str,
+    email: &str,
+    role: &str,
+    disabled: bool,
+) -> String {
+    let now = chrono::Utc::now().naive_utc();
+    let row = UserRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: username.to_owned(),
+        username_lower: username.to_lowercase(),
+        email: email.to_owned(),
+        email_lower: email.to_lowercase(),
+        password_hash: "no password: inserted by a test".to_owned(),
+        role: role.to_owned(),
+        registration_date: now,
+        updated_at: now,
+        credentials_version: 0,
+        email_verified: false,
+        disabled,
+    };
+    repo::create_user(app.state.dependencies.database(), &row, &Default::default())
+        .await
+        .expect("insert user");
+    row.id
 }
 
 /// How many admins the database holds.

@@ -221,6 +221,13 @@ pub fn error_field(body: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `errors[0].extensions.reason` of a GraphQL response (why a FORBIDDEN was refused).
+pub fn error_reason(body: &Value) -> Option<String> {
+    body["errors"][0]["extensions"]["reason"]
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// `errors[0].extensions.retryAfter` of a GraphQL response.
 pub fn retry_after(body: &Value) -> Option<u64> {
     body["errors"][0]["extensions"]["retryAfter"].as_u64()

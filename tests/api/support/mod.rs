@@ -16,7 +16,8 @@ pub mod tokens;
 
 pub use app::{Backend, NO_LIMIT, TestApp, per_hour, per_minute};
 pub use graphql::{
-    GRAPHQL_RESPONSE, SignIn, assert_no_internals, error_code, error_field, messages, retry_after,
+    GRAPHQL_RESPONSE, SignIn, assert_no_internals, error_code, error_field, error_reason, messages,
+    retry_after,
 };
 pub(crate) use runner::backend_tests;
 

@@ -1,0 +1,3 @@
+DROP INDEX users_role_disabled_id;
+DROP INDEX users_disabled_id;
+DROP INDEX users_role_id;
