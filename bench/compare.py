@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Before and after: the `me` and login scenarios of bench/run.py for several builds of the
+"""Before and after: the `me`, login and register scenarios of bench/run.py for several builds of the
 server, run in turn round by round on each backend, so that every build meets the same moments
 of a machine whose speed drifts. Writes (or replaces) a "Before and after" section of
 bench/RESULTS.md.
@@ -75,6 +75,9 @@ def compare_backend(backend, builds, args, workdir):
         ("GraphQL me", 32, lambda s, t: (s.url + "/graphql", "post.lua", {"BODY": ME_QUERY, "TOKEN": t})),
         ("REST GET /users/me", 32, lambda s, t: (s.url + "/users/me", "get.lua", {"TOKEN": t})),
         ("login", 8, lambda s, t: (s.url + "/graphql", "post.lua", {"BODY": LOGIN_BODY})),
+        # A new user per request (names unique per server and round); each queues its
+        # verification mail where the build has one.
+        ("register", 8, lambda s, t: (s.url + "/graphql", "register.lua", {"RUN": str(s.port)})),
     ]
     runs = {(name, label): [] for name, _, _ in scenarios for label, _, _ in builds}
     for i in range(args.repeat):

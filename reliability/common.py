@@ -283,6 +283,9 @@ class Server:
             "RATE_LIMIT_LOGIN_PER_IP": "off",
             "RATE_LIMIT_REGISTER_PER_IP": "off",
             "RATE_LIMIT_REFRESH_PER_SESSION": "off",
+            "RATE_LIMIT_PASSWORD_RESET_PER_IP": "off",
+            "RATE_LIMIT_PASSWORD_RESET_PER_EMAIL": "off",
+            "RATE_LIMIT_VERIFICATION_PER_USER": "off",
             **env,
         }
         self.workdir = workdir
