@@ -168,3 +168,26 @@ fn dockerfile_is_multi_stage_and_runs_unprivileged() {
     assert_ne!(user.trim(), "root");
     assert_ne!(user.trim(), "0");
 }
+
+#[test]
+fn mail_goes_to_the_bundled_mailpit_until_configured() {
+    let doc = compose();
+    let mailpit = &doc["services"]["mailpit"];
+    assert!(
+        mailpit["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("axllent/mailpit:")),
+        "a pinned Mailpit image"
+    );
+    let ports: Vec<&str> = mailpit["ports"]
+        .as_vec()
+        .expect("mailpit ports")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(ports.iter().any(|p| p.ends_with(":8025")), "{ports:?}");
+    let smtp = doc["services"]["api"]["environment"]["SMTP_URL"]
+        .as_str()
+        .expect("api SMTP_URL");
+    assert_eq!(smtp, "${SMTP_URL:-smtp://mailpit:1025}");
+}

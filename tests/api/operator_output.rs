@@ -130,6 +130,8 @@ fn the_start_up_line_names_the_database_and_the_generated_secret() {
         line.contains("generated now, kept in data/jwt-secret"),
         "{line}"
     );
+    // Without SMTP_URL, mails become files, and the operator is told where.
+    assert!(line.contains("files in data/mail"), "{line}");
     // Piped, not a terminal: no colour codes anywhere.
     assert!(
         server.seen.iter().all(|l| !l.contains('\u{1b}')),
@@ -146,6 +148,14 @@ fn every_request_gets_an_access_log_line() {
     for needle in ["method=GET", "status=200", "duration_ms=", "cli-test-1"] {
         assert!(line.contains(needle), "{needle} missing: {line}");
     }
+}
+
+#[test]
+fn the_start_up_line_names_the_smtp_server_without_its_password() {
+    let mut server = Server::start(&["--smtp-url", "smtps://mailer:hunter2@smtp.example.com:465"]);
+    let line = server.wait_for("listening");
+    assert!(line.contains("smtp.example.com:465"), "{line}");
+    assert!(!line.contains("hunter2"), "the password is logged: {line}");
 }
 
 #[test]
