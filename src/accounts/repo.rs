@@ -26,6 +26,9 @@ pub struct Effects {
     pub token: Option<TokenRow>,
     /// Mails to queue.
     pub mails: Vec<OutboxRow>,
+    /// A user whose reset links stop working (their address or password changed: a link
+    /// mailed before must not outlive that).
+    pub end_resets_of: Option<String>,
 }
 
 /// Writes `$effects` ([`Effects`]) on the connection `$c`, inside the caller's transaction.
@@ -44,6 +47,15 @@ macro_rules! write_effects {
             CachedBySql(diesel::insert_into(account_tokens::table).values(token))
                 .execute($c)
                 .await?;
+        }
+        if let Some(user_id) = &effects.end_resets_of {
+            CachedBySql(diesel::delete(
+                account_tokens::table
+                    .filter(account_tokens::user_id.eq(user_id))
+                    .filter(account_tokens::purpose.eq(Purpose::ResetPassword.as_str())),
+            ))
+            .execute($c)
+            .await?;
         }
         for mail in &effects.mails {
             CachedBySql(diesel::insert_into(mail_outbox::table).values(mail))

@@ -54,13 +54,22 @@ pub struct TokenRow {
     pub expires_at: NaiveDateTime,
 }
 
-/// A token just made: the secret that goes into the mail, and the row that is stored.
-#[derive(Debug, Clone)]
+/// A token just made: the secret that goes into the mail, and the row that is stored. Its
+/// `Debug` leaves the secret out.
+#[derive(Clone)]
 pub struct NewToken {
     /// The token itself; never stored.
     pub secret: String,
     /// What is stored.
     pub row: TokenRow,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("row", &self.row)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NewToken {

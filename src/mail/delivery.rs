@@ -19,8 +19,13 @@ use crate::infra::metrics::MailMetrics;
 
 /// How often the worker looks for due mails when nothing woke it.
 const POLL_EVERY: Duration = Duration::from_secs(2);
-/// How many mails one claim takes.
-const BATCH: i64 = 10;
+/// How many mails one claim takes: one, so that a claim's lease (see [`Delivery::lease`])
+/// covers exactly one send however slow the SMTP server is; a batch sent one after another
+/// could outlive its lease and be claimed, and sent, by another replica meanwhile.
+const BATCH: i64 = 1;
+/// Attempts at a mail the SMTP server refused for good (a 5xx): a couple of retries cover a
+/// relay whose configuration is being fixed, without knocking for hours.
+const MAX_REFUSED_ATTEMPTS: u32 = 3;
 /// The longest wait between two attempts at one mail.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// How long failed mails stay in the outbox for the operator to see.
@@ -112,13 +117,18 @@ impl Delivery {
                 let error: String = e.to_string().chars().take(MAX_ERROR_CHARS).collect();
                 let now = Utc::now().naive_utc();
                 let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
-                if attempts >= self.max_attempts {
+                let limit = if e.permanent {
+                    self.max_attempts.min(MAX_REFUSED_ATTEMPTS)
+                } else {
+                    self.max_attempts
+                };
+                if attempts >= limit {
                     tracing::error!(mail_id = %row.id, kind = %row.kind, attempts, error = %error, "mail delivery failed for good");
-                    outbox::give_up(&self.db, &row.id, now, &error).await
+                    outbox::give_up(&self.db, &row, now, &error).await
                 } else {
                     let at = retry_time(now, self.retry_base, attempts);
                     tracing::warn!(mail_id = %row.id, kind = %row.kind, attempts, error = %error, retry_at = %at, "mail delivery failed; will retry");
-                    outbox::retry_at(&self.db, &row.id, at, &error).await
+                    outbox::retry_at(&self.db, &row, at, &error).await
                 }
             }
         }

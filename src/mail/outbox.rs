@@ -20,8 +20,8 @@ use crate::db::schema::mail_outbox;
 use crate::db::{DbError, DbPool};
 use crate::with_conn;
 
-/// A row of `mail_outbox`.
-#[derive(Debug, Clone, PartialEq, Eq, Insertable, Queryable, QueryableByName, Selectable)]
+/// A row of `mail_outbox`. Its `Debug` leaves the message out: it may hold a live link.
+#[derive(Clone, PartialEq, Eq, Insertable, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = mail_outbox)]
 pub struct OutboxRow {
     /// UUIDv7.
@@ -42,6 +42,18 @@ pub struct OutboxRow {
     pub created_at: NaiveDateTime,
     /// When its attempts ran out.
     pub failed_at: Option<NaiveDateTime>,
+}
+
+impl std::fmt::Debug for OutboxRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRow")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("attempts", &self.attempts)
+            .field("next_attempt_at", &self.next_attempt_at)
+            .field("failed_at", &self.failed_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OutboxRow {
@@ -148,32 +160,44 @@ pub async fn delivered(db: &DbPool, id: &str) -> Result<(), DbError> {
     .map(|_| ())
 }
 
-/// The attempt failed: due again at `at`, with `error` kept for the operator.
+/// The attempt of the claim `row` failed: due again at `at`, with `error` kept for the
+/// operator. Nothing changes if the row was claimed again since (its attempt count moved on):
+/// that claim decides.
 pub async fn retry_at(
     db: &DbPool,
-    id: &str,
+    row: &OutboxRow,
     at: NaiveDateTime,
     error: &str,
 ) -> Result<(), DbError> {
-    with_conn!(db, |c| CachedBySql(
-        diesel::update(mail_outbox::table.find(id)).set((
-            mail_outbox::next_attempt_at.eq(at),
-            mail_outbox::last_error.eq(error),
-        ))
-    )
+    let claimed = mail_outbox::table
+        .find(&row.id)
+        .filter(mail_outbox::attempts.eq(row.attempts));
+    with_conn!(db, |c| CachedBySql(diesel::update(claimed).set((
+        mail_outbox::next_attempt_at.eq(at),
+        mail_outbox::last_error.eq(error),
+    )))
     .execute(c)
     .await)
     .map(|_| ())
 }
 
-/// The attempts ran out: the row stays, marked failed at `at`, for the operator to see.
-pub async fn give_up(db: &DbPool, id: &str, at: NaiveDateTime, error: &str) -> Result<(), DbError> {
-    with_conn!(db, |c| CachedBySql(
-        diesel::update(mail_outbox::table.find(id)).set((
-            mail_outbox::failed_at.eq(at),
-            mail_outbox::last_error.eq(error),
-        ))
-    )
+/// The attempts of the claim `row` ran out: the row stays, marked failed at `at`, for the
+/// operator to see, without its message (which may hold a live link). Nothing changes if the
+/// row was claimed again since.
+pub async fn give_up(
+    db: &DbPool,
+    row: &OutboxRow,
+    at: NaiveDateTime,
+    error: &str,
+) -> Result<(), DbError> {
+    let claimed = mail_outbox::table
+        .find(&row.id)
+        .filter(mail_outbox::attempts.eq(row.attempts));
+    with_conn!(db, |c| CachedBySql(diesel::update(claimed).set((
+        mail_outbox::failed_at.eq(at),
+        mail_outbox::last_error.eq(error),
+        mail_outbox::message.eq(""),
+    )))
     .execute(c)
     .await)
     .map(|_| ())

@@ -4,11 +4,13 @@
 
 use chrono::Utc;
 
+use super::Mailroom;
 use super::Users;
 use crate::accounts::model::{User, UserView};
 use crate::accounts::repo::{self, Effects};
 use crate::accounts::tokens::{self, Purpose};
 use crate::accounts::validation;
+use crate::db::DbPool;
 use crate::error::{AppError, Field};
 use crate::infra::opaque_token;
 use crate::mail::compose::Mail;
@@ -17,6 +19,13 @@ use crate::signins::{SignInContext, Viewer};
 /// Every bad token — malformed, unknown, used, expired, for an address no longer the
 /// account's, of a deleted user — gets this one answer.
 const BAD_TOKEN: AppError = AppError::Unauthenticated("invalid or expired token");
+
+/// How often a reset retries ending the user's sessions when the session store could not be
+/// reached.
+const END_SESSIONS_RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// How many times: 30 minutes in all, the default access-token lifetime, past which the
+/// sessions have lapsed on their own.
+const END_SESSIONS_RETRIES: u32 = 900;
 
 /// How often expired verification and reset tokens are purged.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
@@ -51,6 +60,7 @@ impl Users {
             &Effects {
                 token: Some(mail.token),
                 mails: vec![mail.mail],
+                end_resets_of: None,
             },
         )
         .await?;
@@ -80,8 +90,10 @@ impl Users {
     }
 
     /// Mails a reset link to the account registered with `email`, if there is one. The answer
-    /// and its timing are the same either way: the lookup runs for both, and the token and mail
-    /// are written after the answer, off the request.
+    /// and its timing are the same either way: after the checks every request takes (the
+    /// address's syntax, the rate limits), the lookup, the mail and the token are done after
+    /// the answer, off the request. (A reset asked for in the instant before a shutdown may
+    /// thus be lost; asking again sends it.)
     pub async fn request_password_reset(
         &self,
         email: &str,
@@ -92,29 +104,11 @@ impl Users {
         self.limiter
             .check_password_reset(context.ip, &email_lower)
             .await?;
-        let Some(user) = repo::find_by_email(&self.db, &email_lower).await? else {
-            return Ok(());
-        };
-        // A suspended account cannot use a new password; it gets no link.
-        if user.disabled {
-            return Ok(());
-        }
-        let now = Utc::now().naive_utc();
-        let mail = self.mailroom.reset(&user, now)?;
         let db = self.db.clone();
         let mailroom = self.mailroom.clone();
-        // Off the request: the time the writes take would tell a registered address from an
-        // unknown one.
         tokio::spawn(async move {
-            let effects = Effects {
-                token: Some(mail.token),
-                mails: vec![mail.mail],
-            };
-            match repo::write(&db, &effects).await {
-                Ok(()) => mailroom.queued(),
-                Err(e) => {
-                    tracing::warn!(error = %e, user_id = %user.id, "could not queue a password-reset mail")
-                }
+            if let Err(e) = queue_reset(&db, &mailroom, &email_lower).await {
+                tracing::warn!(error = %e, "could not queue a password-reset mail");
             }
         });
         Ok(())
@@ -136,6 +130,11 @@ impl Users {
         let user: User = repo::find_by_id(&self.db, &row.user_id)
             .await?
             .ok_or(BAD_TOKEN)?;
+        // Disabling ends the links (below is the race's backstop): a suspended account's
+        // password stays as it was.
+        if user.disabled {
+            return Err(BAD_TOKEN);
+        }
         validation::password(&new_password).map_err(|e| e.on_field(Field::NewPassword))?;
         validation::password_not_guessable(&new_password, &user.username, &[&user.email])
             .map_err(|e| e.on_field(Field::NewPassword))?;
@@ -146,11 +145,51 @@ impl Users {
         let effects = Effects {
             token: None,
             mails: vec![notice],
+            end_resets_of: None,
         };
         if !repo::redeem_reset(&self.db, &row, now, &password_hash, &effects).await? {
             return Err(BAD_TOKEN);
         }
         self.mailroom.queued();
-        self.sign_ins.end_all(&user.id).await
+        // The password has changed and the link is used up: from here the sessions must end
+        // whatever happens, so a session store that cannot be reached now is retried in the
+        // background rather than reported to a client who could not undo the reset anyway.
+        // Meanwhile refresh tokens are already dead (the credentials version moved on), and
+        // access tokens cannot be checked against an unreachable store either.
+        if let Err(e) = self.sign_ins.end_all(&user.id).await {
+            tracing::warn!(error = %e, user_id = %user.id, "a reset could not end the user's sessions yet; retrying");
+            let sign_ins = self.sign_ins.clone();
+            let user_id = user.id;
+            tokio::spawn(async move {
+                for _ in 0..END_SESSIONS_RETRIES {
+                    tokio::time::sleep(END_SESSIONS_RETRY_EVERY).await;
+                    if sign_ins.end_all(&user_id).await.is_ok() {
+                        return;
+                    }
+                }
+                tracing::error!(%user_id, "a reset's sessions could not be ended; they lapse with their access tokens");
+            });
+        }
+        Ok(())
     }
+}
+
+/// Queues a reset link for the account registered with `email_lower`, if there is one and it
+/// is not disabled (a suspended account cannot use a new password).
+async fn queue_reset(db: &DbPool, mailroom: &Mailroom, email_lower: &str) -> Result<(), AppError> {
+    let Some(user) = repo::find_by_email(db, email_lower).await? else {
+        return Ok(());
+    };
+    if user.disabled {
+        return Ok(());
+    }
+    let mail = mailroom.reset(&user, Utc::now().naive_utc())?;
+    let effects = Effects {
+        token: Some(mail.token),
+        mails: vec![mail.mail],
+        end_resets_of: None,
+    };
+    repo::write(db, &effects).await?;
+    mailroom.queued();
+    Ok(())
 }

@@ -171,9 +171,11 @@ impl Users {
         let verification = self
             .mailroom
             .verification(&user, &user.email, now.naive_utc())?;
+        let mail_id = verification.mail.id.clone();
         let effects = Effects {
             token: Some(verification.token),
             mails: vec![verification.mail],
+            end_resets_of: None,
         };
         match repo::create_user(&self.db, &row, &effects).await {
             Ok(()) => self.mailroom.queued(),
@@ -195,11 +197,22 @@ impl Users {
         if session.is_err() {
             // Without its token the registration failed: take the account back, so that a retry
             // does not find its own username taken.
-            if let Err(e) = repo::delete_user(&self.db, &id).await {
+            // Its verification mail goes too: it would ask a stranger to confirm an account
+            // that does not exist.
+            if let Err(e) = self.take_back(&id, &mail_id).await {
                 tracing::warn!(error = %e, user_id = %id, "could not take back a registration whose sign-in failed");
             }
         }
         session
+    }
+
+    /// Removes a registration whose sign-in failed: the account, its tokens and the mail
+    /// queued for it (if not sent already).
+    async fn take_back(&self, user_id: &str, mail_id: &str) -> Result<(), AppError> {
+        repo::delete_user(&self.db, user_id).await?;
+        crate::accounts::tokens::delete_for_user(&self.db, user_id).await?;
+        crate::mail::outbox::delivered(&self.db, mail_id).await?;
+        Ok(())
     }
 
     /// Changes the caller's email and/or password. A password change revokes every other session
@@ -262,7 +275,10 @@ impl Users {
         let old = &viewer.user;
         // Notices go to the address the account had: its owner hears of a change made with a
         // stolen token.
-        let mut effects = Effects::default();
+        let mut effects = Effects {
+            end_resets_of: Some(old.id.clone()),
+            ..Effects::default()
+        };
         if let Some(email) = &input.email {
             let verification = self.mailroom.verification(old, email, now)?;
             effects.token = Some(verification.token);

@@ -109,6 +109,9 @@ impl Users {
         }
         let now = Utc::now().naive_utc();
         if disabled {
+            let was_enabled = repo::find_by_id(&self.db, id)
+                .await?
+                .is_some_and(|u| !u.disabled);
             let changed = repo::disable_user(&self.db, id, now).await?;
             if changed {
                 self.sign_ins.end_sessions(id).await?;
@@ -117,7 +120,9 @@ impl Users {
             if !changed {
                 return Err(LAST_ADMIN_DISABLED);
             }
-            self.tell_disabled(&user, now).await;
+            if was_enabled {
+                self.tell_disabled(&user, now).await;
+            }
             return Ok(UserView::for_viewer(user, &viewer.user));
         }
         let user = repo::find_by_id(&self.db, id).await?.ok_or(NO_SUCH_USER)?;
@@ -163,16 +168,19 @@ pub async fn promote(db: &DbPool, username: &str) -> Result<(User, bool), AppErr
 }
 
 impl Users {
-    /// Queues the notice that tells a user their account was disabled. A failure to queue it
-    /// is logged: the account is disabled either way, and the admin's request succeeded.
+    /// Queues the notice that tells a user their account was disabled, and ends their reset
+    /// links. A failure is logged: the account is disabled either way (and `reset_password`
+    /// refuses a disabled account's links), and the admin's request succeeded.
     async fn tell_disabled(&self, user: &User, now: chrono::NaiveDateTime) {
         let queued = async {
             let notice = self
                 .mailroom
                 .notice(user, &user.email, &Mail::AccountDisabled, now)?;
+            // Reset links mailed before stop working with it.
             let effects = Effects {
                 token: None,
                 mails: vec![notice],
+                end_resets_of: Some(user.id.clone()),
             };
             repo::write(&self.db, &effects).await?;
             Ok::<(), AppError>(())

@@ -204,13 +204,35 @@ backend_tests! {
         let app = TestApp::builder().require_email_verification(true).spawn(backend).await;
         let kim = app.register("kim", PASSWORD).await;
         assert!(app.me(&kim.access).await.is_ok());
-        let body = app.gql("{ users { nodes { id } } }", json!({}), Some(&kim.access)).await;
-        assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
-        assert_eq!(body["errors"][0]["extensions"]["reason"], "EMAIL_NOT_VERIFIED");
-        let reply = call(&app, reqwest::Method::GET, "/users", Some(&kim.access), None).await;
+        let other = app.register("other", PASSWORD).await;
+        // Every operation beyond the few that lead to verification is held back.
+        let held = [
+            "{ users { nodes { id } } }".to_owned(),
+            format!("{{ user(id: \"{}\") {{ id }} }}", other.user_id),
+            "{ sessions { id } }".to_owned(),
+            "mutation { updateMe(input: {email: \"kim2@example.com\"}) { id } }".to_owned(),
+            format!("mutation {{ revokeSession(id: \"{}\") }}", other.session_id()),
+            "mutation { logoutAll }".to_owned(),
+            format!("mutation {{ deleteUser(id: \"{}\") }}", other.user_id),
+            format!("mutation {{ setRole(id: \"{}\", role: ADMIN) {{ id }} }}", other.user_id),
+            format!("mutation {{ setUserDisabled(id: \"{}\", disabled: true) {{ id }} }}", other.user_id),
+        ];
+        for query in &held {
+            let body = app.gql(query, json!({}), Some(&kim.access)).await;
+            assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{query}: {body}");
+            assert_eq!(body["errors"][0]["extensions"]["reason"], "EMAIL_NOT_VERIFIED", "{query}");
+        }
+        for path in ["/users", &format!("/users/{}", other.user_id)] {
+            let reply = call(&app, reqwest::Method::GET, path, Some(&kim.access), None).await;
+            assert_eq!(reply.status, 403, "{path}");
+            assert_eq!(reply.body["reason"], "EMAIL_NOT_VERIFIED");
+        }
+        let reply = call(&app, reqwest::Method::PUT, "/users", Some(&kim.access), Some(json!({"email": "k@example.com"}))).await;
         assert_eq!(reply.status, 403);
-        assert_eq!(reply.body["reason"], "EMAIL_NOT_VERIFIED");
         assert_eq!(rest_me(&app, &kim.access).await.status, 200);
+        // Signing out and leaving stay open.
+        let spare = app.login("kim", PASSWORD).await;
+        assert_eq!(app.logout(&spare.access).await["data"]["logout"], true);
         let body = app.gql("mutation { sendVerificationEmail }", json!({}), Some(&kim.access)).await;
         assert_eq!(body["data"]["sendVerificationEmail"], true, "{body}");
         let token = app.mailbox.nth_to("kim@example.com", 2).await.token(VERIFY_PATH).unwrap();
@@ -305,4 +327,55 @@ backend_tests! {
         app.mailbox.next_with("boss@example.com", RESET_PATH).await;
         assert_eq!(app.mailbox.all_to("olga@example.com").len(), 2, "no reset link for a disabled account");
     }
+
+    /// A reset link stops working when the address or the password changes after it was
+    /// mailed, or the account is disabled; and, like every link, when it expires.
+    async fn reset_links_end_with_the_account_changes_they_predate(app: TestApp) {
+        let admin = app.register("chief", PASSWORD).await;
+        crate::support::db::make_admin(&app, &admin.user_id).await;
+        let pat = app.register("pat", PASSWORD).await;
+        // An email change ends the link mailed to the old address.
+        let token = fresh_reset_token(&app, "pat@example.com").await;
+        app.update_me(&pat.access, json!({"email": "pat@example.org"})).await;
+        assert_eq!(error_code(&reset(&app, &token, NEW_PASSWORD).await).as_deref(), Some("UNAUTHENTICATED"));
+        // A password change ends it.
+        let token = fresh_reset_token(&app, "pat@example.org").await;
+        let body = app.update_me(&pat.access, json!({"password": NEW_PASSWORD, "currentPassword": PASSWORD})).await;
+        assert!(body["errors"].is_null(), "{body}");
+        assert_eq!(error_code(&reset(&app, &token, "third passphrase here").await).as_deref(), Some("UNAUTHENTICATED"));
+        // So does its expiry.
+        let token = fresh_reset_token(&app, "pat@example.org").await;
+        crate::support::db::expire_account_tokens(&app).await;
+        assert_eq!(error_code(&reset(&app, &token, "third passphrase here").await).as_deref(), Some("UNAUTHENTICATED"));
+        // And disabling.
+        let token = fresh_reset_token(&app, "pat@example.org").await;
+        let body = app.gql(
+            "mutation($id: ID!) { setUserDisabled(id: $id, disabled: true) { disabled } }",
+            json!({"id": pat.user_id}),
+            Some(&admin.access),
+        ).await;
+        assert_eq!(body["data"]["setUserDisabled"]["disabled"], true, "{body}");
+        assert_eq!(error_code(&reset(&app, &token, "third passphrase here").await).as_deref(), Some("UNAUTHENTICATED"));
+    }
+}
+
+/// Asks for a reset link for `email` and returns the token of the mail it brings.
+async fn fresh_reset_token(app: &TestApp, email: &str) -> String {
+    let links = |app: &TestApp| -> Vec<String> {
+        app.mailbox
+            .all_to(email)
+            .iter()
+            .filter_map(|m| m.token(RESET_PATH))
+            .collect()
+    };
+    let before = links(app).len();
+    let body = app.gql(REQUEST_RESET, json!({"e": email}), None).await;
+    assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
+    for _ in 0..800 {
+        if let Some(token) = links(app).get(before) {
+            return token.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no new reset link for {email}");
 }
