@@ -33,17 +33,28 @@ pub struct Effects {
 
 /// Writes `$effects` ([`Effects`]) on the connection `$c`, inside the caller's transaction.
 /// A macro rather than a function: the body is expanded once per backend by `with_conn!`.
+/// The `new_user` form is for a user inserted in the same transaction, who has no older
+/// tokens to replace: it skips that delete, which on MySQL would also lock the gap at the
+/// end of the index that every concurrent registration inserts into.
 macro_rules! write_effects {
-    ($c:ident, $effects:expr) => {{
+    ($c:ident, $effects:expr) => {
+        write_effects!($c, $effects, replace_tokens = true)
+    };
+    ($c:ident, $effects:expr, new_user) => {
+        write_effects!($c, $effects, replace_tokens = false)
+    };
+    ($c:ident, $effects:expr, replace_tokens = $replace:expr) => {{
         let effects: &Effects = $effects;
         if let Some(token) = &effects.token {
-            CachedBySql(diesel::delete(
-                account_tokens::table
-                    .filter(account_tokens::user_id.eq(&token.user_id))
-                    .filter(account_tokens::purpose.eq(&token.purpose)),
-            ))
-            .execute($c)
-            .await?;
+            if $replace {
+                CachedBySql(diesel::delete(
+                    account_tokens::table
+                        .filter(account_tokens::user_id.eq(&token.user_id))
+                        .filter(account_tokens::purpose.eq(&token.purpose)),
+                ))
+                .execute($c)
+                .await?;
+            }
             CachedBySql(diesel::insert_into(account_tokens::table).values(token))
                 .execute($c)
                 .await?;
@@ -182,7 +193,7 @@ pub async fn create_user(db: &DbPool, row: &UserRow, effects: &Effects) -> Resul
             CachedBySql(diesel::insert_into(users::table).values(row))
                 .execute(c)
                 .await?;
-            write_effects!(c, effects);
+            write_effects!(c, effects, new_user);
             Ok(())
         })
         .await

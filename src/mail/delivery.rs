@@ -13,16 +13,24 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::outbox::{self, OutboxRow};
-use super::transport::Transport;
+use super::transport::{SendError, Transport};
 use crate::db::{DbError, DbPool};
 use crate::infra::metrics::MailMetrics;
 
 /// How often the worker looks for due mails when nothing woke it.
 const POLL_EVERY: Duration = Duration::from_secs(2);
-/// How many mails one claim takes: one, so that a claim's lease (see [`Delivery::lease`])
-/// covers exactly one send however slow the SMTP server is; a batch sent one after another
-/// could outlive its lease and be claimed, and sent, by another replica meanwhile.
-const BATCH: i64 = 1;
+/// How many mails one claim takes. A claim's mails are sent at once, not one after another,
+/// and each send (waiting for a pooled connection included) ends within `SMTP_TIMEOUT`, so
+/// the whole batch settles within one send's time and inside its lease (see
+/// [`Delivery::lease`]). Ten is the SMTP client's connection pool size.
+const BATCH: usize = 10;
+/// How long the worker waits, once woken, for more mails to come: under a burst of
+/// registrations one claim then carries several mails, where a claim per mail would cost
+/// the database a transaction each. A mail leaves this much later, which nobody can tell.
+const GATHER: Duration = Duration::from_millis(50);
+/// How often the pending and failed figures are counted at most: a count per wake would
+/// cost a query per mail under a burst.
+const COUNT_EVERY: Duration = Duration::from_secs(1);
 /// Attempts at a mail the SMTP server refused for good (a 5xx): a couple of retries cover a
 /// relay whose configuration is being fixed, without knocking for hours.
 const MAX_REFUSED_ATTEMPTS: u32 = 3;
@@ -63,6 +71,7 @@ impl Delivery {
 
     async fn run(self) {
         let mut last_prune: Option<tokio::time::Instant> = None;
+        let mut last_count: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = self.deliver_due().await {
                 tracing::warn!(error = %e, "mail delivery: the outbox cannot be read; retrying");
@@ -76,61 +85,86 @@ impl Delivery {
                     Err(e) => tracing::warn!(error = %e, "mail delivery: cannot prune"),
                 }
             }
-            match outbox::counts(&self.db).await {
-                Ok((pending, failed)) => {
-                    self.metrics.pending.set(pending);
-                    self.metrics.failed.set(failed);
+            if last_count.is_none_or(|at| at.elapsed() >= COUNT_EVERY) {
+                last_count = Some(tokio::time::Instant::now());
+                match outbox::counts(&self.db).await {
+                    Ok((pending, failed)) => {
+                        self.metrics.pending.set(pending);
+                        self.metrics.failed.set(failed);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "mail delivery: cannot count the outbox");
+                    }
                 }
-                Err(e) => tracing::debug!(error = %e, "mail delivery: cannot count the outbox"),
             }
             tokio::select! {
-                () = self.wake.notified() => {}
+                () = self.wake.notified() => tokio::time::sleep(GATHER).await,
+                // The figures are counted again at the next poll even when nothing changed
+                // meanwhile, so they settle after the last mail of a burst.
                 () = tokio::time::sleep(POLL_EVERY) => {}
             }
         }
     }
 
-    /// Sends every mail that is due, a batch at a time, until none is.
+    /// Sends every mail that is due, a batch at a time, until a claim finds fewer than a
+    /// batch (what is queued meanwhile wakes the worker again).
     async fn deliver_due(&self) -> Result<(), DbError> {
         loop {
             let now = Utc::now().naive_utc();
             let lease_until = now + to_delta(self.lease);
-            let batch = outbox::claim(&self.db, now, lease_until, BATCH).await?;
-            if batch.is_empty() {
-                return Ok(());
+            let batch = outbox::claim(&self.db, now, lease_until, BATCH as i64).await?;
+            let full = batch.len() == BATCH;
+            let sent = futures_util::future::join_all(
+                batch
+                    .iter()
+                    .map(|row| self.transport.send(&row.recipient, &row.message)),
+            )
+            .await;
+            let mut delivered = Vec::new();
+            let mut failure = Ok(());
+            for (row, result) in batch.iter().zip(sent) {
+                match result {
+                    Ok(()) => {
+                        self.metrics.sent.inc();
+                        tracing::info!(mail_id = %row.id, kind = %row.kind, "mail delivered");
+                        delivered.push(row.id.as_str());
+                    }
+                    Err(e) => {
+                        // Every outcome of the batch is settled before an error is returned.
+                        let settled = self.failed(row, e).await;
+                        failure = failure.and(settled);
+                    }
+                }
             }
-            for row in batch {
-                self.deliver(row).await?;
+            if !delivered.is_empty() {
+                outbox::remove(&self.db, &delivered).await?;
+            }
+            failure?;
+            if !full {
+                return Ok(());
             }
         }
     }
 
-    async fn deliver(&self, row: OutboxRow) -> Result<(), DbError> {
-        match self.transport.send(&row.recipient, &row.message).await {
-            Ok(()) => {
-                self.metrics.sent.inc();
-                tracing::info!(mail_id = %row.id, kind = %row.kind, "mail delivered");
-                outbox::delivered(&self.db, &row.id).await
-            }
-            Err(e) => {
-                self.metrics.attempt_failures.inc();
-                let error: String = e.to_string().chars().take(MAX_ERROR_CHARS).collect();
-                let now = Utc::now().naive_utc();
-                let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
-                let limit = if e.permanent {
-                    self.max_attempts.min(MAX_REFUSED_ATTEMPTS)
-                } else {
-                    self.max_attempts
-                };
-                if attempts >= limit {
-                    tracing::error!(mail_id = %row.id, kind = %row.kind, attempts, error = %error, "mail delivery failed for good");
-                    outbox::give_up(&self.db, &row, now, &error).await
-                } else {
-                    let at = retry_time(now, self.retry_base, attempts);
-                    tracing::warn!(mail_id = %row.id, kind = %row.kind, attempts, error = %error, retry_at = %at, "mail delivery failed; will retry");
-                    outbox::retry_at(&self.db, &row, at, &error).await
-                }
-            }
+    /// Settles a failed send of the claimed `row`: due again after a backoff, or failed for
+    /// good once its attempts ran out.
+    async fn failed(&self, row: &OutboxRow, e: SendError) -> Result<(), DbError> {
+        self.metrics.attempt_failures.inc();
+        let error: String = e.to_string().chars().take(MAX_ERROR_CHARS).collect();
+        let now = Utc::now().naive_utc();
+        let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
+        let limit = if e.permanent {
+            self.max_attempts.min(MAX_REFUSED_ATTEMPTS)
+        } else {
+            self.max_attempts
+        };
+        if attempts >= limit {
+            tracing::error!(mail_id = %row.id, kind = %row.kind, attempts, error = %error, "mail delivery failed for good");
+            outbox::give_up(&self.db, row, now, &error).await
+        } else {
+            let at = retry_time(now, self.retry_base, attempts);
+            tracing::warn!(mail_id = %row.id, kind = %row.kind, attempts, error = %error, retry_at = %at, "mail delivery failed; will retry");
+            outbox::retry_at(&self.db, row, at, &error).await
         }
     }
 }

@@ -150,10 +150,12 @@ async fn claim_in_one_statement(
     .await)
 }
 
-/// The SMTP server took the mail: it leaves the outbox.
-pub async fn delivered(db: &DbPool, id: &str) -> Result<(), DbError> {
+/// The mails `ids` leave the outbox, in one statement: the SMTP server took them, or the
+/// change they told of was taken back.
+pub async fn remove(db: &DbPool, ids: &[&str]) -> Result<(), DbError> {
+    // One cached statement per number of ids, at most a batch's worth of them.
     with_conn!(db, |c| CachedBySql(diesel::delete(
-        mail_outbox::table.find(id)
+        mail_outbox::table.filter(mail_outbox::id.eq_any(ids))
     ))
     .execute(c)
     .await)

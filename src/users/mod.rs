@@ -211,7 +211,7 @@ impl Users {
     async fn take_back(&self, user_id: &str, mail_id: &str) -> Result<(), AppError> {
         repo::delete_user(&self.db, user_id).await?;
         crate::accounts::tokens::delete_for_user(&self.db, user_id).await?;
-        crate::mail::outbox::delivered(&self.db, mail_id).await?;
+        crate::mail::outbox::remove(&self.db, &[mail_id]).await?;
         Ok(())
     }
 

@@ -77,6 +77,31 @@ backend_tests! {
         assert!(app.mailbox.all_to("refused@example.com").is_empty());
     }
 
+    /// More mails than one claim takes, with a refused recipient among them: sent in batches,
+    /// every other mail arrives once and the refused one is settled on its own.
+    async fn a_burst_goes_out_in_batches_each_mail_once(backend: Backend) {
+        let app = TestApp::builder().mail_max_attempts(10).spawn(backend).await;
+        app.mailbox.server.refuse_recipients_containing("refused");
+        // Queued while the server is down, so that the worker finds them all due at once.
+        app.mailbox.server.stop().await;
+        let mut names: Vec<String> = (0..23).map(|i| format!("burst{i}")).collect();
+        names.insert(7, "refused".to_owned());
+        futures_util::future::join_all(names.iter().map(|name| app.register(name, PASSWORD)))
+            .await;
+        metric_reaches(&app, "mail_pending", 24.0).await;
+        while metric(&app, "mail_delivery_failures_total").await < 24.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        app.mailbox.server.start().await;
+        metric_reaches(&app, "mail_failed", 1.0).await;
+        metric_reaches(&app, "mail_pending", 0.0).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for name in names.iter().filter(|name| *name != "refused") {
+            assert_eq!(app.mailbox.all_to(&format!("{name}@example.com")).len(), 1, "{name}");
+        }
+        assert!(app.mailbox.all_to("refused@example.com").is_empty());
+    }
+
     /// A server killed with mails pending loses none: the next one on the same database sends
     /// them.
     async fn mails_pending_at_a_kill_go_out_after_the_restart(backend: Backend) {
