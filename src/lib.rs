@@ -61,11 +61,7 @@ pub fn app(state: AppState) -> Router {
                 .fallback(graphql::http::method_not_allowed),
         )
         .with_state(endpoint);
-    let graphiql = Router::new()
-        .route("/graphiql", get(graphql::graphiql::graphiql))
-        .with_state(graphql::graphiql::GraphiqlPage::new(
-            graphql::http::GRAPHQL_PATH,
-        ));
+    let graphiql = graphql::graphiql::GraphiqlPage::new(graphql::http::GRAPHQL_PATH).router();
     let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary(rest::DOCS_PATH) }))
         .route("/healthz", get(web::health::healthz))
