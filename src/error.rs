@@ -27,6 +27,8 @@ pub enum Field {
     Cursor,
     /// A user's id.
     Id,
+    /// A list of ids fetched at once.
+    Ids,
     /// The start of the usernames a list is filtered to.
     UsernamePrefix,
     /// The start of the email addresses a list is filtered to.

@@ -551,3 +551,44 @@ pub async fn list_filtered(
     .map(User::try_from)
     .collect()
 }
+
+/// How many users `query` selects (its order and `after` aside): one index range scan per
+/// filter, or the whole table without one.
+pub async fn count_filtered(db: &DbPool, query: &UserQuery<'_>) -> Result<i64, DbError> {
+    let q = *query;
+    with_conn!(db, |c| {
+        let mut select = users::table.count().into_boxed();
+        if let Some(role) = q.role {
+            select = select.filter(users::role.eq(role.as_str()));
+        }
+        if let Some(disabled) = q.disabled {
+            select = select.filter(users::disabled.eq(disabled));
+        }
+        if let Some(range) = q.username {
+            select = select
+                .filter(users::username_lower.ge(range.start))
+                .filter(users::username_lower.lt(range.end));
+        }
+        if let Some(range) = q.email {
+            select = select
+                .filter(users::email_lower.ge(range.start))
+                .filter(users::email_lower.lt(range.end));
+        }
+        select.get_result::<i64>(c).await
+    })
+}
+
+/// The users with these ids (the ones that exist, in no particular order), in one query.
+pub async fn find_by_ids(db: &DbPool, ids: &[&str]) -> Result<Vec<User>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    with_conn!(db, |c| users::table
+        .filter(users::id.eq_any(ids))
+        .select(UserRecord::as_select())
+        .load(c)
+        .await)?
+    .into_iter()
+    .map(User::try_from)
+    .collect()
+}

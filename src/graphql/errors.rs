@@ -58,6 +58,7 @@ pub fn argument(field: Field) -> &'static str {
         Field::PageSize => "first",
         Field::Cursor => "after",
         Field::Id => "id",
+        Field::Ids => "ids",
         Field::UsernamePrefix => "usernamePrefix",
         Field::EmailPrefix => "emailPrefix",
     }

@@ -1,13 +1,41 @@
 //! Query resolvers: thin adapters over the `users` and `signins` services.
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::{
+    Connection, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields,
+};
 use async_graphql::{Context, ID, Object, Result};
 
-use super::types::{SessionObject, UserFilter, UserObject};
+use super::types::{Node, SessionObject, UserFilter, UserObject};
 use super::{state, viewer};
 use crate::accounts::model::UserView;
 use crate::error::{AppError, Field};
-use crate::users::{DEFAULT_PAGE, PageRequest, UserKey};
+use crate::users::{self, DEFAULT_PAGE, PageRequest, UserKey};
+
+/// A page of users: Relay's connection, with the list's total.
+pub type UserConnection = Connection<
+    String,
+    UserObject,
+    UserListFields,
+    EmptyFields,
+    DefaultConnectionName,
+    DefaultEdgeName,
+>;
+
+/// What a list of users tells beside its page.
+#[derive(Debug)]
+pub struct UserListFields {
+    filter: users::UserFilter,
+}
+
+#[Object]
+impl UserListFields {
+    /// How many users the list holds, every page together (the filter's, if any): counted
+    /// at most a few seconds ago, so it may lag changes by that much.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let viewer = viewer(ctx).await?;
+        Ok(state(ctx)?.users.count(viewer, &self.filter).await?)
+    }
+}
 
 /// Read operations.
 #[derive(Debug, Default)]
@@ -51,6 +79,31 @@ impl QueryRoot {
             .map(UserObject::from))
     }
 
+    /// The object with this id (Relay's object identification), as `user(id:)` shows it;
+    /// null when there is none. Needs a token.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+        let viewer = viewer(ctx).await?;
+        Ok(state(ctx)?
+            .users
+            .find(viewer, UserKey::Id(id.0))
+            .await?
+            .map(|u| Node::User(u.into())))
+    }
+
+    /// The objects with these ids, in the same order, null where there is none; at most 100
+    /// ids, fetched in one query. Needs a token.
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Node>>> {
+        let viewer = viewer(ctx).await?;
+        let ids: Vec<String> = ids.into_iter().map(|id| id.0).collect();
+        Ok(state(ctx)?
+            .users
+            .find_many(viewer, &ids)
+            .await?
+            .into_iter()
+            .map(|u| u.map(|u| Node::User(u.into())))
+            .collect())
+    }
+
     /// Users in registration order, as a Relay connection: `first` is 1 to 100, `after` a cursor
     /// from a previous page of the same filter. `filter` narrows the list (and with a prefix,
     /// orders it by that field; see `UserFilter`). Needs a token.
@@ -60,16 +113,21 @@ impl QueryRoot {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         filter: Option<UserFilter>,
-    ) -> Result<Connection<String, UserObject>> {
+    ) -> Result<UserConnection> {
         let viewer = viewer(ctx).await?;
+        let filter: users::UserFilter = filter.map(Into::into).unwrap_or_default();
         let request = PageRequest {
             // An explicit null asks for the default too.
             size: first.map_or(DEFAULT_PAGE, i64::from),
             after: after.clone(),
-            filter: filter.map(Into::into).unwrap_or_default(),
+            filter: filter.clone(),
         };
         let page = state(ctx)?.users.list(viewer, request).await?;
-        let mut connection = Connection::new(after.is_some(), page.has_next);
+        let mut connection = Connection::with_additional_fields(
+            after.is_some(),
+            page.has_next,
+            UserListFields { filter },
+        );
         connection.edges.extend(
             page.users
                 .into_iter()

@@ -1,8 +1,8 @@
 //! GraphQL object, input and scalar types. `///` comments here become schema descriptions.
 
 use async_graphql::{
-    Enum, ID, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject,
-    Value,
+    Enum, ID, InputObject, InputValueError, InputValueResult, Interface, Scalar, ScalarType,
+    SimpleObject, Value,
 };
 use chrono::{SecondsFormat, Utc};
 
@@ -50,6 +50,15 @@ impl From<model::Role> for Role {
             model::Role::Admin => Role::Admin,
         }
     }
+}
+
+/// An object that can be fetched again by its id alone, with `node(id:)` (Relay's object
+/// identification). Ids are unique across all types.
+#[derive(Debug, Clone, Interface)]
+#[graphql(field(name = "id", ty = "&ID", desc = "Unique across all types."))]
+pub enum Node {
+    /// A registered user.
+    User(UserObject),
 }
 
 /// A registered user.

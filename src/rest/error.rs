@@ -44,6 +44,8 @@ impl Location {
             Field::PageSize => (Location::Query, "limit"),
             Field::Cursor => (Location::Query, "after"),
             Field::Id => (Location::Path, "id"),
+            // No REST route takes a list of ids; the body is the nearest place to name.
+            Field::Ids => (Location::Body, "ids"),
             Field::UsernamePrefix => (Location::Query, "username_prefix"),
             Field::EmailPrefix => (Location::Query, "email_prefix"),
         }

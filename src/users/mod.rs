@@ -2,6 +2,7 @@
 //! [`Users`] is the service; GraphQL and REST both call it. Every business rule — who sees an
 //! email, what a password change ends, what counts as a conflict — lives here once.
 
+mod counts;
 pub mod cursor;
 mod lifecycle;
 pub mod mailroom;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+pub use self::counts::COUNT_FRESH_FOR;
 pub use self::cursor::Cursor;
 pub use self::mailroom::Mailroom;
 pub use self::roles::promote;
@@ -33,6 +35,7 @@ pub struct Users {
     limiter: Arc<RateLimiter>,
     sign_ins: Arc<SignIns>,
     mailroom: Arc<Mailroom>,
+    counts: counts::Counts,
 }
 
 /// Registration input.
@@ -127,6 +130,7 @@ impl Users {
             limiter,
             sign_ins,
             mailroom: Arc::new(mailroom),
+            counts: counts::Counts::new(),
         }
     }
 
@@ -357,6 +361,38 @@ impl Users {
             UserKey::Username(name) => repo::find_by_username(&self.db, &name).await?,
         };
         Ok(user.map(|u| UserView::for_viewer(u, &viewer.user)))
+    }
+
+    /// The users with these ids, in the same order, `None` where there is none (or the id is
+    /// not one), in one query; each as [`Users::find`] shows it to `viewer`. At most
+    /// [`MAX_PAGE`] ids (else BAD_USER_INPUT on `ids`).
+    pub async fn find_many(
+        &self,
+        viewer: &Viewer,
+        ids: &[String],
+    ) -> Result<Vec<Option<UserView>>, AppError> {
+        viewer.require_verified()?;
+        if ids.len() > MAX_PAGE as usize {
+            return Err(AppError::validation(
+                Field::Ids,
+                format!("at most {MAX_PAGE} ids at once"),
+            ));
+        }
+        let valid: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| validation::is_id(id))
+            .collect();
+        let found = repo::find_by_ids(&self.db, &valid).await?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                found
+                    .iter()
+                    .find(|u| &u.id == id)
+                    .map(|u| UserView::for_viewer(u.clone(), &viewer.user))
+            })
+            .collect())
     }
 
     /// A page of users, after the user the request's cursor points at: all of them in id

@@ -92,6 +92,18 @@ impl Search {
     }
 
     /// The order of the list, which its cursors point into.
+    /// A key naming the set of users the filter keeps (whatever its order), for caching.
+    pub(super) fn count_key(&self) -> String {
+        let start = |r: &Option<(String, String)>| r.as_ref().map(|(s, _)| s.clone());
+        format!(
+            "{:?}|{:?}|{:?}|{:?}",
+            start(&self.username),
+            start(&self.email),
+            self.role.map(Role::as_str),
+            self.disabled
+        )
+    }
+
     pub(super) fn order(&self) -> SortKey {
         self.order
     }
