@@ -23,7 +23,7 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 /// and each send (waiting for a pooled connection included) ends within `SMTP_TIMEOUT`, so
 /// the whole batch settles within one send's time and inside its lease (see
 /// [`Delivery::lease`]). Ten is the SMTP client's connection pool size.
-const BATCH: usize = 10;
+const BATCH: usize = outbox::MAX_CLAIM;
 /// How long the worker waits, once woken, for more mails to come: under a burst of
 /// registrations one claim then carries several mails, where a claim per mail would cost
 /// the database a transaction each. A mail leaves this much later, which nobody can tell.

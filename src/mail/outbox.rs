@@ -73,7 +73,7 @@ impl OutboxRow {
     }
 }
 
-/// Up to `limit` due rows, claimed by this worker until `lease_until`: their attempt counts
+/// Up to `limit` (at most [`MAX_CLAIM`]) due rows, claimed by this worker until `lease_until`: their attempt counts
 /// are incremented and they are not due again before then. Returns them as claimed.
 pub async fn claim(
     db: &DbPool,
@@ -102,8 +102,7 @@ pub async fn claim(
             if rows.is_empty() {
                 return Ok(rows);
             }
-            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            // One cached statement per batch size, at most BATCH of them.
+            let ids = padded(rows.iter().map(|r| r.id.as_str()));
             CachedBySql(
                 diesel::update(mail_outbox::table.filter(mail_outbox::id.eq_any(&ids))).set((
                     mail_outbox::attempts.eq(mail_outbox::attempts + 1),
@@ -120,6 +119,20 @@ pub async fn claim(
         })
         .await
     })
+}
+
+/// The most rows one claim takes.
+pub const MAX_CLAIM: usize = 10;
+
+/// `ids` (at most [`MAX_CLAIM`]) repeated up to [`MAX_CLAIM`] of them, so that a statement on
+/// a set of rows has one shape, prepared once per connection, whatever the set's size (a
+/// repeated id in `IN (…)` changes nothing).
+fn padded<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = ids.collect();
+    if let Some(&last) = ids.last() {
+        ids.resize(ids.len().max(MAX_CLAIM), last);
+    }
+    ids
 }
 
 /// The columns of a row, as the raw statements select them.
@@ -150,12 +163,15 @@ async fn claim_in_one_statement(
     .await)
 }
 
-/// The mails `ids` leave the outbox, in one statement: the SMTP server took them, or the
+/// The mails `ids` (at most [`MAX_CLAIM`]) leave the outbox, in one statement: the SMTP server took them, or the
 /// change they told of was taken back.
 pub async fn remove(db: &DbPool, ids: &[&str]) -> Result<(), DbError> {
-    // One cached statement per number of ids, at most a batch's worth of them.
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let ids = padded(ids.iter().copied());
     with_conn!(db, |c| CachedBySql(diesel::delete(
-        mail_outbox::table.filter(mail_outbox::id.eq_any(ids))
+        mail_outbox::table.filter(mail_outbox::id.eq_any(&ids))
     ))
     .execute(c)
     .await)
