@@ -6,6 +6,12 @@ with the command and the figures to bench/RESULTS.md.
 
     bench/search.py                         # 1,000,000 users, both backends, 3 × 10 s each
     bench/search.py --users 200000 --backend sqlite --duration 5
+    bench/search.py --totals                # UserConnection.totalCount instead of pages
+
+With --totals it measures `users { totalCount }` instead: served from the count kept per
+filter (under load), and counted afresh (one request after each 5 s period, when the kept
+count has expired), without a filter and with the username prefix; its section is "Totals
+over a million users".
 
 The target: a prefix page costs about what the first unfiltered page costs (p50 within 1.5×).
 MySQL/MariaDB must answer at --mysql and Redis at --redis; a database named
@@ -96,6 +102,37 @@ SCENARIOS = [
 ]
 
 
+def total_query(filter_):
+    return json.dumps({
+        "query": "query($f: UserFilter) { users(first: 1, filter: $f) { totalCount } }",
+        "variables": {"f": filter_},
+    })
+
+
+TOTAL_SCENARIOS = [
+    ("totalCount, no filter", None),
+    ("totalCount, usernamePrefix \"uA7\"", {"usernamePrefix": "uA7"}),
+]
+# How long the server keeps a count (users::COUNT_FRESH_FOR), and how many fresh counts to time.
+COUNT_FRESH_FOR_S = 5
+FRESH_COUNTS = 5
+
+
+def fresh_counts(gql, token, filter_):
+    """Milliseconds of single requests that each find no kept count (one per period), and the
+    total they answered."""
+    times, total = [], None
+    for _ in range(FRESH_COUNTS):
+        time.sleep(COUNT_FRESH_FOR_S + 0.2)
+        started = time.monotonic()
+        status, text = run.http("POST", gql, total_query(filter_), token=token)
+        times.append((time.monotonic() - started) * 1000)
+        body = json.loads(text)
+        assert status == 200 and "errors" not in body, text
+        total = body["data"]["users"]["totalCount"]
+    return times, total
+
+
 def run_backend(backend, args, workdir):
     if backend == "mysql":
         server_url = args.mysql.rstrip("/")
@@ -134,6 +171,16 @@ def run_backend(backend, args, workdir):
     gql = server.url + "/graphql"
     status, text = run.http("POST", gql, run.LOGIN_BODY.replace("{ expiresIn }", "{ accessToken }"))
     token = json.loads(text)["data"]["login"]["accessToken"]
+    if args.totals:
+        results, fresh = [], []
+        for name, filter_ in TOTAL_SCENARIOS:
+            times, total = fresh_counts(gql, token, filter_)
+            fresh.append((name, times, total))
+            print(f"  {name}: counted afresh in {'/'.join(f'{t:.1f}' for t in times)} ms ({total:,} users)", flush=True)
+        specs = [(name + " (kept)", gql, "post.lua", 32, {"BODY": total_query(f), "TOKEN": token}) for name, f in TOTAL_SCENARIOS]
+        measured = run.interleaved(results, server, specs, args.duration, args.repeat)
+        server.stop()
+        return {"backend": backend, "seed_s": seed_s, "results": results, "measured": measured, "fresh": fresh}
     # Each scenario must answer a full page without errors, or the figures mean nothing.
     for name, filter_ in SCENARIOS:
         status, text = run.http("POST", gql, users_query(filter_), token=token)
@@ -145,6 +192,38 @@ def run_backend(backend, args, workdir):
     measured = run.interleaved(results, server, specs, args.duration, args.repeat)
     server.stop()
     return {"backend": backend, "seed_s": seed_s, "results": results, "measured": measured}
+
+
+def write_totals_section(args, runs, started):
+    rev = run.sh(["git", "rev-parse", "--short", "HEAD"], cwd=run.ROOT).strip()
+    lines = [
+        "",
+        "## Totals over a million users (bench/search.py --totals)",
+        "",
+        f"Command: `{' '.join(['bench/search.py'] + sys.argv[1:])}`  ",
+        f"Date: {started:%Y-%m-%d %H:%M} UTC; commit {rev}  ",
+        f"Machine: {run.machine()}; wrk, the server, MariaDB and Redis share the cores.  ",
+        f"{args.users:,} users bulk-inserted as in \"Filtered user lists\", then `users(first: 1) {{ totalCount }}` "
+        "without a filter and with the username prefix \"uA7\". *Counted afresh*: "
+        f"{FRESH_COUNTS} single requests, each {COUNT_FRESH_FOR_S} s after the last, so that the count kept for the "
+        "filter has expired and the database counts again. *Kept*: "
+        f"{args.repeat} × {args.duration} s at 32 connections, when nearly every request is served from the kept count "
+        f"(one request per filter per {COUNT_FRESH_FOR_S} s counts again, and the requests meanwhile share its query).",
+        "",
+    ]
+    for r_ in runs:
+        title = "MySQL (MariaDB) + Redis" if r_["backend"] == "mysql" else "embedded SQLite"
+        lines += [f"### {title}", "", "| counted afresh | users counted | ms per request (each) | median |", "|---|---:|---:|---:|"]
+        for name, times, total in r_["fresh"]:
+            lines.append(f"| {name} | {total:,} | {'/'.join(f'{t:.1f}' for t in times)} | {run.median(times):.1f} |")
+        lines += ["", "| kept | connections | req/s (each run) | p50 | p99 | failed |", "|---|---:|---:|---:|---:|---:|"]
+        for r in r_["results"]:
+            each = "/".join(f"{x:.0f}" for x in r["each_rps"])
+            lines.append(f"| {r['name']} | {r['connections']} | {r['rps']:.0f} ({each}) | {run.fmt_ms(r['p50'])} | {run.fmt_ms(r['p99'])} | {r['failed']} |")
+        lines.append("")
+    with open(args.out, "a") as f:
+        f.write("\n".join(lines))
+    print(f"\nappended to {args.out}")
 
 
 def write_section(args, runs, started):
@@ -194,6 +273,7 @@ def main():
     p.add_argument("--redis", default="redis://127.0.0.1:6379")
     p.add_argument("--out", default=os.path.join(run.BENCH, "RESULTS.md"), help="where to append the results")
     p.add_argument("--skip-build", action="store_true", help="reuse target/release/user-api")
+    p.add_argument("--totals", action="store_true", help="measure UserConnection.totalCount instead of pages")
     args = p.parse_args()
     started = datetime.datetime.now(datetime.timezone.utc)
     run.ensure_wrk()
@@ -204,7 +284,7 @@ def main():
     for backend in (["mysql", "sqlite"] if args.backend == "both" else [args.backend]):
         with tempfile.TemporaryDirectory() as workdir:
             runs.append(run_backend(backend, args, workdir))
-    write_section(args, runs, started)
+    (write_totals_section if args.totals else write_section)(args, runs, started)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,12 @@ impl Dependencies {
         self.redis.as_ref().map(|p| (p.state(), p.max_size()))
     }
 
+    /// The Redis pool, when the server has one: for what the adapters keep beside the
+    /// services (the GraphQL persisted queries).
+    pub fn redis(&self) -> Option<&RedisPool> {
+        self.redis.as_ref()
+    }
+
     /// The database pool itself, for tooling that works beside the services (the tests'
     /// inspection of stored rows).
     pub fn database(&self) -> &DbPool {

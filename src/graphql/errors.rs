@@ -14,6 +14,8 @@ pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 /// An input the client can correct: a value that fails the domain's rules, or an argument
 /// value that does not coerce to its type; `extensions.field` names it.
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+/// A persisted query's hash the server does not know (Apollo's code).
+pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
 /// No valid credentials.
 pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
 /// Anything the client cannot act on; the message reveals nothing.

@@ -6,6 +6,7 @@ pub mod graphiql;
 pub mod http;
 pub mod limits;
 pub mod mutation;
+pub mod persisted;
 pub mod query;
 pub mod types;
 mod walk;

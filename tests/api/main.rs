@@ -16,6 +16,7 @@ mod graphql_auth;
 mod graphql_core;
 mod graphql_http;
 mod graphql_outage;
+mod graphql_persisted;
 mod graphql_relay;
 mod graphql_users;
 mod graphql_validation;

@@ -53,7 +53,9 @@ async fn outbox_drained(app: &TestApp) {
     use user_api::db::schema::mail_outbox;
     async fn left(app: &TestApp) -> Result<i64, user_api::db::DbError> {
         user_api::with_conn!(app.state.dependencies.database(), |c| {
-            diesel::QueryDsl::count(mail_outbox::table).get_result(c).await
+            diesel::QueryDsl::count(mail_outbox::table)
+                .get_result(c)
+                .await
         })
     }
     for _ in 0..200 {

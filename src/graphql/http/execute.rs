@@ -9,11 +9,12 @@ use axum::response::{IntoResponse, Response};
 use super::Endpoint;
 use super::classify::classify_errors;
 use super::negotiate::MediaType;
-use super::refusal::{limit_error, mutation_by_get, request_error};
+use super::refusal::{limit_error, mutation_by_get, persisted_error, request_error, unavailable};
 use super::request::Requests;
 use crate::error::AppError;
 use crate::graphql::documents::Parsed;
 use crate::graphql::limits::{self, DocumentStats};
+use crate::graphql::persisted::{self, Persisted, PersistedError};
 use crate::graphql::{RequestAuth, errors};
 use crate::signins::SignInContext;
 use crate::web::access_log::Faults;
@@ -51,6 +52,20 @@ pub(super) async fn execute(
         list: mut requests,
         batched,
     } = requests;
+    // Persisted queries first: a hash alone becomes its document, checked below like any.
+    let mut to_keep = Vec::new();
+    for request in &mut requests {
+        match persisted::read(&request.query, &request.extensions) {
+            Ok(Persisted::No) => {}
+            Ok(Persisted::Register(hash)) => to_keep.push((hash, request.query.clone())),
+            Ok(Persisted::Lookup(hash)) => match endpoint.persisted.get(&hash).await {
+                Ok(Some(text)) => request.query = text,
+                Ok(None) => return persisted_error(media, batched, PersistedError::NotFound),
+                Err(e) => return unavailable(media, e),
+            },
+            Err(e) => return persisted_error(media, batched, e),
+        }
+    }
     // Per request, what the cache found; `None` for a document that did not parse.
     let mut parsed = Vec::with_capacity(requests.len());
     let mut auth_fields = 0usize;
@@ -73,6 +88,13 @@ pub(super) async fn execute(
     }
     if let Err(exceeded) = limits::check_auth_fields(auth_fields, config) {
         return limit_error(media, batched, exceeded);
+    }
+    // Kept only once within every limit, so a hash never stands for a refused document. A
+    // store that fails costs the client a resend, not this answer.
+    for (hash, text) in to_keep {
+        if let Err(e) = endpoint.persisted.put(&hash, &text).await {
+            tracing::warn!(error = %e, "cannot keep a persisted query");
+        }
     }
     let authorization = authorization(call.headers);
     let mut bodies = Vec::with_capacity(requests.len());

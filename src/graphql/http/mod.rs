@@ -29,6 +29,7 @@ use self::negotiate::negotiate;
 use self::refusal::unreadable_request;
 use self::request::{GetParams, Requests, Unreadable, read_get, read_post};
 use super::documents::DocumentCache;
+use super::persisted::PersistedQueries;
 use super::{ApiSchema, build_schema, build_schema_validating};
 use crate::signins::SignInContext;
 use crate::state::AppState;
@@ -44,6 +45,7 @@ pub struct Endpoint {
     /// kept), for documents the cache knows to have passed them.
     validated_schema: ApiSchema,
     documents: Arc<DocumentCache>,
+    persisted: Arc<PersistedQueries>,
     state: AppState,
 }
 
@@ -54,6 +56,14 @@ impl Endpoint {
             schema: build_schema(Some(state.clone())),
             validated_schema: build_schema_validating(Some(state.clone()), ValidationMode::Fast),
             documents: Arc::new(DocumentCache::default()),
+            persisted: Arc::new(match state.dependencies.redis() {
+                Some(pool) => PersistedQueries::redis(
+                    pool.clone(),
+                    &state.config.redis.key_prefix,
+                    state.config.database.pool_timeout,
+                ),
+                None => PersistedQueries::memory(),
+            }),
             state,
         }
     }

@@ -8,6 +8,7 @@ use super::negotiate::{MediaType, negotiate_accept};
 use super::request::Unreadable;
 use crate::graphql::errors;
 use crate::graphql::limits::LimitExceeded;
+use crate::graphql::persisted::PersistedError;
 
 /// A request-level failure (before execution), in the shape of a GraphQL response.
 pub(super) fn request_error(
@@ -99,4 +100,39 @@ pub(super) fn limit_error(media: MediaType, batched: bool, exceeded: LimitExceed
         StatusCode::OK
     };
     request_error(status, media, errors::VALIDATION_FAILED, &exceeded.0)
+}
+
+/// A persisted query that cannot be run: `PersistedQueryNotFound` (code
+/// `PERSISTED_QUERY_NOT_FOUND`, 200 as Apollo's clients expect, so that they send the document
+/// with its hash), or a malformed extension or a hash that is not the document's
+/// (`BAD_USER_INPUT`, status as for a document over a limit).
+pub(super) fn persisted_error(media: MediaType, batched: bool, error: PersistedError) -> Response {
+    match error {
+        PersistedError::NotFound => request_error(
+            StatusCode::OK,
+            media,
+            errors::PERSISTED_QUERY_NOT_FOUND,
+            "PersistedQueryNotFound",
+        ),
+        PersistedError::Invalid(message) => {
+            let status = if batched || media == MediaType::GraphqlResponse {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            request_error(status, media, errors::BAD_USER_INPUT, message)
+        }
+    }
+}
+
+/// A dependency the request needs before any operation runs (Redis, for a persisted query)
+/// did not answer: 503, as any outage.
+pub(super) fn unavailable(media: MediaType, cause: anyhow::Error) -> Response {
+    tracing::warn!(error = %cause, "persisted queries unavailable");
+    request_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        media,
+        errors::refusal_code(StatusCode::SERVICE_UNAVAILABLE),
+        "a service the server depends on is unavailable; retry shortly",
+    )
 }

@@ -8,6 +8,7 @@ use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderMap, StatusCode};
 
+use crate::graphql::persisted;
 use crate::web::media;
 
 /// The query-string parameters of a GET request, named as the GraphQL-over-HTTP spec names
@@ -25,11 +26,9 @@ pub struct GetParams {
 }
 
 impl GetParams {
-    /// The request, or `None` without a query or with malformed JSON in a parameter.
+    /// The request, or `None` without a query (or a persisted query's hash in place of one)
+    /// or with malformed JSON in a parameter.
     fn into_request(self) -> Option<async_graphql::Request> {
-        if self.query.is_empty() {
-            return None;
-        }
         let mut request = async_graphql::Request::new(self.query);
         request.operation_name = self.operation_name;
         if let Some(variables) = self.variables {
@@ -38,7 +37,7 @@ impl GetParams {
         if let Some(extensions) = self.extensions {
             request.extensions = serde_json::from_str(&extensions).ok()?;
         }
-        Some(request)
+        (!request.query.is_empty() || persisted::requested(&request.extensions)).then_some(request)
     }
 }
 
@@ -97,7 +96,9 @@ pub(super) fn read_post(
 ) -> Result<Requests, Unreadable> {
     match media::content_type(headers).as_deref() {
         Some("application/json") => match read_json_body(body) {
-            Ok(BatchRequest::Single(request)) if !request.query.is_empty() => {
+            Ok(BatchRequest::Single(request))
+                if !request.query.is_empty() || persisted::requested(&request.extensions) =>
+            {
                 Ok(Requests::one(request))
             }
             Ok(BatchRequest::Single(_)) => Err(bad_request("the request needs a `query`")),
