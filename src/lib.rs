@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod infra;
 pub mod mail;

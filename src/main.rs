@@ -137,7 +137,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "listening; GraphiQL at http://{bind}/graphiql, Swagger UI at http://{bind}/docs"
     );
     let http = state.config.http.clone();
-    user_api::serve(listener, app(state), &http, shutdown_signal()).await;
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        stopping.stop();
+    };
+    user_api::serve(listener, app(state), &http, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -13,11 +13,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, DatabaseUrl};
 use crate::db::{self, DbError, DbPool};
+use crate::events::AccountEvents;
 use crate::infra::metrics::Metrics;
 use crate::infra::redis::{self, RedisPool};
 use crate::mail::compose::Composer;
@@ -55,6 +56,8 @@ pub struct Inner {
     pub mail_transport: Arc<Transport>,
     /// Notified when a mail was queued, to wake the delivery worker.
     mail_queued: Arc<Notify>,
+    /// Set when the server stops: what outlives requests (WebSocket connections) ends.
+    stopping: watch::Sender<bool>,
 }
 
 impl Deref for AppState {
@@ -147,6 +150,16 @@ impl AppState {
             ),
         };
         let store = Sessions::new(store, metrics.session_store_errors.clone());
+        let events = match (&redis, &config.redis.url) {
+            (Some(pool), Some(url)) => AccountEvents::over_redis(
+                url,
+                pool.clone(),
+                &config.redis.key_prefix,
+                timeout,
+                metrics.events.clone(),
+            )?,
+            _ => AccountEvents::in_process(metrics.events.clone()),
+        };
         let limiter = Arc::new(limiter);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let hasher =
@@ -160,6 +173,7 @@ impl AppState {
             hasher.clone(),
             limiter.clone(),
             config.lifecycle.require_email_verification,
+            events,
         ));
         let mail_queued = Arc::new(Notify::new());
         let mail_transport = Arc::new(Transport::from_config(&config.mail)?);
@@ -180,7 +194,18 @@ impl AppState {
             secret_origin,
             mail_transport,
             mail_queued,
+            stopping: watch::channel(false).0,
         })))
+    }
+
+    /// Tells what outlives requests (WebSocket connections) that the server stops.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Changes to `true` when the server stops (see [`AppState::stop`]).
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Starts the work the server does beside requests: the purges of what expires, and the

@@ -75,6 +75,14 @@ pub struct GraphqlLimitsConfig {
     /// `false` refuses them.
     #[arg(id = "graphql-introspection", long = "graphql-introspection", env = "GRAPHQL_INTROSPECTION", value_name = "GRAPHQL_INTROSPECTION", default_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool)]
     pub introspection: bool,
+    /// WS_MAX_CONNECTIONS: most WebSocket connections (GraphQL subscriptions) one process
+    /// holds at once; more are answered 503.
+    #[arg(id = "ws-max-connections", long = "ws-max-connections", env = "WS_MAX_CONNECTIONS", value_name = "WS_MAX_CONNECTIONS", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ws_max_connections: u32,
+    /// WS_KEEPALIVE: seconds between the keep-alive pings of a WebSocket connection; one
+    /// that answers nothing for three of them is dropped.
+    #[arg(id = "ws-keepalive", long = "ws-keepalive", env = "WS_KEEPALIVE", value_name = "WS_KEEPALIVE", default_value = "15", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_keepalive: u64,
 }
 
 impl GraphqlLimitsConfig {

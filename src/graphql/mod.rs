@@ -5,13 +5,15 @@ pub mod errors;
 pub mod graphiql;
 pub mod http;
 pub mod limits;
+pub mod live;
 pub mod mutation;
 pub mod persisted;
 pub mod query;
+pub mod subscription;
 pub mod types;
 mod walk;
 
-use async_graphql::{Context, EmptySubscription, Schema, ValidationMode};
+use async_graphql::{Context, Schema, ValidationMode};
 use tokio::sync::OnceCell;
 
 use crate::config::GraphqlLimitsConfig;
@@ -21,9 +23,10 @@ use crate::state::AppState;
 use crate::web::authorization::bearer_token;
 use mutation::MutationRoot;
 use query::QueryRoot;
+use subscription::SubscriptionRoot;
 
 /// The executable schema.
-pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type ApiSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema; with `state`, ready to execute under its configured limits, without,
 /// enough to print the SDL.
@@ -41,7 +44,7 @@ pub(crate) fn build_schema_validating(state: Option<AppState>, mode: ValidationM
         l.max_complexity
     });
     let introspection = limits.is_none_or(|l| l.introspection);
-    let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .limit_depth(usize::from(depth))
         .limit_complexity(usize::try_from(complexity).unwrap_or(usize::MAX))
         .validation_mode(mode);

@@ -211,3 +211,48 @@ impl From<SessionView> for SessionObject {
         }
     }
 }
+
+/// What happened to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "crate::events::AccountEventKind")]
+pub enum AccountEventKind {
+    /// A sign-in began (login or registration); `sessionId` is its session.
+    SessionStarted,
+    /// A sign-in ended (logout, revoked): `sessionId` is its session, or null when every
+    /// sign-in of the account ended (logoutAll).
+    SessionEnded,
+    /// The password changed; every sign-in but `sessionId`'s ended (all of them when null: a
+    /// reset by mail).
+    PasswordChanged,
+    /// The email address changed (it needs verifying again).
+    EmailChanged,
+    /// The email address was verified.
+    EmailVerified,
+    /// An admin changed the account's role.
+    RoleChanged,
+    /// An admin disabled the account; every sign-in ended.
+    AccountDisabled,
+    /// The account was deleted; every sign-in ended.
+    AccountDeleted,
+}
+
+/// Something that happened to the caller's account.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct AccountEvent {
+    /// What happened.
+    pub kind: AccountEventKind,
+    /// When.
+    pub at: DateTime,
+    /// The session it concerns, where one does (see `AccountEventKind`).
+    pub session_id: Option<ID>,
+}
+
+impl From<crate::events::AccountEvent> for AccountEvent {
+    fn from(event: crate::events::AccountEvent) -> Self {
+        AccountEvent {
+            kind: event.kind.into(),
+            at: DateTime(event.at),
+            session_id: event.session_id.map(ID),
+        }
+    }
+}

@@ -35,6 +35,19 @@ pub struct Metrics {
     operation_names: Mutex<HashSet<String>>,
     /// The mail outbox and its delivery.
     pub mail: MailMetrics,
+    /// Account events.
+    pub events: EventMetrics,
+    /// WebSocket connections open now (GraphQL subscriptions).
+    pub ws_connections: IntGauge,
+}
+
+/// The account events' counters, for this process.
+#[derive(Debug, Clone)]
+pub struct EventMetrics {
+    /// Events published.
+    pub published: IntCounter,
+    /// Events that could not be sent to Redis, and losses of the relay's connection.
+    pub relay_failures: IntCounter,
 }
 
 /// The mail outbox's figures: the gauges count rows in the shared outbox (every replica
@@ -118,6 +131,23 @@ impl Metrics {
                 "Mail delivery attempts of this process that failed",
             )?,
         };
+        let events = EventMetrics {
+            published: IntCounter::new(
+                "account_events_published_total",
+                "Account events this process published",
+            )?,
+            relay_failures: IntCounter::new(
+                "account_event_relay_failures_total",
+                "Account events that did not reach Redis, and losses of the relay's connection",
+            )?,
+        };
+        let ws_connections = IntGauge::new(
+            "ws_connections",
+            "WebSocket connections open (GraphQL subscriptions)",
+        )?;
+        registry.register(Box::new(events.published.clone()))?;
+        registry.register(Box::new(events.relay_failures.clone()))?;
+        registry.register(Box::new(ws_connections.clone()))?;
         registry.register(Box::new(mail.pending.clone()))?;
         registry.register(Box::new(mail.failed.clone()))?;
         registry.register(Box::new(mail.sent.clone()))?;
@@ -140,6 +170,8 @@ impl Metrics {
             redis_pool,
             operation_names: Mutex::new(HashSet::new()),
             mail,
+            events,
+            ws_connections,
         })
     }
 

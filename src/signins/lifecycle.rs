@@ -15,6 +15,7 @@ use super::{SignInContext, SignIns, SignedIn, Viewer};
 use crate::accounts::model::{User, UserView};
 use crate::accounts::{repo, validation};
 use crate::error::AppError;
+use crate::events::AccountEventKind;
 
 /// One of the caller's sessions, as `sessions` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +100,8 @@ impl SignIns {
         let live = self.store.revoke(&viewer.user.id, id).await?;
         let family = self.end_family_of_session(&viewer.user.id, id).await?;
         if live || family {
+            self.tell(&viewer.user.id, AccountEventKind::SessionEnded, Some(id))
+                .await;
             Ok(())
         } else {
             Err(AppError::NotFound("session not found"))
@@ -113,6 +116,8 @@ impl SignIns {
         let count = self.list_sessions(viewer).await?.len();
         repo::bump_credentials_version(&self.db, &viewer.user.id).await?;
         self.end_all(&viewer.user.id).await?;
+        self.tell(&viewer.user.id, AccountEventKind::SessionEnded, None)
+            .await;
         Ok(count)
     }
 
@@ -164,19 +169,20 @@ impl SignIns {
         session_id: &str,
     ) -> Result<bool, AppError> {
         match tokens::find_family_of_session(&self.db, user_id, session_id).await? {
-            Some(family) => self.end_family(user_id, &family).await.map(|()| true),
+            Some(family) => self.end_family(user_id, &family).await.map(|_| true),
             None => Ok(false),
         }
     }
 
     /// Ends a family: the session of its live token (its predecessors' sessions ended as they
-    /// were rotated), then every token of it.
-    async fn end_family(&self, user_id: &str, family_id: &str) -> Result<(), AppError> {
-        for session_id in tokens::find_family_sessions(&self.db, family_id).await? {
-            self.store.revoke(user_id, &session_id).await?;
+    /// were rotated), then every token of it; returns the sessions it ended.
+    async fn end_family(&self, user_id: &str, family_id: &str) -> Result<Vec<String>, AppError> {
+        let sessions = tokens::find_family_sessions(&self.db, family_id).await?;
+        for session_id in &sessions {
+            self.store.revoke(user_id, session_id).await?;
         }
         tokens::delete_family(&self.db, family_id).await?;
-        Ok(())
+        Ok(sessions)
     }
 
     /// Starts the refresh-token family of a new sign-in whose access token is `token`; returns
@@ -353,7 +359,10 @@ impl SignIns {
                     family_id = %row.family_id,
                     "a rotated refresh token was presented again; ending its sign-in"
                 );
-                self.end_family(&user.id, &row.family_id).await?;
+                for session_id in self.end_family(&user.id, &row.family_id).await? {
+                    self.tell(&user.id, AccountEventKind::SessionEnded, Some(&session_id))
+                        .await;
+                }
                 return Err(REUSED_REFRESH);
             }
             let successor = self.successors.successor(&presented);

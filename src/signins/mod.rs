@@ -19,7 +19,7 @@ mod lifecycle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::task::JoinHandle;
 
@@ -31,6 +31,7 @@ use crate::accounts::{repo, validation};
 use crate::config::{AuthConfig, RefreshConfig};
 use crate::db::DbPool;
 use crate::error::AppError;
+use crate::events::{AccountEvent, AccountEventKind, AccountEvents, Listener};
 use crate::infra::jobs;
 use crate::ratelimit::RateLimiter;
 
@@ -63,6 +64,17 @@ impl Viewer {
     }
 }
 
+/// A caller signed in for as long as a connection lasts (see [`SignIns::watch`]).
+#[derive(Debug)]
+pub struct Watch {
+    /// The caller.
+    pub viewer: Viewer,
+    /// The events of the caller's account, from before the session was checked.
+    pub events: Listener,
+    /// When the token expires, ending what it signed in.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A sign-in opened or renewed: its access token, its refresh token, and the user.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
@@ -91,6 +103,7 @@ pub struct SignIns {
     limiter: Arc<RateLimiter>,
     refresh: RefreshConfig,
     require_verification: bool,
+    events: AccountEvents,
 }
 
 impl SignIns {
@@ -107,9 +120,11 @@ impl SignIns {
         hasher: PasswordHasher,
         limiter: Arc<RateLimiter>,
         require_verification: bool,
+        events: AccountEvents,
     ) -> Self {
         SignIns {
             require_verification,
+            events,
             db,
             store,
             access: AccessTokens::new(secret, &auth.jwt_issuer, auth.access_token_ttl),
@@ -248,6 +263,12 @@ impl SignIns {
         self.store.create(&session).await?;
         let refresh_token = self.open_family(&user, &token, context).await?;
         self.confirm_sign_in(&user, &token.session_id).await?;
+        self.tell(
+            &user.id,
+            AccountEventKind::SessionStarted,
+            Some(&token.session_id),
+        )
+        .await;
         Ok(SignedIn {
             token,
             user: UserView::own(user),
@@ -280,14 +301,54 @@ impl SignIns {
         })
     }
 
+    /// Signs in a caller that stays connected (a WebSocket): checks `token` as
+    /// [`SignIns::authenticate`] does, and starts listening to the account's events *before*
+    /// the session is checked, so that no event ending the session can fall between the
+    /// check and the listening.
+    pub async fn watch(&self, token: &str) -> Result<Watch, AppError> {
+        let claims = self.access.verify(token)?;
+        let events = self.events.listen(&claims.sub).await?;
+        let viewer = self.authenticate(Some(token)).await?;
+        let expires_at = DateTime::from_timestamp(claims.exp, 0)
+            .ok_or(AppError::Unauthenticated("invalid or expired token"))?;
+        Ok(Watch {
+            viewer,
+            events,
+            expires_at,
+        })
+    }
+
     /// Ends the caller's sign-in: its session and its refresh tokens.
     pub async fn logout(&self, viewer: &Viewer) -> Result<(), AppError> {
         self.store
             .revoke(&viewer.user.id, &viewer.session_id)
             .await?;
         self.end_family_of_session(&viewer.user.id, &viewer.session_id)
-            .await
-            .map(|_| ())
+            .await?;
+        self.tell(
+            &viewer.user.id,
+            AccountEventKind::SessionEnded,
+            Some(&viewer.session_id),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The account events, for the listeners (the GraphQL subscription) and for `Users`.
+    pub fn events(&self) -> &AccountEvents {
+        &self.events
+    }
+
+    /// Publishes an event of `user_id`'s account.
+    pub(crate) async fn tell(
+        &self,
+        user_id: &str,
+        kind: AccountEventKind,
+        session_id: Option<&str>,
+    ) {
+        self.events
+            .publish(user_id, AccountEvent::now(kind, session_id))
+            .await;
     }
 
     /// Ends every sign-in of the user (sessions and refresh tokens), for an account that is

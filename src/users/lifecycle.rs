@@ -12,6 +12,7 @@ use crate::accounts::tokens::{self, Purpose};
 use crate::accounts::validation;
 use crate::db::DbPool;
 use crate::error::{AppError, Field};
+use crate::events::AccountEventKind;
 use crate::infra::opaque_token;
 use crate::mail::compose::Mail;
 use crate::signins::{SignInContext, Viewer};
@@ -86,6 +87,8 @@ impl Users {
         let user = repo::find_by_id(&self.db, &row.user_id)
             .await?
             .ok_or(BAD_TOKEN)?;
+        self.tell(&user.id, AccountEventKind::EmailVerified, None)
+            .await;
         Ok(UserView::own(user))
     }
 
@@ -170,6 +173,8 @@ impl Users {
                 tracing::error!(%user_id, "a reset's sessions could not be ended; they lapse with their access tokens");
             });
         }
+        self.tell(&row.user_id, AccountEventKind::PasswordChanged, None)
+            .await;
         Ok(())
     }
 }

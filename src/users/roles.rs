@@ -10,6 +10,7 @@ use crate::accounts::repo::{self, Effects};
 use crate::accounts::validation;
 use crate::db::DbPool;
 use crate::error::AppError;
+use crate::events::AccountEventKind;
 use crate::mail::compose::Mail;
 use crate::signins::Viewer;
 
@@ -62,6 +63,10 @@ impl Users {
         // refresh tokens should not outlive it.
         self.sign_ins.end_all(user_id).await?;
         crate::accounts::tokens::delete_for_user(&self.db, user_id).await?;
+        if deleted {
+            self.tell(user_id, AccountEventKind::AccountDeleted, None)
+                .await;
+        }
         Ok(deleted)
     }
 
@@ -84,6 +89,7 @@ impl Users {
         if !changed {
             return Err(LAST_ADMIN);
         }
+        self.tell(id, AccountEventKind::RoleChanged, None).await;
         Ok(UserView::for_viewer(user, &viewer.user))
     }
 
@@ -122,6 +128,7 @@ impl Users {
             }
             if was_enabled {
                 self.tell_disabled(&user, now).await;
+                self.tell(id, AccountEventKind::AccountDisabled, None).await;
             }
             return Ok(UserView::for_viewer(user, &viewer.user));
         }

@@ -18,6 +18,7 @@ mod graphql_http;
 mod graphql_outage;
 mod graphql_persisted;
 mod graphql_relay;
+mod graphql_subscriptions;
 mod graphql_users;
 mod graphql_validation;
 mod lifecycle_email;

@@ -20,8 +20,9 @@ use std::sync::Arc;
 use async_graphql::ValidationMode;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use self::execute::{Call, execute};
@@ -29,6 +30,7 @@ use self::negotiate::negotiate;
 use self::refusal::unreadable_request;
 use self::request::{GetParams, Requests, Unreadable, read_get, read_post};
 use super::documents::DocumentCache;
+use super::live::Live;
 use super::persisted::PersistedQueries;
 use super::{ApiSchema, build_schema, build_schema_validating};
 use crate::signins::SignInContext;
@@ -46,6 +48,7 @@ pub struct Endpoint {
     validated_schema: ApiSchema,
     documents: Arc<DocumentCache>,
     persisted: Arc<PersistedQueries>,
+    live: Arc<Live>,
     state: AppState,
 }
 
@@ -64,6 +67,7 @@ impl Endpoint {
                 ),
                 None => PersistedQueries::memory(),
             }),
+            live: Arc::new(Live::new(&state)),
             state,
         }
     }
@@ -72,13 +76,29 @@ impl Endpoint {
 /// Where GraphQL is served.
 pub const GRAPHQL_PATH: &str = "/graphql";
 
-/// `GET /graphql`: queries from the query string. Mutations are refused with 405.
+/// `GET /graphql`: queries from the query string (mutations are refused with 405); or, asked
+/// to upgrade to WebSocket, subscriptions over it (see [`super::live`]).
 pub async fn get_graphql(
     State(endpoint): State<Endpoint>,
     context: SignInContext,
     headers: HeaderMap,
     params: Result<Query<GetParams>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let wants_websocket = headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if wants_websocket {
+        return match upgrade {
+            Ok(upgrade) => endpoint.live.upgrade(
+                upgrade,
+                endpoint.schema.clone(),
+                endpoint.state.clone(),
+                context,
+            ),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
     let call = Call {
         headers: &headers,
         by_get: true,

@@ -128,6 +128,8 @@ pub struct TestAppBuilder {
     shared_database: Option<DatabaseUrl>,
     /// Another server's SMTP server, to deliver to instead of one of its own.
     smtp_url: Option<String>,
+    /// Another server's `JWT_SECRET`, to accept its tokens.
+    secret: Option<String>,
 }
 
 impl TestAppBuilder {
@@ -252,6 +254,30 @@ impl TestAppBuilder {
         self
     }
 
+    /// A second replica of `other`: its database, its Redis key prefix (with MySQL + Redis)
+    /// and its `JWT_SECRET`, so that a token of either server works on both.
+    pub fn replica_of(mut self, other: &TestApp) -> Self {
+        self.shared_database = Some(other.state.config.database.url.clone());
+        if other.backend == Backend::MysqlRedis {
+            self.redis = Redis::SharedPrefix(other.state.config.redis.key_prefix.clone());
+        }
+        self.secret =
+            Some(String::from_utf8(other.jwt_secret()).expect("the harness's secrets are text"));
+        self
+    }
+
+    /// `WS_KEEPALIVE`.
+    pub fn ws_keepalive(mut self, every: Duration) -> Self {
+        self.config.graphql.ws_keepalive = every.as_secs();
+        self
+    }
+
+    /// `WS_MAX_CONNECTIONS`.
+    pub fn ws_max_connections(mut self, max: u32) -> Self {
+        self.config.graphql.ws_max_connections = max;
+        self
+    }
+
     /// Delivers mail to `other`'s SMTP server rather than to one of its own.
     pub fn delivering_to(mut self, other: &TestApp) -> Self {
         self.smtp_url = Some(other.mailbox.server.url());
@@ -318,10 +344,11 @@ impl TestAppBuilder {
             redis,
             shared_database,
             smtp_url,
+            secret,
         } = self;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let own_prefix = format!("test:{id}:");
-        config.auth.jwt_secret = Some(SecretString::from(random_secret()));
+        config.auth.jwt_secret = Some(SecretString::from(secret.unwrap_or_else(random_secret)));
         let mut cleanup = Cleanup {
             _dir: None,
             mysql: None,
@@ -333,9 +360,13 @@ impl TestAppBuilder {
                 if backend == Backend::MysqlRedis {
                     let services = Services::from_env()
                         .expect("TEST_DATABASE_URL and TEST_REDIS_URL name the services");
-                    cleanup.redis = Some((services.redis.clone(), own_prefix.clone()));
+                    let prefix = match &redis {
+                        Redis::SharedPrefix(prefix) => prefix.clone(),
+                        Redis::Own | Redis::Unreachable => own_prefix.clone(),
+                    };
+                    cleanup.redis = Some((services.redis.clone(), prefix.clone()));
                     config.redis.url = Some(services.redis);
-                    config.redis.key_prefix = own_prefix.clone();
+                    config.redis.key_prefix = prefix;
                 }
             }
             Backend::Sqlite => {
@@ -473,6 +504,7 @@ impl TestApp {
             redis: Redis::Own,
             shared_database: None,
             smtp_url: None,
+            secret: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod rest;
 mod runner;
 pub mod smtp;
 pub mod tokens;
+pub mod ws;
 
 pub use app::{Backend, NO_LIMIT, TestApp, per_hour, per_minute};
 pub use graphql::{

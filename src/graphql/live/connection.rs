@@ -1,0 +1,360 @@
+//! One WebSocket connection, from `connection_init` to its close. One task reads the client's
+//! messages, runs its subscriptions, hears its account's events and keeps the connection
+//! alive; it is the only writer, and every write is bounded in time.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_graphql::Response;
+use async_graphql::http::ClientMessage;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use chrono::Utc;
+use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll, SplitSink, SplitStream};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+use super::protocol::{Dialect, close, errors};
+use super::{INIT_TIMEOUT, MAX_SUBSCRIPTIONS, WRITE_TIMEOUT};
+use crate::error::AppError;
+use crate::events::{AccountEvent, AccountEventKind, Notice};
+use crate::graphql::errors::{BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED};
+use crate::graphql::limits::DocumentStats;
+use crate::graphql::subscription::LiveFeed;
+use crate::graphql::{ApiSchema, RequestAuth};
+use crate::signins::{SignInContext, Watch};
+use crate::state::AppState;
+use crate::web::authorization::bearer_token;
+
+/// How long the last answers of a connection whose session ended may take to go out before
+/// it closes: they are ready at once, this only bounds a stuck subscription.
+const FLUSH: Duration = Duration::from_millis(50);
+/// Events a connection's subscriptions may have waiting.
+const FEED_BUFFERED: usize = 32;
+/// The longest close reason RFC 6455 allows, in bytes.
+const MAX_REASON_BYTES: usize = 123;
+
+/// What a connection needs, for as long as it lasts.
+pub(super) struct Connection {
+    pub(super) schema: ApiSchema,
+    pub(super) state: AppState,
+    pub(super) context: SignInContext,
+    pub(super) keepalive: Duration,
+    pub(super) stopping: watch::Receiver<bool>,
+}
+
+/// How a connection ends: closed by the server with a code and a reason, or gone (the client
+/// left, or stopped reading).
+enum End {
+    Close(u16, String),
+    Gone,
+}
+
+fn close_with(code: u16, reason: impl Into<String>) -> End {
+    End::Close(code, reason.into())
+}
+
+/// The writing half, every write bounded by [`WRITE_TIMEOUT`].
+struct Writer(SplitSink<WebSocket, Message>);
+
+impl Writer {
+    async fn send(&mut self, message: Message) -> Result<(), End> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.0.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(End::Gone),
+        }
+    }
+
+    async fn text(&mut self, text: impl Into<String>) -> Result<(), End> {
+        self.send(Message::Text(text.into().into())).await
+    }
+
+    async fn close(mut self, code: u16, mut reason: String) {
+        if reason.len() > MAX_REASON_BYTES {
+            let mut end = MAX_REASON_BYTES;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = self.send(Message::Close(Some(frame))).await;
+    }
+}
+
+/// A connection's running subscriptions: each one's answers, then `None` when it completes.
+type Answers = SelectAll<BoxStream<'static, (String, Option<Response>)>>;
+
+impl Connection {
+    /// Serves the connection until it ends, then closes it.
+    pub(super) async fn run(mut self, socket: WebSocket, dialect: Option<Dialect>) {
+        let (sink, mut reader) = socket.split();
+        let mut writer = Writer(sink);
+        let end = match dialect {
+            None => close_with(close::BAD_SUBPROTOCOL, "Subprotocol not acceptable"),
+            Some(dialect) => match self.serve(&mut writer, &mut reader, dialect).await {
+                Ok(()) => End::Gone,
+                Err(end) => end,
+            },
+        };
+        if let End::Close(code, reason) = end {
+            writer.close(code, reason).await;
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        writer: &mut Writer,
+        reader: &mut SplitStream<WebSocket>,
+        dialect: Dialect,
+    ) -> Result<(), End> {
+        let payload = self.await_init(writer, reader).await?;
+        let token = token_of(&payload).ok_or_else(|| {
+            close_with(
+                close::FORBIDDEN,
+                r#"connection_init's payload must be {"Authorization": "Bearer <access token>"}"#,
+            )
+        })?;
+        let watch = match self.state.sign_ins.watch(&token).await {
+            Ok(watch) => watch,
+            Err(e @ AppError::Unavailable { .. }) => {
+                return Err(close_with(close::TRY_LATER, e.to_string()));
+            }
+            Err(e) => return Err(close_with(close::FORBIDDEN, e.to_string())),
+        };
+        writer.text(Dialect::ack()).await?;
+        self.signed_in(writer, reader, dialect, watch, token).await
+    }
+
+    /// Waits for `connection_init` (answering pings meanwhile); returns its payload.
+    async fn await_init(
+        &mut self,
+        writer: &mut Writer,
+        reader: &mut SplitStream<WebSocket>,
+    ) -> Result<Value, End> {
+        let deadline = Instant::now() + INIT_TIMEOUT;
+        loop {
+            let message = tokio::select! {
+                message = reader.next() => message,
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(close_with(close::INIT_TIMEOUT, "Connection initialisation timeout"));
+                }
+                _ = self.stopping.changed() => {
+                    return Err(close_with(close::RESTART, "the server is restarting"));
+                }
+            };
+            match read(message)? {
+                None => {}
+                Some(ClientMessage::ConnectionInit { payload }) => {
+                    return Ok(payload.unwrap_or_default());
+                }
+                Some(ClientMessage::Ping { .. }) => writer.text(Dialect::pong()).await?,
+                Some(ClientMessage::Pong { .. }) => {}
+                Some(ClientMessage::Start { .. }) => {
+                    return Err(close_with(close::UNAUTHORIZED, "Unauthorized"));
+                }
+                Some(ClientMessage::Stop { .. } | ClientMessage::ConnectionTerminate) => {
+                    return Err(close_with(1000, ""));
+                }
+            }
+        }
+    }
+
+    /// Serves a signed-in connection until it ends.
+    async fn signed_in(
+        &mut self,
+        writer: &mut Writer,
+        reader: &mut SplitStream<WebSocket>,
+        dialect: Dialect,
+        watch: Watch,
+        token: String,
+    ) -> Result<(), End> {
+        let Watch {
+            viewer,
+            mut events,
+            expires_at,
+        } = watch;
+        let session_id = viewer.session_id;
+        let feed = LiveFeed(broadcast::channel(FEED_BUFFERED).0);
+        let authorization = format!("Bearer {token}");
+        let lifetime = (expires_at - Utc::now()).to_std().unwrap_or_default();
+        let expiry = Instant::now() + lifetime;
+        let mut running: HashMap<String, AbortHandle> = HashMap::new();
+        let mut answers = Answers::new();
+        let mut keepalive =
+            tokio::time::interval_at(Instant::now() + self.keepalive, self.keepalive);
+        let mut last_heard = Instant::now();
+        let ending = loop {
+            tokio::select! {
+                message = reader.next() => {
+                    let message = read(message)?;
+                    last_heard = Instant::now();
+                    match message {
+                        None | Some(ClientMessage::Pong { .. }) => {}
+                        Some(ClientMessage::ConnectionInit { .. }) => {
+                            return Err(close_with(close::TOO_MANY_INITS, "Too many initialisation requests"));
+                        }
+                        Some(ClientMessage::Start { id, payload }) => {
+                            if running.contains_key(&id) {
+                                return Err(close_with(close::DUPLICATE_ID, format!("Subscriber for {id} already exists")));
+                            }
+                            let started = self.start(payload, running.len()).map(|request| {
+                                let request = request
+                                    .data(feed.clone())
+                                    .data(RequestAuth::new(Some(authorization.clone())))
+                                    .data(self.context.clone());
+                                self.schema.execute_stream(request)
+                            });
+                            match started {
+                                Ok(stream) => {
+                                    let (handle, registration) = AbortHandle::new_pair();
+                                    running.insert(id.clone(), handle);
+                                    let tagged = Abortable::new(stream, registration)
+                                        .map({
+                                            let id = id.clone();
+                                            move |answer| (id.clone(), Some(answer))
+                                        })
+                                        .chain(futures_util::stream::once(async move { (id, None) }));
+                                    answers.push(tagged.boxed());
+                                }
+                                Err(errors) => writer.text(dialect.error(&id, errors)).await?,
+                            }
+                        }
+                        Some(ClientMessage::Stop { id }) => {
+                            if let Some(handle) = running.remove(&id) {
+                                handle.abort();
+                                // The older dialect confirms a stop; the newer one does not.
+                                if dialect == Dialect::Legacy {
+                                    writer.text(Dialect::complete(&id)).await?;
+                                }
+                            }
+                        }
+                        Some(ClientMessage::ConnectionTerminate) => return Err(close_with(1000, "")),
+                        Some(ClientMessage::Ping { .. }) => writer.text(Dialect::pong()).await?,
+                    }
+                }
+                Some((id, answer)) = answers.next(), if !answers.is_empty() => {
+                    match answer {
+                        Some(answer) => writer.text(dialect.next(&id, &answer)).await?,
+                        None => {
+                            if running.remove(&id).is_some() {
+                                writer.text(Dialect::complete(&id)).await?;
+                            }
+                        }
+                    }
+                }
+                notice = events.next() => match notice {
+                    Some(Notice::Event(event)) => {
+                        let ends = event.ends_session(&session_id);
+                        let _ = feed.0.send(event);
+                        if ends {
+                            break "the session ended";
+                        }
+                    }
+                    // Whatever ended the session may be among what was missed.
+                    Some(Notice::Missed) => match self.state.sign_ins.authenticate(Some(&token)).await {
+                        Ok(_) | Err(AppError::Unavailable { .. }) => {}
+                        Err(_) => break "the session ended",
+                    },
+                    Some(Notice::FellBehind) => {
+                        return Err(close_with(close::TRY_LATER, "the client fell behind its events; connect again"));
+                    }
+                    None => return Err(close_with(close::TRY_LATER, "account events are unavailable")),
+                },
+                () = tokio::time::sleep_until(expiry) => {
+                    let _ = feed.0.send(AccountEvent::now(AccountEventKind::SessionEnded, Some(&session_id)));
+                    break "the token expired";
+                }
+                _ = keepalive.tick() => {
+                    if last_heard.elapsed() > self.keepalive * 3 {
+                        return Err(End::Gone);
+                    }
+                    writer.text(dialect.keep_alive()).await?;
+                    // Browsers answer a ping frame by themselves, whatever the dialect.
+                    writer.send(Message::Ping(Default::default())).await?;
+                }
+                _ = self.stopping.changed() => {
+                    return Err(close_with(close::RESTART, "the server is restarting"));
+                }
+            }
+        };
+        // The event that ended the session goes out before the close.
+        while let Ok(Some((id, answer))) = tokio::time::timeout(FLUSH, answers.next()).await {
+            if let Some(answer) = answer {
+                writer.text(dialect.next(&id, &answer)).await?;
+            }
+        }
+        Err(close_with(close::FORBIDDEN, ending))
+    }
+
+    /// Checks a subscription before it runs: the connection's cap, the document's syntax,
+    /// that it is a subscription (queries and mutations go over HTTP, with its limits), and
+    /// the document limits every HTTP request passes. Returns the errors to answer otherwise.
+    fn start(
+        &self,
+        request: async_graphql::Request,
+        running: usize,
+    ) -> Result<async_graphql::Request, Value> {
+        if running >= MAX_SUBSCRIPTIONS {
+            return Err(errors(
+                BAD_REQUEST,
+                &format!("at most {MAX_SUBSCRIPTIONS} subscriptions run at once on one connection"),
+            ));
+        }
+        let document = async_graphql::parser::parse_query(&request.query)
+            .map_err(|e| errors(PARSE_FAILED, &e.to_string()))?;
+        let name = request.operation_name.as_deref();
+        if operation_type(&document, name) != Some(OperationType::Subscription) {
+            return Err(errors(
+                BAD_REQUEST,
+                "only subscriptions are served over WebSocket; send queries and mutations to /graphql over HTTP",
+            ));
+        }
+        DocumentStats::measure(&document, name, &self.state.config.graphql)
+            .map_err(|exceeded| errors(VALIDATION_FAILED, &exceeded.0))?;
+        Ok(request)
+    }
+}
+
+/// Reads one frame: `None` for what carries no protocol message (pings and pongs, which the
+/// socket answers itself); the connection's end when the client left or sent what the
+/// protocol does not allow.
+fn read(message: Option<Result<Message, axum::Error>>) -> Result<Option<ClientMessage>, End> {
+    match message {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(End::Gone),
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(None),
+        Some(Ok(Message::Binary(_))) => Err(close_with(
+            close::BAD_MESSAGE,
+            "binary messages are not part of the protocol",
+        )),
+        Some(Ok(Message::Text(text))) => serde_json::from_str::<ClientMessage>(text.as_str())
+            .map(Some)
+            .map_err(|_| close_with(close::BAD_MESSAGE, "Invalid message received")),
+    }
+}
+
+/// The bearer token of a `connection_init` payload: `{"Authorization": "Bearer …"}`, the
+/// header's name in any letter case (GraphiQL sends its header editor's headers there).
+fn token_of(payload: &Value) -> Option<String> {
+    let object = payload.as_object()?;
+    let value = object
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))?
+        .1
+        .as_str()?;
+    bearer_token(value).map(str::to_owned)
+}
+
+/// The type of the operation `name` selects (the only one, without a name).
+fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}

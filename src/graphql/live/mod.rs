@@ -1,0 +1,123 @@
+//! GraphQL over WebSocket at `/graphql`: subscriptions (`accountEvents`) in the
+//! `graphql-transport-ws` protocol (the `graphql-ws` library's) and the older `graphql-ws`
+//! one (subscriptions-transport-ws).
+//!
+//! Written here rather than with async-graphql's WebSocket engine, which has no time limit on
+//! `connection_init`, no cap on subscriptions per connection, no way to close a socket from
+//! the server with a code of its choosing (4403 when its session ends), and sends no
+//! keep-alive pings. async-graphql still reads the client's messages and runs each
+//! subscription.
+//!
+//! `protocol` holds the two dialects and the close codes; `connection` runs one connection.
+
+mod connection;
+pub mod protocol;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use prometheus::IntGauge;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use self::connection::Connection;
+use self::protocol::{Dialect, LEGACY_WS, TRANSPORT_WS};
+use super::ApiSchema;
+use crate::signins::SignInContext;
+use crate::state::AppState;
+
+/// Time a client has to send `connection_init` once connected.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most subscriptions one connection runs at once.
+pub const MAX_SUBSCRIPTIONS: usize = 10;
+/// Time a write to a client may take; a client that reads nothing for this long is dropped,
+/// so it holds no more than its socket's buffers.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest message a client may send (a subscription document and its variables).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Buffers of one connection: reads are small messages; writes go out as they are made.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+const WRITE_BUFFER_BYTES: usize = 0;
+
+/// The WebSocket side of the GraphQL endpoint: its limits, and the signal that closes every
+/// connection (1012, "service restart") when the server stops ([`AppState::stop`]).
+#[derive(Debug)]
+pub struct Live {
+    slots: Arc<Semaphore>,
+    keepalive: Duration,
+    open: IntGauge,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Live {
+    /// The limits configured in `state`.
+    pub fn new(state: &AppState) -> Self {
+        let limits = &state.config.graphql;
+        Live {
+            slots: Arc::new(Semaphore::new(limits.ws_max_connections as usize)),
+            keepalive: Duration::from_secs(limits.ws_keepalive),
+            open: state.metrics.ws_connections.clone(),
+            stopping: state.stopping(),
+        }
+    }
+
+    /// Accepts a WebSocket upgrade of `/graphql`: 503 when the process holds
+    /// `WS_MAX_CONNECTIONS` already. A client offering none of the two subprotocols is
+    /// upgraded and closed at once with 4406, as `graphql-ws` servers do.
+    pub fn upgrade(
+        self: &Arc<Self>,
+        upgrade: WebSocketUpgrade,
+        schema: ApiSchema,
+        state: AppState,
+        context: SignInContext,
+    ) -> Response {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "5")],
+                "too many WebSocket connections; try again shortly",
+            )
+                .into_response();
+        };
+        let upgrade = upgrade
+            .protocols([TRANSPORT_WS, LEGACY_WS])
+            .max_message_size(MAX_MESSAGE_BYTES)
+            .max_frame_size(MAX_MESSAGE_BYTES)
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(WRITE_BUFFER_BYTES);
+        let dialect = Dialect::of(upgrade.selected_protocol());
+        let live = self.clone();
+        upgrade.on_upgrade(move |socket| async move {
+            let _open = OpenConnection::new(&live.open, slot);
+            let connection = Connection {
+                schema,
+                state,
+                context,
+                keepalive: live.keepalive,
+                stopping: live.stopping.clone(),
+            };
+            connection.run(socket, dialect).await;
+        })
+    }
+}
+
+/// Counts a connection as open, and holds its slot, until it is dropped.
+struct OpenConnection<'a> {
+    gauge: &'a IntGauge,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<'a> OpenConnection<'a> {
+    fn new(gauge: &'a IntGauge, slot: OwnedSemaphorePermit) -> Self {
+        gauge.inc();
+        OpenConnection { gauge, _slot: slot }
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
