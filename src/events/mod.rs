@@ -13,7 +13,7 @@
 //! ([`Notice::Missed`]) rather than being waited for.
 
 pub mod local;
-mod relay;
+pub mod relay;
 
 use std::sync::Arc;
 

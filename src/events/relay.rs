@@ -68,6 +68,15 @@ fn unavailable(source: impl Into<anyhow::Error>) -> AppError {
     }
 }
 
+/// The name of the relay's connection in `CLIENT LIST`: `{prefix}events-relay`, with what a
+/// client name cannot hold (spaces, controls) as `_`.
+pub fn client_name(prefix: &str) -> String {
+    format!("{prefix}events-relay")
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect()
+}
+
 /// The channel of `user_id`'s events: the account's hash tag, as its keys have.
 fn channel(prefix: &str, user_id: &str) -> String {
     format!("{prefix}events:{{{user_id}}}")
@@ -232,11 +241,18 @@ impl Task {
             .set_push_sender(sender)
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
-        let connection = self
+        let mut connection = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(unavailable)?;
+        // Named, so that an operator (or a test) can tell it in CLIENT LIST; a server that
+        // refuses the name changes nothing.
+        let _ = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(client_name(&self.prefix))
+            .query_async::<()>(&mut connection)
+            .await;
         self.subscribed.clear();
         self.connection = Some((connection.clone(), pushes));
         Ok(connection)

@@ -388,3 +388,84 @@ backend_tests! {
         assert_eq!(second.state.sign_ins.events().accounts_listened_to(), 0);
     }
 }
+
+/// Cuts the connection on which `app`'s event relay listens, as a network fault would.
+async fn cut_relay_connection(app: &TestApp) {
+    let url = app.state.config.redis.url.clone().expect("a Redis URL");
+    let name = user_api::events::relay::client_name(&app.state.config.redis.key_prefix);
+    let client = redis::Client::open(url).expect("a Redis client");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let ids: Vec<String> = list
+        .lines()
+        .filter(|line| line.split(' ').any(|field| field == format!("name={name}")))
+        .filter_map(|line| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix("id="))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one relay connection is named {name}: {list}");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&ids[0])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+}
+
+backend_tests! {
+    /// A process whose relay loses its Redis connection connects again and subscribes again:
+    /// events reach its sockets once more. Since what ended a session may have been published
+    /// while it was away, it checks every socket's session again: one whose session ended
+    /// unheard (here, revoked in the store behind the events' back) is closed with 4403.
+    #[only(mysql_redis)]
+    async fn a_relay_that_lost_redis_recovers_and_checks_its_sockets(backend: Backend) {
+        use user_api::signins::store::SessionStore as _;
+
+        let first = TestApp::spawn(backend).await;
+        let second = TestApp::builder().replica_of(&first).spawn(backend).await;
+        let alice = first.register("alice", PASSWORD).await;
+        let other = first.login("alice", PASSWORD).await;
+        let mut ending = WsClient::signed_in(&second, &alice.access).await;
+        ending.subscribe("1", ACCOUNT_EVENTS).await;
+        let mut staying = WsClient::signed_in(&second, &other.access).await;
+        staying.subscribe("1", ACCOUNT_EVENTS).await;
+        assert_open(&mut ending).await;
+        assert_open(&mut staying).await;
+
+        let revoked = second
+            .state
+            .sign_ins
+            .store()
+            .revoke(&alice.user_id, &session_of(&alice.access))
+            .await
+            .unwrap();
+        assert!(revoked);
+        cut_relay_connection(&second).await;
+        let (code, reason) = ending.closed().await;
+        assert_eq!(code, 4403, "{reason}");
+
+        // Back on Redis: an event published by the first process reaches the second's socket.
+        let mut heard = None;
+        for round in 0..50 {
+            let email = format!("alice{round}@new.example");
+            run(&first, UPDATE_ME, json!({"i": {"email": email}}), &other.access).await;
+            if let Some(Frame::Text(message)) = staying.recv_within(Duration::from_millis(200)).await {
+                heard = Some(message);
+                break;
+            }
+        }
+        let message = heard.expect("an event crossed again after the relay reconnected");
+        assert_event(&message["payload"]["data"]["accountEvents"], "EMAIL_CHANGED", Some(&session_of(&other.access)));
+    }
+}
