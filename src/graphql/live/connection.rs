@@ -87,8 +87,9 @@ impl Writer {
     }
 }
 
-/// A connection's running subscriptions: each one's answers, then `None` when it completes.
-type Answers = SelectAll<BoxStream<'static, (String, Option<Response>)>>;
+/// A connection's running subscriptions: each one's answers, then `None` when it completes,
+/// under its id and its serial number on the connection.
+type Answers = SelectAll<BoxStream<'static, (String, u64, Option<Response>)>>;
 
 impl Connection {
     /// Serves the connection until it ends, then closes it.
@@ -184,7 +185,11 @@ impl Connection {
         let authorization = format!("Bearer {token}");
         let lifetime = (expires_at - Utc::now()).to_std().unwrap_or_default();
         let expiry = Instant::now() + lifetime;
-        let mut running: HashMap<String, AbortHandle> = HashMap::new();
+        // By id: the serial number of the subscription running under it, and its stop.
+        // A client may reuse an id once it stopped a subscription: the serial tells the new
+        // one from the end of the old.
+        let mut running: HashMap<String, (u64, AbortHandle)> = HashMap::new();
+        let mut serial = 0u64;
         let mut answers = Answers::new();
         let mut keepalive =
             tokio::time::interval_at(Instant::now() + self.keepalive, self.keepalive);
@@ -213,20 +218,22 @@ impl Connection {
                             match started {
                                 Ok(stream) => {
                                     let (handle, registration) = AbortHandle::new_pair();
-                                    running.insert(id.clone(), handle);
+                                    serial += 1;
+                                    let number = serial;
+                                    running.insert(id.clone(), (number, handle));
                                     let tagged = Abortable::new(stream, registration)
                                         .map({
                                             let id = id.clone();
-                                            move |answer| (id.clone(), Some(answer))
+                                            move |answer| (id.clone(), number, Some(answer))
                                         })
-                                        .chain(futures_util::stream::once(async move { (id, None) }));
+                                        .chain(futures_util::stream::once(async move { (id, number, None) }));
                                     answers.push(tagged.boxed());
                                 }
                                 Err(errors) => writer.text(dialect.error(&id, errors)).await?,
                             }
                         }
                         Some(ClientMessage::Stop { id }) => {
-                            if let Some(handle) = running.remove(&id) {
+                            if let Some((_, handle)) = running.remove(&id) {
                                 handle.abort();
                                 // The older dialect confirms a stop; the newer one does not.
                                 if dialect == Dialect::Legacy {
@@ -238,11 +245,12 @@ impl Connection {
                         Some(ClientMessage::Ping { .. }) => writer.text(Dialect::pong()).await?,
                     }
                 }
-                Some((id, answer)) = answers.next(), if !answers.is_empty() => {
+                Some((id, number, answer)) = answers.next(), if !answers.is_empty() => {
                     match answer {
                         Some(answer) => writer.text(dialect.next(&id, &answer)).await?,
                         None => {
-                            if running.remove(&id).is_some() {
+                            if running.get(&id).is_some_and(|(n, _)| *n == number) {
+                                running.remove(&id);
                                 writer.text(Dialect::complete(&id)).await?;
                             }
                         }
@@ -284,7 +292,7 @@ impl Connection {
             }
         };
         // The event that ended the session goes out before the close.
-        while let Ok(Some((id, answer))) = tokio::time::timeout(FLUSH, answers.next()).await {
+        while let Ok(Some((id, _, answer))) = tokio::time::timeout(FLUSH, answers.next()).await {
             if let Some(answer) = answer {
                 writer.text(dialect.next(&id, &answer)).await?;
             }
