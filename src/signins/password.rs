@@ -25,6 +25,9 @@ use crate::error::AppError;
 pub struct PasswordHasher {
     pool: Arc<rayon::ThreadPool>,
     permits: Arc<Semaphore>,
+    /// How many permits there are: when all but one are free, the job holding that one is the
+    /// last.
+    all_permits: usize,
     /// A real hash of a random password, verified against when the username is unknown so
     /// that such a login costs the same time as a wrong password.
     dummy: Arc<OnceCell<String>>,
@@ -100,6 +103,7 @@ impl PasswordHasher {
             // them each thread idled between hashes while the finished job's task woke, gave
             // its permit back and the next waiter's task spawned a job.
             permits: Arc::new(Semaphore::new(2 * concurrency)),
+            all_permits: 2 * concurrency,
             dummy: Arc::new(OnceCell::new()),
         })
     }
@@ -112,10 +116,23 @@ impl PasswordHasher {
         // the pool never holds more than two jobs per thread.
         let _permit = self.permits.acquire().await.map_err(AppError::internal)?;
         let (done, result) = oneshot::channel();
+        let permits = self.permits.clone();
+        let all = self.all_permits;
         self.pool.spawn(move || {
             // A caller that went away while its job sat in the pool needs no hash.
-            if !done.is_closed() {
-                let _ = done.send(job());
+            if done.is_closed() {
+                return;
+            }
+            let result = job();
+            // No other job in the pool or waiting for it (only this one's permit is out, and
+            // its caller has not had the answer yet): the hasher goes idle, and its working
+            // memory goes back to the system once the answer is on its way. Under load the
+            // next job is already there and the memory stays (see `BLOCKS`).
+            let idle = permits.available_permits() + 1 >= all;
+            let _ = done.send(result);
+            if idle {
+                // Every thread of the pool: the others went idle before this one did.
+                rayon::spawn_broadcast(|_| BLOCKS.with_borrow_mut(|blocks| *blocks = Vec::new()));
             }
         });
         result.await.map_err(AppError::internal)
@@ -155,8 +172,9 @@ impl PasswordHasher {
 
 thread_local! {
     /// argon2's working memory (19 MiB with our parameters), kept by each hashing thread and
-    /// reused: allocating it per hash made the allocator keep several such blocks per thread,
-    /// and a login flood grew the process by hundreds of MiB.
+    /// reused while jobs keep coming: allocating it per hash made the allocator keep several
+    /// such blocks per thread, and a login flood grew the process by hundreds of MiB. Once
+    /// the hasher is idle it is let go, so a quiet server does not hold 19 MiB per core.
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -226,6 +244,37 @@ fn verify_phc(password: &str, phc: &str) -> password_hash::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bytes of argon2 working memory the hashing thread holds now.
+    async fn held(hasher: &PasswordHasher) -> usize {
+        let (tell, told) = oneshot::channel();
+        hasher.pool.spawn(move || {
+            let _ = tell.send(BLOCKS.with_borrow(|b| b.capacity() * std::mem::size_of::<Block>()));
+        });
+        told.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_idle_hasher_lets_its_working_memory_go() {
+        let hasher = PasswordHasher::new(1).unwrap();
+        hasher.hash("correct horse".into()).await.unwrap();
+        assert_eq!(
+            held(&hasher).await,
+            0,
+            "nothing else was queued: the memory went"
+        );
+        // Under load (another job waiting), the memory stays for the next hash.
+        let (first, second) = tokio::join!(
+            hasher.hash("correct horse".into()),
+            hasher.run(|| BLOCKS.with_borrow(|b| b.capacity() * std::mem::size_of::<Block>()))
+        );
+        first.unwrap();
+        assert_eq!(
+            second.unwrap(),
+            19 * 1024 * 1024,
+            "kept while jobs were waiting"
+        );
+    }
 
     #[tokio::test]
     async fn hash_then_verify() {

@@ -90,12 +90,11 @@ pub async fn get_graphql(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     if wants_websocket {
         return match upgrade {
-            Ok(upgrade) => endpoint.live.upgrade(
-                upgrade,
-                endpoint.schema.clone(),
-                endpoint.state.clone(),
-                context,
-            ),
+            Ok(upgrade) => {
+                endpoint
+                    .live
+                    .upgrade(upgrade, endpoint.schema.clone(), endpoint.state.clone())
+            }
             Err(rejection) => rejection.into_response(),
         };
     }

@@ -20,19 +20,20 @@ use super::protocol::{Dialect, close, errors};
 use super::{INIT_TIMEOUT, MAX_SUBSCRIPTIONS, WRITE_TIMEOUT};
 use crate::error::AppError;
 use crate::events::{AccountEvent, AccountEventKind, Notice};
+use crate::graphql::ApiSchema;
 use crate::graphql::errors::{BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED};
 use crate::graphql::limits::DocumentStats;
 use crate::graphql::subscription::LiveFeed;
-use crate::graphql::{ApiSchema, RequestAuth};
-use crate::signins::{SignInContext, Watch};
+use crate::signins::Watch;
 use crate::state::AppState;
 use crate::web::authorization::bearer_token;
 
 /// How long the last answers of a connection whose session ended may take to go out before
 /// it closes: they are ready at once, this only bounds a stuck subscription.
 const FLUSH: Duration = Duration::from_millis(50);
-/// Events a connection's subscriptions may have waiting.
-const FEED_BUFFERED: usize = 32;
+/// Events a connection's subscriptions may have waiting: the connection hands each on as it
+/// hears it, so only a burst (a password change also ends sessions) ever waits.
+const FEED_BUFFERED: usize = 8;
 /// The longest close reason RFC 6455 allows, in bytes.
 const MAX_REASON_BYTES: usize = 123;
 
@@ -40,7 +41,6 @@ const MAX_REASON_BYTES: usize = 123;
 pub(super) struct Connection {
     pub(super) schema: ApiSchema,
     pub(super) state: AppState,
-    pub(super) context: SignInContext,
     pub(super) keepalive: Duration,
     pub(super) stopping: watch::Receiver<bool>,
 }
@@ -121,7 +121,8 @@ impl Connection {
                 r#"connection_init's payload must be {"Authorization": "Bearer <access token>"}"#,
             )
         })?;
-        let watch = match self.state.sign_ins.watch(&token).await {
+        // Boxed: its state would otherwise stay in every connection's task for its lifetime.
+        let watch = match Box::pin(self.state.sign_ins.watch(&token)).await {
             Ok(watch) => watch,
             Err(e @ AppError::Unavailable { .. }) => {
                 return Err(close_with(close::TRY_LATER, e.to_string()));
@@ -180,9 +181,15 @@ impl Connection {
             mut events,
             expires_at,
         } = watch;
-        let session_id = viewer.session_id;
-        let feed = LiveFeed(broadcast::channel(FEED_BUFFERED).0);
-        let authorization = format!("Bearer {token}");
+        // The session's id is all the connection keeps of its caller: ten thousand idle
+        // connections need not hold ten thousand accounts.
+        let session_id = {
+            let viewer = viewer;
+            viewer.session_id
+        };
+        // Made with the first subscription: a connection that runs none (or not yet) holds
+        // no buffer for one.
+        let mut feed: Option<LiveFeed> = None;
         let lifetime = (expires_at - Utc::now()).to_std().unwrap_or_default();
         let expiry = Instant::now() + lifetime;
         // By id: the serial number of the subscription running under it, and its stop.
@@ -209,10 +216,10 @@ impl Connection {
                                 return Err(close_with(close::DUPLICATE_ID, format!("Subscriber for {id} already exists")));
                             }
                             let started = self.start(payload, running.len()).map(|request| {
+                                // The feed is all a subscription resolver needs (the
+                                // connection signed its caller in).
                                 let request = request
-                                    .data(feed.clone())
-                                    .data(RequestAuth::new(Some(authorization.clone())))
-                                    .data(self.context.clone());
+                                    .data(feed.get_or_insert_with(|| LiveFeed(broadcast::channel(FEED_BUFFERED).0)).clone());
                                 self.schema.execute_stream(request)
                             });
                             match started {
@@ -259,13 +266,17 @@ impl Connection {
                 notice = events.next() => match notice {
                     Some(Notice::Event(event)) => {
                         let ends = event.ends_session(&session_id);
-                        let _ = feed.0.send(event);
+                        if let Some(feed) = &feed {
+                            let _ = feed.0.send(event);
+                        }
                         if ends {
                             break "the session ended";
                         }
                     }
                     // Whatever ended the session may be among what was missed.
-                    Some(Notice::Missed) => match self.state.sign_ins.authenticate(Some(&token)).await {
+                    // Boxed: kept inline, this rare call's state would make every idle
+                    // connection's task larger.
+                    Some(Notice::Missed) => match Box::pin(self.state.sign_ins.authenticate(Some(&token))).await {
                         Ok(_) | Err(AppError::Unavailable { .. }) => {}
                         Err(_) => break "the session ended",
                     },
@@ -275,7 +286,9 @@ impl Connection {
                     None => return Err(close_with(close::TRY_LATER, "account events are unavailable")),
                 },
                 () = tokio::time::sleep_until(expiry) => {
-                    let _ = feed.0.send(AccountEvent::now(AccountEventKind::SessionEnded, Some(&session_id)));
+                    if let Some(feed) = &feed {
+                        let _ = feed.0.send(AccountEvent::now(AccountEventKind::SessionEnded, Some(&session_id)));
+                    }
                     break "the token expired";
                 }
                 _ = keepalive.tick() => {

@@ -25,7 +25,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use self::connection::Connection;
 use self::protocol::{Dialect, LEGACY_WS, TRANSPORT_WS};
 use super::ApiSchema;
-use crate::signins::SignInContext;
 use crate::state::AppState;
 
 /// Time a client has to send `connection_init` once connected.
@@ -37,8 +36,10 @@ pub const MAX_SUBSCRIPTIONS: usize = 10;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest message a client may send (a subscription document and its variables).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// Buffers of one connection: reads are small messages; writes go out as they are made.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Buffers of one connection: a client sends small messages (a subscription, a pong), and a
+/// larger one grows the buffer for as long as it is read; writes go out as they are made.
+/// Ten thousand idle connections hold ten thousand read buffers.
+const READ_BUFFER_BYTES: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 0;
 
 /// The WebSocket side of the GraphQL endpoint: its limits, and the signal that closes every
@@ -71,7 +72,6 @@ impl Live {
         upgrade: WebSocketUpgrade,
         schema: ApiSchema,
         state: AppState,
-        context: SignInContext,
     ) -> Response {
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             return (
@@ -94,7 +94,6 @@ impl Live {
             let connection = Connection {
                 schema,
                 state,
-                context,
                 keepalive: live.keepalive,
                 stopping: live.stopping.clone(),
             };
