@@ -183,10 +183,8 @@ impl Connection {
         } = watch;
         // The session's id is all the connection keeps of its caller: ten thousand idle
         // connections need not hold ten thousand accounts.
-        let session_id = {
-            let viewer = viewer;
-            viewer.session_id
-        };
+        let session_id = viewer.session_id.clone();
+        drop(viewer);
         // Made with the first subscription: a connection that runs none (or not yet) holds
         // no buffer for one.
         let mut feed: Option<LiveFeed> = None;
