@@ -5,8 +5,8 @@
 //! for the document. The document found is then run like any other: every limit and every
 //! validation rule applies to it each time.
 //!
-//! Kept in Redis when the server has one (shared by replicas, each document for
-//! [`REDIS_TTL`] after it was last registered), else in a bounded in-process cache.
+//! Kept in a bounded in-process cache, and in Redis when the server has one (shared by
+//! replicas, each document for [`REDIS_TTL`] after it was last registered).
 
 use std::time::Duration;
 
@@ -106,84 +106,91 @@ impl Weighter<String, String> for TextLength {
     }
 }
 
-/// Where the documents are kept.
+/// Where the documents are kept: in this process, the least used going first past
+/// [`MEMORY_BYTES`]; and with Redis, there too, under `{prefix}apq:{hash}`, shared by every
+/// replica. A hash names its document's content, so a document found once may be kept here
+/// for good: with Redis, the process's cache answers the documents it already met, and only
+/// the others cost a round trip.
 #[derive(Debug)]
-pub enum PersistedQueries {
-    /// In this process, the least used going first past [`MEMORY_BYTES`].
-    Memory(Cache<String, String, TextLength>),
-    /// In Redis, under `{prefix}apq:{hash}`.
-    Redis {
-        /// The pool.
-        pool: RedisPool,
-        /// REDIS_KEY_PREFIX.
-        prefix: String,
-        /// How long a command may take.
-        timeout: Duration,
-    },
+pub struct PersistedQueries {
+    local: Cache<String, String, TextLength>,
+    shared: Option<SharedStore>,
+}
+
+/// The Redis side of [`PersistedQueries`].
+#[derive(Debug)]
+struct SharedStore {
+    pool: RedisPool,
+    /// REDIS_KEY_PREFIX.
+    prefix: String,
+    /// How long a command may take.
+    timeout: Duration,
+}
+
+impl SharedStore {
+    /// The Redis key of `hash`: `{prefix}apq:{hash}`.
+    fn key(&self, hash: &str) -> String {
+        format!("{}apq:{hash}", self.prefix)
+    }
 }
 
 impl PersistedQueries {
-    /// In-process.
+    /// In-process only.
     pub fn memory() -> Self {
-        PersistedQueries::Memory(Cache::with_weighter(
-            ESTIMATED_DOCUMENTS,
-            MEMORY_BYTES,
-            TextLength,
-        ))
-    }
-
-    /// In Redis, under keys that begin with `prefix`.
-    pub fn redis(pool: RedisPool, prefix: &str, timeout: Duration) -> Self {
-        PersistedQueries::Redis {
-            pool,
-            prefix: prefix.to_owned(),
-            timeout,
+        PersistedQueries {
+            local: Cache::with_weighter(ESTIMATED_DOCUMENTS, MEMORY_BYTES, TextLength),
+            shared: None,
         }
     }
 
-    /// The Redis key of `hash`: `{prefix}apq:{hash}` (empty in-process).
-    fn redis_key(&self, hash: &str) -> String {
-        match self {
-            PersistedQueries::Redis { prefix, .. } => format!("{prefix}apq:{hash}"),
-            PersistedQueries::Memory(_) => String::new(),
+    /// In Redis, under keys that begin with `prefix`, and in-process.
+    pub fn redis(pool: RedisPool, prefix: &str, timeout: Duration) -> Self {
+        PersistedQueries {
+            shared: Some(SharedStore {
+                pool,
+                prefix: prefix.to_owned(),
+                timeout,
+            }),
+            ..PersistedQueries::memory()
         }
     }
 
     /// The document kept under `hash`. Fails only when Redis does.
     pub async fn get(&self, hash: &str) -> anyhow::Result<Option<String>> {
-        match self {
-            PersistedQueries::Memory(cache) => Ok(cache.get(hash)),
-            PersistedQueries::Redis { pool, timeout, .. } => {
-                let key = self.redis_key(hash);
-                redis::run(pool, *timeout, async move |c| {
-                    ::redis::cmd("GET").arg(&key).query_async(c).await
-                })
-                .await
-            }
+        if let Some(text) = self.local.get(hash) {
+            return Ok(Some(text));
         }
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let key = shared.key(hash);
+        let found: Option<String> = redis::run(&shared.pool, shared.timeout, async move |c| {
+            ::redis::cmd("GET").arg(&key).query_async(c).await
+        })
+        .await?;
+        if let Some(text) = &found {
+            self.local.insert(hash.to_owned(), text.clone());
+        }
+        Ok(found)
     }
 
     /// Keeps `text` under `hash` (its SHA-256, checked by [`read`]).
     pub async fn put(&self, hash: &str, text: &str) -> anyhow::Result<()> {
-        match self {
-            PersistedQueries::Memory(cache) => {
-                cache.insert(hash.to_owned(), text.to_owned());
-                Ok(())
-            }
-            PersistedQueries::Redis { pool, timeout, .. } => {
-                let key = self.redis_key(hash);
-                redis::run(pool, *timeout, async move |c| {
-                    ::redis::cmd("SET")
-                        .arg(&key)
-                        .arg(text)
-                        .arg("EX")
-                        .arg(REDIS_TTL.as_secs())
-                        .query_async::<()>(c)
-                        .await
-                })
+        self.local.insert(hash.to_owned(), text.to_owned());
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let key = shared.key(hash);
+        redis::run(&shared.pool, shared.timeout, async move |c| {
+            ::redis::cmd("SET")
+                .arg(&key)
+                .arg(text)
+                .arg("EX")
+                .arg(REDIS_TTL.as_secs())
+                .query_async::<()>(c)
                 .await
-            }
-        }
+        })
+        .await
     }
 }
 

@@ -162,4 +162,19 @@ backend_tests! {
         assert_eq!(status, 503, "{body}");
         assert_eq!(error_code(&body).as_deref(), Some("SERVICE_UNAVAILABLE"), "{body}");
     }
+
+    /// A document the process has met is answered from its own cache, with no round trip to
+    /// Redis: here Redis is down, and the hash it kept still works.
+    #[only(mysql_redis)]
+    async fn a_known_hash_is_answered_from_the_process(backend: Backend) {
+        let app = TestApp::builder().unreachable_redis().spawn(backend).await;
+        let query = "{ __typename }";
+        let ext = extension(&sha256(query));
+        let (status, body) = post(&app, json!({"query": query, "extensions": ext}), None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["__typename"], "Query", "{body}");
+        let (status, body) = post(&app, json!({"extensions": ext}), None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["__typename"], "Query", "{body}");
+    }
 }
