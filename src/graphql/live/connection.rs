@@ -11,7 +11,7 @@ use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Opera
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::Utc;
 use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll, SplitSink, SplitStream};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
@@ -221,7 +221,18 @@ impl Connection {
                                 self.schema.execute_stream(request)
                             });
                             match started {
-                                Ok(stream) => {
+                                Ok(mut stream) => {
+                                    // Run at once up to its first wait, so that the
+                                    // subscription listens to the feed before the loop hands
+                                    // on another event (or it answers its errors now).
+                                    match stream.next().now_or_never() {
+                                        None => {}
+                                        Some(Some(answer)) => writer.text(dialect.next(&id, &answer)).await?,
+                                        Some(None) => {
+                                            writer.text(Dialect::complete(&id)).await?;
+                                            continue;
+                                        }
+                                    }
                                     let (handle, registration) = AbortHandle::new_pair();
                                     serial += 1;
                                     let number = serial;
