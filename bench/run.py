@@ -436,7 +436,7 @@ def write_results(args, runs, started):
     # command and date.
     if os.path.exists(args.out):
         kept = ["## " + b for b in open(args.out).read().split("\n## ")[1:]
-                if b.startswith(("Before and after", "Filtered user lists", "Subscriptions"))]
+                if b.startswith(("Before and after", "Filtered user lists", "Subscriptions", "Totals over", "Side by side"))]
         lines += [block.rstrip("\n") + "\n" for block in kept]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))

@@ -224,10 +224,10 @@ def write_totals_section(args, runs, started):
     ]
     for r_ in runs:
         title = "MySQL (MariaDB) + Redis" if r_["backend"] == "mysql" else "embedded SQLite"
-        lines += [f"### {title}", "", "| counted afresh | users counted | ms per request (each) | median |", "|---|---:|---:|---:|"]
+        lines += [f"### {title}", "", "| counted afresh | users counted | ms per count (each) | median |", "|---|---:|---:|---:|"]
         for name, times, total in r_["fresh"]:
             lines.append(f"| {name} | {total:,} | {'/'.join(f'{t:.1f}' for t in times)} | {run.median(times):.1f} |")
-        lines += ["", "| kept | connections | req/s (each run) | p50 | p99 | failed |", "|---|---:|---:|---:|---:|---:|"]
+        lines += ["", "| served | connections | req/s (each run) | p50 | p99 | failed |", "|---|---:|---:|---:|---:|---:|"]
         for r in r_["results"]:
             each = "/".join(f"{x:.0f}" for x in r["each_rps"])
             lines.append(f"| {r['name']} | {r['connections']} | {r['rps']:.0f} ({each}) | {run.fmt_ms(r['p50'])} | {run.fmt_ms(r['p99'])} | {r['failed']} |")
