@@ -141,13 +141,18 @@ def scenario(results, server, name, url, script, connections, duration, env, rep
 
 
 def interleaved(results, server, specs, duration, repeat):
-    """Runs several scenarios in turn, `repeat` rounds of one run each, so that scenarios
-    compared with each other meet the same moments of a machine whose speed drifts. `specs`
+    """Runs several scenarios in turn, `repeat` rounds of one run each (each round in another
+    order), so that scenarios compared with each other meet the same moments of a machine
+    whose speed drifts. `specs`
     are (name, url, script, connections, env); returns the summaries in the same order."""
     runs = [[] for _ in specs]
     for i in range(repeat):
-        for spec_runs, (name, url, script, connections, env) in zip(runs, specs):
-            spec_runs.append(run_once(server, url, script, connections, duration, env, i))
+        # Each round starts with the next scenario, so that none always runs first (or last)
+        # in a round: a machine that speeds up or slows down within rounds favours no one.
+        for k in range(len(specs)):
+            j = (i + k) % len(specs)
+            name, url, script, connections, env = specs[j]
+            runs[j].append(run_once(server, url, script, connections, duration, env, i))
     return [summarize(results, spec[0], spec[3], spec_runs) for spec, spec_runs in zip(specs, runs)]
 
 
