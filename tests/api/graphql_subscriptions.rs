@@ -304,6 +304,18 @@ backend_tests! {
         assert_eq!(client.closed().await.0, 4409);
     }
 
+    /// A message far larger than the socket's read buffer (here 40 KB, most of it a comment)
+    /// is read whole, and its subscription runs.
+    async fn a_large_message_is_read_whole(app: TestApp) {
+        let alice = app.register("alice", PASSWORD).await;
+        let mut client = WsClient::signed_in(&app, &alice.access).await;
+        let query = format!("{ACCOUNT_EVENTS}\n# {}", "x".repeat(40_000));
+        client.subscribe("1", &query).await;
+        assert_open(&mut client).await;
+        let other = app.login("alice", PASSWORD).await;
+        assert_event(&client.event("1").await, "SESSION_STARTED", Some(&session_of(&other.access)));
+    }
+
     /// `WS_MAX_CONNECTIONS`: a connection over the cap is answered 503 before the upgrade.
     async fn connections_over_the_cap_are_refused_with_503(backend: Backend) {
         let app = TestApp::builder().ws_max_connections(1).spawn(backend).await;

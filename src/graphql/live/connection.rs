@@ -33,7 +33,7 @@ use crate::web::authorization::bearer_token;
 const FLUSH: Duration = Duration::from_millis(50);
 /// Events a connection's subscriptions may have waiting: the connection hands each on as it
 /// hears it, so only a burst (a password change also ends sessions) ever waits.
-const FEED_BUFFERED: usize = 8;
+const FEED_BUFFERED: usize = 4;
 /// The longest close reason RFC 6455 allows, in bytes.
 const MAX_REASON_BYTES: usize = 123;
 
