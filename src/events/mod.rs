@@ -146,9 +146,11 @@ impl AccountEvents {
         })
     }
 
-    /// Tells every listener of `user_id`, here and (with Redis) in every other process.
-    /// Never fails: an event that cannot cross to other processes is logged and counted.
-    pub async fn publish(&self, user_id: &str, event: AccountEvent) {
+    /// Tells every listener of `user_id`, here and (with Redis) in every other process, that
+    /// `kind` happened now (about `session_id`, where it concerns one). Never fails: an event
+    /// that cannot cross to other processes is logged and counted.
+    pub async fn publish(&self, user_id: &str, kind: AccountEventKind, session_id: Option<&str>) {
+        let event = AccountEvent::now(kind, session_id);
         self.published.inc();
         self.registry
             .dispatch(user_id, Notice::Event(event.clone()));

@@ -8,6 +8,7 @@
 //! may have missed events. A message carries the id of the process that sent it, so a process
 //! skips its own (its listeners heard them when they were published).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +38,8 @@ struct Message<'a> {
     origin: &'a str,
     /// The account.
     user: &'a str,
-    event: AccountEvent,
+    /// Borrowed when sent, owned when read.
+    event: Cow<'a, AccountEvent>,
 }
 
 /// The handle the service and the listeners use; the task does the work.
@@ -131,7 +133,7 @@ impl Relay {
         let message = Message {
             origin: &inner.origin,
             user: user_id,
-            event: event.clone(),
+            event: Cow::Borrowed(event),
         };
         let Ok(payload) = serde_json::to_string(&message) else {
             return;
@@ -327,7 +329,7 @@ impl Task {
                 match serde_json::from_slice::<Message<'_>>(payload) {
                     Ok(message) if message.origin != self.origin => {
                         self.registry
-                            .dispatch(message.user, Notice::Event(message.event));
+                            .dispatch(message.user, Notice::Event(message.event.into_owned()));
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "an unreadable account event on Redis"),

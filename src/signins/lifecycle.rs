@@ -100,7 +100,8 @@ impl SignIns {
         let live = self.store.revoke(&viewer.user.id, id).await?;
         let family = self.end_family_of_session(&viewer.user.id, id).await?;
         if live || family {
-            self.tell(&viewer.user.id, AccountEventKind::SessionEnded, Some(id))
+            self.events
+                .publish(&viewer.user.id, AccountEventKind::SessionEnded, Some(id))
                 .await;
             Ok(())
         } else {
@@ -116,7 +117,8 @@ impl SignIns {
         let count = self.list_sessions(viewer).await?.len();
         repo::bump_credentials_version(&self.db, &viewer.user.id).await?;
         self.end_all(&viewer.user.id).await?;
-        self.tell(&viewer.user.id, AccountEventKind::SessionEnded, None)
+        self.events
+            .publish(&viewer.user.id, AccountEventKind::SessionEnded, None)
             .await;
         Ok(count)
     }
@@ -360,7 +362,8 @@ impl SignIns {
                     "a rotated refresh token was presented again; ending its sign-in"
                 );
                 for session_id in self.end_family(&user.id, &row.family_id).await? {
-                    self.tell(&user.id, AccountEventKind::SessionEnded, Some(&session_id))
+                    self.events
+                        .publish(&user.id, AccountEventKind::SessionEnded, Some(&session_id))
                         .await;
                 }
                 return Err(REUSED_REFRESH);

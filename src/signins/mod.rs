@@ -31,7 +31,7 @@ use crate::accounts::{repo, validation};
 use crate::config::{AuthConfig, RefreshConfig};
 use crate::db::DbPool;
 use crate::error::AppError;
-use crate::events::{AccountEvent, AccountEventKind, AccountEvents, Listener};
+use crate::events::{AccountEventKind, AccountEvents, Listener};
 use crate::infra::jobs;
 use crate::ratelimit::RateLimiter;
 
@@ -263,12 +263,13 @@ impl SignIns {
         self.store.create(&session).await?;
         let refresh_token = self.open_family(&user, &token, context).await?;
         self.confirm_sign_in(&user, &token.session_id).await?;
-        self.tell(
-            &user.id,
-            AccountEventKind::SessionStarted,
-            Some(&token.session_id),
-        )
-        .await;
+        self.events
+            .publish(
+                &user.id,
+                AccountEventKind::SessionStarted,
+                Some(&token.session_id),
+            )
+            .await;
         Ok(SignedIn {
             token,
             user: UserView::own(user),
@@ -325,30 +326,19 @@ impl SignIns {
             .await?;
         self.end_family_of_session(&viewer.user.id, &viewer.session_id)
             .await?;
-        self.tell(
-            &viewer.user.id,
-            AccountEventKind::SessionEnded,
-            Some(&viewer.session_id),
-        )
-        .await;
+        self.events
+            .publish(
+                &viewer.user.id,
+                AccountEventKind::SessionEnded,
+                Some(&viewer.session_id),
+            )
+            .await;
         Ok(())
     }
 
     /// The account events, for the listeners (the GraphQL subscription) and for `Users`.
     pub fn events(&self) -> &AccountEvents {
         &self.events
-    }
-
-    /// Publishes an event of `user_id`'s account.
-    pub(crate) async fn tell(
-        &self,
-        user_id: &str,
-        kind: AccountEventKind,
-        session_id: Option<&str>,
-    ) {
-        self.events
-            .publish(user_id, AccountEvent::now(kind, session_id))
-            .await;
     }
 
     /// Ends every sign-in of the user (sessions and refresh tokens), for an account that is

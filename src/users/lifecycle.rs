@@ -87,7 +87,8 @@ impl Users {
         let user = repo::find_by_id(&self.db, &row.user_id)
             .await?
             .ok_or(BAD_TOKEN)?;
-        self.tell(&user.id, AccountEventKind::EmailVerified, None)
+        self.events
+            .publish(&user.id, AccountEventKind::EmailVerified, None)
             .await;
         Ok(UserView::own(user))
     }
@@ -173,7 +174,8 @@ impl Users {
                 tracing::error!(%user_id, "a reset's sessions could not be ended; they lapse with their access tokens");
             });
         }
-        self.tell(&row.user_id, AccountEventKind::PasswordChanged, None)
+        self.events
+            .publish(&row.user_id, AccountEventKind::PasswordChanged, None)
             .await;
         Ok(())
     }

@@ -23,7 +23,7 @@ use crate::accounts::repo::{self, Effects, SortKey, UserChanges};
 use crate::accounts::validation;
 use crate::db::DbPool;
 use crate::error::{AppError, Field};
-use crate::events::{AccountEvent, AccountEventKind};
+use crate::events::{AccountEventKind, AccountEvents};
 use crate::mail::compose::Mail;
 use crate::ratelimit::RateLimiter;
 use crate::signins::{PasswordHasher, SignInContext, SignIns, SignedIn, Viewer};
@@ -37,6 +37,7 @@ pub struct Users {
     sign_ins: Arc<SignIns>,
     mailroom: Arc<Mailroom>,
     counts: counts::Counts,
+    events: AccountEvents,
 }
 
 /// Registration input.
@@ -129,9 +130,11 @@ impl Users {
             db,
             hasher,
             limiter,
-            sign_ins,
             mailroom: Arc::new(mailroom),
             counts: counts::Counts::new(),
+            // The same service the sign-ins publish to: one stream of events per account.
+            events: sign_ins.events().clone(),
+            sign_ins,
         }
     }
 
@@ -330,12 +333,14 @@ impl Users {
         let mut user_version = viewer.user.credentials_version;
         let session = Some(viewer.session_id.as_str());
         if input.email.is_some() {
-            self.tell(&viewer.user.id, AccountEventKind::EmailChanged, session)
+            self.events
+                .publish(&viewer.user.id, AccountEventKind::EmailChanged, session)
                 .await;
         }
         if password_hash.is_some() {
             user_version = self.sign_ins.end_others(viewer).await?;
-            self.tell(&viewer.user.id, AccountEventKind::PasswordChanged, session)
+            self.events
+                .publish(&viewer.user.id, AccountEventKind::PasswordChanged, session)
                 .await;
         }
         let mut user = viewer.user.clone();
@@ -354,14 +359,6 @@ impl Users {
     /// admin cannot: the service would be left without one (FORBIDDEN).
     pub async fn delete_me(&self, viewer: &Viewer) -> Result<(), AppError> {
         self.delete_account(&viewer.user.id).await.map(|_| ())
-    }
-
-    /// Publishes an event of `user_id`'s account.
-    async fn tell(&self, user_id: &str, kind: AccountEventKind, session_id: Option<&str>) {
-        self.sign_ins
-            .events()
-            .publish(user_id, AccountEvent::now(kind, session_id))
-            .await;
     }
 
     /// The user addressed by `key`, as the viewer may see them; `None` when there is none.

@@ -64,7 +64,8 @@ impl Users {
         self.sign_ins.end_all(user_id).await?;
         crate::accounts::tokens::delete_for_user(&self.db, user_id).await?;
         if deleted {
-            self.tell(user_id, AccountEventKind::AccountDeleted, None)
+            self.events
+                .publish(user_id, AccountEventKind::AccountDeleted, None)
                 .await;
         }
         Ok(deleted)
@@ -89,7 +90,9 @@ impl Users {
         if !changed {
             return Err(LAST_ADMIN);
         }
-        self.tell(id, AccountEventKind::RoleChanged, None).await;
+        self.events
+            .publish(id, AccountEventKind::RoleChanged, None)
+            .await;
         Ok(UserView::for_viewer(user, &viewer.user))
     }
 
@@ -128,7 +131,9 @@ impl Users {
             }
             if was_enabled {
                 self.tell_disabled(&user, now).await;
-                self.tell(id, AccountEventKind::AccountDisabled, None).await;
+                self.events
+                    .publish(id, AccountEventKind::AccountDisabled, None)
+                    .await;
             }
             return Ok(UserView::for_viewer(user, &viewer.user));
         }

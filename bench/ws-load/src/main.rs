@@ -48,11 +48,8 @@ async fn subscribe(url: &str, token: &str) -> Result<Socket, Error> {
             }
         }
     }
-    // WS_LOAD_NO_SUBSCRIBE: signed in only, to measure what a bare connection costs.
-    if std::env::var_os("WS_LOAD_NO_SUBSCRIBE").is_none() {
-        let subscribe = json!({"type": "subscribe", "id": "1", "payload": {"query": SUBSCRIPTION}});
-        socket.send(Message::text(subscribe.to_string())).await?;
-    }
+    let subscribe = json!({"type": "subscribe", "id": "1", "payload": {"query": SUBSCRIPTION}});
+    socket.send(Message::text(subscribe.to_string())).await?;
     Ok(socket)
 }
 

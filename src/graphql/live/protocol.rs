@@ -23,9 +23,9 @@ pub enum Dialect {
 impl Dialect {
     /// The dialect of the subprotocol the handshake settled on.
     pub fn of(protocol: Option<&HeaderValue>) -> Option<Dialect> {
-        match protocol?.as_bytes() {
-            b"graphql-transport-ws" => Some(Dialect::Transport),
-            b"graphql-ws" => Some(Dialect::Legacy),
+        match protocol?.to_str().ok()? {
+            TRANSPORT_WS => Some(Dialect::Transport),
+            LEGACY_WS => Some(Dialect::Legacy),
             _ => None,
         }
     }
