@@ -372,6 +372,44 @@ backend_tests! {
     }
 
     /// A subscription sent over HTTP is refused with a clear error, not run.
+    /// Each event runs the subscription's own document, operation and variables; a document
+    /// that fails validation, or a variable of the wrong type, is answered with an `error`
+    /// message carrying the errors, and the connection goes on.
+    async fn each_event_runs_the_subscriptions_operation_and_variables(app: TestApp) {
+        let alice = app.register("alice", PASSWORD).await;
+        let mut client = WsClient::signed_in(&app, &alice.access).await;
+        let document = "subscription Other { accountEvents { sessionId } } \
+                        subscription Kinds($skip: Boolean!) { accountEvents { kind at @skip(if: $skip) ... on AccountEvent { __typename } } }";
+        client
+            .send(json!({"type": "subscribe", "id": "kinds", "payload": {
+                "query": document, "operationName": "Kinds", "variables": {"skip": true}}}))
+            .await;
+        client
+            .send(json!({"type": "subscribe", "id": "typo", "payload": {
+                "query": "subscription { accountEvents { kind colour } }"}}))
+            .await;
+        let Frame::Text(typo) = client.recv().await else { panic!("closed") };
+        assert_eq!(typo["type"], "error", "{typo}");
+        assert_eq!(typo["id"], "typo", "{typo}");
+        assert_eq!(typo["payload"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED", "{typo}");
+        assert!(typo["payload"][0]["message"].as_str().is_some_and(|m| m.contains("colour")), "{typo}");
+        client
+            .send(json!({"type": "subscribe", "id": "wrong", "payload": {
+                "query": document, "operationName": "Kinds", "variables": {"skip": "yes"}}}))
+            .await;
+        let Frame::Text(wrong) = client.recv().await else { panic!("closed") };
+        assert_eq!((&wrong["type"], &wrong["id"]), (&json!("error"), &json!("wrong")), "{wrong}");
+        assert_eq!(wrong["payload"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED", "{wrong}");
+        assert!(wrong["payload"][0]["message"].as_str().is_some_and(|m| m.contains("Boolean")), "{wrong}");
+
+        app.login("alice", PASSWORD).await;
+        assert_eq!(
+            client.event("kinds").await,
+            json!({"kind": "SESSION_STARTED", "__typename": "AccountEvent"})
+        );
+        assert_quiet(&mut client).await;
+    }
+
     async fn a_subscription_over_http_is_refused(app: TestApp) {
         let alice = app.register("alice", PASSWORD).await;
         let body = app.gql(ACCOUNT_EVENTS, json!({}), Some(&alice.access)).await;

@@ -55,9 +55,12 @@ pub struct Endpoint {
 impl Endpoint {
     /// Builds the schema for `state`.
     pub fn new(state: AppState) -> Self {
+        let schema = build_schema(Some(state.clone()));
+        let validated_schema = build_schema_validating(Some(state.clone()), ValidationMode::Fast);
         Endpoint {
-            schema: build_schema(Some(state.clone())),
-            validated_schema: build_schema_validating(Some(state.clone()), ValidationMode::Fast),
+            live: Arc::new(Live::new(&state, schema.clone(), validated_schema.clone())),
+            schema,
+            validated_schema,
             documents: Arc::new(DocumentCache::default()),
             persisted: Arc::new(match state.dependencies.redis() {
                 Some(pool) => PersistedQueries::redis(
@@ -67,7 +70,6 @@ impl Endpoint {
                 ),
                 None => PersistedQueries::memory(),
             }),
-            live: Arc::new(Live::new(&state)),
             state,
         }
     }
@@ -90,11 +92,7 @@ pub async fn get_graphql(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     if wants_websocket {
         return match upgrade {
-            Ok(upgrade) => {
-                endpoint
-                    .live
-                    .upgrade(upgrade, endpoint.schema.clone(), endpoint.state.clone())
-            }
+            Ok(upgrade) => endpoint.live.upgrade(upgrade, endpoint.state.clone()),
             Err(rejection) => rejection.into_response(),
         };
     }

@@ -2,18 +2,17 @@
 //! messages, runs its subscriptions, hears its account's events and keeps the connection
 //! alive; it is the only writer, and every write is bounded in time.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use async_graphql::Response;
+use async_graphql::Variables;
 use async_graphql::http::ClientMessage;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::Utc;
-use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll, SplitSink, SplitStream};
-use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
-use serde_json::Value;
-use tokio::sync::{broadcast, watch};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::protocol::{Dialect, close, errors};
@@ -23,23 +22,18 @@ use crate::events::{AccountEvent, AccountEventKind, Notice};
 use crate::graphql::ApiSchema;
 use crate::graphql::errors::{BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED};
 use crate::graphql::limits::DocumentStats;
-use crate::graphql::subscription::LiveFeed;
+use crate::graphql::subscription::LiveEvent;
 use crate::signins::Watch;
 use crate::state::AppState;
 use crate::web::authorization::bearer_token;
 
-/// How long the last answers of a connection whose session ended may take to go out before
-/// it closes: they are ready at once, this only bounds a stuck subscription.
-const FLUSH: Duration = Duration::from_millis(50);
-/// Events a connection's subscriptions may have waiting: the connection hands each on as it
-/// hears it, so only a burst (a password change also ends sessions) ever waits.
-const FEED_BUFFERED: usize = 4;
 /// The longest close reason RFC 6455 allows, in bytes.
 const MAX_REASON_BYTES: usize = 123;
 
 /// What a connection needs, for as long as it lasts.
 pub(super) struct Connection {
     pub(super) schema: ApiSchema,
+    pub(super) validated_schema: ApiSchema,
     pub(super) state: AppState,
     pub(super) keepalive: Duration,
     pub(super) stopping: watch::Receiver<bool>,
@@ -87,9 +81,24 @@ impl Writer {
     }
 }
 
-/// A connection's running subscriptions: each one's answers, then `None` when it completes,
-/// under its id and its serial number on the connection.
-type Answers = SelectAll<BoxStream<'static, (String, u64, Option<Response>)>>;
+/// A running subscription: what the client asked for, run again for each event.
+struct Subscription {
+    id: String,
+    query: String,
+    operation_name: Option<String>,
+    variables: Variables,
+}
+
+impl Subscription {
+    fn request(&self) -> async_graphql::Request {
+        let request =
+            async_graphql::Request::new(self.query.clone()).variables(self.variables.clone());
+        match &self.operation_name {
+            Some(name) => request.operation_name(name.clone()),
+            None => request,
+        }
+    }
+}
 
 impl Connection {
     /// Serves the connection until it ends, then closes it.
@@ -114,8 +123,8 @@ impl Connection {
         reader: &mut SplitStream<WebSocket>,
         dialect: Dialect,
     ) -> Result<(), End> {
-        let payload = self.await_init(writer, reader).await?;
-        let token = token_of(&payload).ok_or_else(|| {
+        // Only the token is kept of the payload.
+        let token = token_of(&self.await_init(writer, reader).await?).ok_or_else(|| {
             close_with(
                 close::FORBIDDEN,
                 r#"connection_init's payload must be {"Authorization": "Bearer <access token>"}"#,
@@ -185,21 +194,14 @@ impl Connection {
         // connections need not hold ten thousand accounts.
         let session_id = viewer.session_id.clone();
         drop(viewer);
-        // Made with the first subscription: a connection that runs none (or not yet) holds
-        // no buffer for one.
-        let mut feed: Option<LiveFeed> = None;
         let lifetime = (expires_at - Utc::now()).to_std().unwrap_or_default();
         let expiry = Instant::now() + lifetime;
-        // By id: the serial number of the subscription running under it, and its stop.
-        // A client may reuse an id once it stopped a subscription: the serial tells the new
-        // one from the end of the old.
-        let mut running: HashMap<String, (u64, AbortHandle)> = HashMap::new();
-        let mut serial = 0u64;
-        let mut answers = Answers::new();
+        // In the order they started, which is the order each event's answers go out in.
+        let mut running: Vec<Subscription> = Vec::new();
         let mut keepalive =
             tokio::time::interval_at(Instant::now() + self.keepalive, self.keepalive);
         let mut last_heard = Instant::now();
-        let ending = loop {
+        let (ending, last) = loop {
             tokio::select! {
                 message = reader.next() => {
                     let message = read(message)?;
@@ -210,47 +212,18 @@ impl Connection {
                             return Err(close_with(close::TOO_MANY_INITS, "Too many initialisation requests"));
                         }
                         Some(ClientMessage::Start { id, payload }) => {
-                            if running.contains_key(&id) {
+                            if running.iter().any(|s| s.id == id) {
                                 return Err(close_with(close::DUPLICATE_ID, format!("Subscriber for {id} already exists")));
                             }
-                            let started = self.start(payload, running.len()).map(|request| {
-                                // The feed is all a subscription resolver needs (the
-                                // connection signed its caller in).
-                                let request = request
-                                    .data(feed.get_or_insert_with(|| LiveFeed(broadcast::channel(FEED_BUFFERED).0)).clone());
-                                self.schema.execute_stream(request)
-                            });
-                            match started {
-                                Ok(mut stream) => {
-                                    // Run at once up to its first wait, so that the
-                                    // subscription listens to the feed before the loop hands
-                                    // on another event (or it answers its errors now).
-                                    match stream.next().now_or_never() {
-                                        None => {}
-                                        Some(Some(answer)) => writer.text(dialect.next(&id, &answer)).await?,
-                                        Some(None) => {
-                                            writer.text(Dialect::complete(&id)).await?;
-                                            continue;
-                                        }
-                                    }
-                                    let (handle, registration) = AbortHandle::new_pair();
-                                    serial += 1;
-                                    let number = serial;
-                                    running.insert(id.clone(), (number, handle));
-                                    let tagged = Abortable::new(stream, registration)
-                                        .map({
-                                            let id = id.clone();
-                                            move |answer| (id.clone(), number, Some(answer))
-                                        })
-                                        .chain(futures_util::stream::once(async move { (id, number, None) }));
-                                    answers.push(tagged.boxed());
-                                }
-                                Err(errors) => writer.text(dialect.error(&id, errors)).await?,
+                            // Boxed: kept inline, its state would make every idle
+                            // connection's task larger.
+                            if let Some(subscription) = Box::pin(self.start(writer, dialect, id, payload, running.len())).await? {
+                                running.push(subscription);
                             }
                         }
                         Some(ClientMessage::Stop { id }) => {
-                            if let Some((_, handle)) = running.remove(&id) {
-                                handle.abort();
+                            if let Some(at) = running.iter().position(|s| s.id == id) {
+                                running.remove(at);
                                 // The older dialect confirms a stop; the newer one does not.
                                 if dialect == Dialect::Legacy {
                                     writer.text(Dialect::complete(&id)).await?;
@@ -261,33 +234,19 @@ impl Connection {
                         Some(ClientMessage::Ping { .. }) => writer.text(Dialect::pong()).await?,
                     }
                 }
-                Some((id, number, answer)) = answers.next(), if !answers.is_empty() => {
-                    match answer {
-                        Some(answer) => writer.text(dialect.next(&id, &answer)).await?,
-                        None => {
-                            if running.get(&id).is_some_and(|(n, _)| *n == number) {
-                                running.remove(&id);
-                                writer.text(Dialect::complete(&id)).await?;
-                            }
-                        }
-                    }
-                }
                 notice = events.next() => match notice {
                     Some(Notice::Event(event)) => {
-                        let ends = event.ends_session(&session_id);
-                        if let Some(feed) = &feed {
-                            let _ = feed.0.send(event);
+                        if event.ends_session(&session_id) {
+                            break ("the session ended", Some(event));
                         }
-                        if ends {
-                            break "the session ended";
-                        }
+                        Box::pin(self.answer(writer, dialect, &running, event)).await?;
                     }
                     // Whatever ended the session may be among what was missed.
                     // Boxed: kept inline, this rare call's state would make every idle
                     // connection's task larger.
                     Some(Notice::Missed) => match Box::pin(self.state.sign_ins.authenticate(Some(&token))).await {
                         Ok(_) | Err(AppError::Unavailable { .. }) => {}
-                        Err(_) => break "the session ended",
+                        Err(_) => break ("the session ended", None),
                     },
                     Some(Notice::FellBehind) => {
                         return Err(close_with(close::TRY_LATER, "the client fell behind its events; connect again"));
@@ -295,10 +254,8 @@ impl Connection {
                     None => return Err(close_with(close::TRY_LATER, "account events are unavailable")),
                 },
                 () = tokio::time::sleep_until(expiry) => {
-                    if let Some(feed) = &feed {
-                        let _ = feed.0.send(AccountEvent::now(AccountEventKind::SessionEnded, Some(&session_id)));
-                    }
-                    break "the token expired";
+                    let ended = AccountEvent::now(AccountEventKind::SessionEnded, Some(&session_id));
+                    break ("the token expired", Some(ended));
                 }
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() > self.keepalive * 3 {
@@ -314,18 +271,82 @@ impl Connection {
             }
         };
         // The event that ended the session goes out before the close.
-        while let Ok(Some((id, _, answer))) = tokio::time::timeout(FLUSH, answers.next()).await {
-            if let Some(answer) = answer {
-                writer.text(dialect.next(&id, &answer)).await?;
-            }
+        if let Some(event) = last {
+            Box::pin(self.answer(writer, dialect, &running, event)).await?;
         }
         Err(close_with(close::FORBIDDEN, ending))
+    }
+
+    /// Starts subscription `id`: checks it ([`Connection::check`]), then runs it once without
+    /// an event, with full validation, which answers nothing unless its document, variables or
+    /// operation name are wrong. Returns it when it runs; answers why not otherwise.
+    async fn start(
+        &self,
+        writer: &mut Writer,
+        dialect: Dialect,
+        id: String,
+        request: async_graphql::Request,
+        running: usize,
+    ) -> Result<Option<Subscription>, End> {
+        let request = match self.check(request, running) {
+            Ok(request) => request,
+            Err(errors) => {
+                writer.text(dialect.error(&id, errors)).await?;
+                return Ok(None);
+            }
+        };
+        let subscription = Subscription {
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
+            id,
+        };
+        match self.schema.execute_stream(request).next().await {
+            None => Ok(Some(subscription)),
+            Some(refused) => {
+                // Its document parsed (`check`): what is wrong is what validation found, in
+                // the document or the variables. The protocol answers that with `error`,
+                // which ends the subscription.
+                let errors: Vec<_> = refused
+                    .errors
+                    .into_iter()
+                    .map(|mut error| {
+                        error
+                            .extensions
+                            .get_or_insert_with(Default::default)
+                            .set("code", VALIDATION_FAILED);
+                        error
+                    })
+                    .collect();
+                writer
+                    .text(dialect.error(&subscription.id, json!(errors)))
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs each subscription for `event`, and sends its answer.
+    async fn answer(
+        &self,
+        writer: &mut Writer,
+        dialect: Dialect,
+        running: &[Subscription],
+        event: AccountEvent,
+    ) -> Result<(), End> {
+        for subscription in running {
+            let request = subscription.request().data(LiveEvent(event.clone()));
+            if let Some(answer) = self.validated_schema.execute_stream(request).next().await {
+                writer.text(dialect.next(&subscription.id, &answer)).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Checks a subscription before it runs: the connection's cap, the document's syntax,
     /// that it is a subscription (queries and mutations go over HTTP, with its limits), and
     /// the document limits every HTTP request passes. Returns the errors to answer otherwise.
-    fn start(
+    fn check(
         &self,
         request: async_graphql::Request,
         running: usize,

@@ -6,7 +6,8 @@
 //! `connection_init`, no cap on subscriptions per connection, no way to close a socket from
 //! the server with a code of its choosing (4403 when its session ends), and sends no
 //! keep-alive pings. async-graphql still reads the client's messages and runs each
-//! subscription.
+//! subscription: once when it starts, with full validation, then once per event of the
+//! account (see [`super::subscription::LiveEvent`]).
 //!
 //! `protocol` holds the two dialects and the close codes; `connection` runs one connection.
 
@@ -45,8 +46,9 @@ const WRITE_BUFFER_BYTES: usize = 0;
 
 /// The WebSocket side of the GraphQL endpoint: its limits, and the signal that closes every
 /// connection (1012, "service restart") when the server stops ([`AppState::stop`]).
-#[derive(Debug)]
 pub struct Live {
+    schema: ApiSchema,
+    validated_schema: ApiSchema,
     slots: Arc<Semaphore>,
     keepalive: Duration,
     open: IntGauge,
@@ -54,10 +56,14 @@ pub struct Live {
 }
 
 impl Live {
-    /// The limits configured in `state`.
-    pub fn new(state: &AppState) -> Self {
+    /// The limits configured in `state`. A subscription is validated with `schema` when it
+    /// starts, then run for each event with `validated_schema`, the same schema without the
+    /// spec's validation rules (its document, variables and operation do not change).
+    pub fn new(state: &AppState, schema: ApiSchema, validated_schema: ApiSchema) -> Self {
         let limits = &state.config.graphql;
         Live {
+            schema,
+            validated_schema,
             slots: Arc::new(Semaphore::new(limits.ws_max_connections as usize)),
             keepalive: Duration::from_secs(limits.ws_keepalive),
             open: state.metrics.ws_connections.clone(),
@@ -68,12 +74,7 @@ impl Live {
     /// Accepts a WebSocket upgrade of `/graphql`: 503 when the process holds
     /// `WS_MAX_CONNECTIONS` already. A client offering none of the two subprotocols is
     /// upgraded and closed at once with 4406, as `graphql-ws` servers do.
-    pub fn upgrade(
-        self: &Arc<Self>,
-        upgrade: WebSocketUpgrade,
-        schema: ApiSchema,
-        state: AppState,
-    ) -> Response {
+    pub fn upgrade(self: &Arc<Self>, upgrade: WebSocketUpgrade, state: AppState) -> Response {
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -93,13 +94,23 @@ impl Live {
         upgrade.on_upgrade(move |socket| async move {
             let _open = OpenConnection::new(&live.open, slot);
             let connection = Connection {
-                schema,
+                schema: live.schema.clone(),
+                validated_schema: live.validated_schema.clone(),
                 state,
                 keepalive: live.keepalive,
                 stopping: live.stopping.clone(),
             };
             connection.run(socket, dialect).await;
         })
+    }
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("open", &self.open.get())
+            .field("keepalive", &self.keepalive)
+            .finish_non_exhaustive()
     }
 }
 
