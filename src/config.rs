@@ -102,6 +102,25 @@ pub struct RedisConfig {
     /// REDIS_KEY_PREFIX: prefix of every Redis key this server writes.
     #[arg(id = "redis-key-prefix", long = "redis-key-prefix", env = "REDIS_KEY_PREFIX", value_name = "REDIS_KEY_PREFIX", default_value = "user-api:", value_parser = parse_key_prefix)]
     pub key_prefix: String,
+    /// REDIS_REVOCATION_REPLICAS: how many Redis replicas must hold a revocation (logout, a
+    /// revoked or ended session) before it is acknowledged, so that a failover cannot bring the
+    /// session back (Redis `WAIT`, up to 1 s; fewer confirmations answer 503). Default: 1 with a
+    /// Redis Cluster, 0 with one server.
+    #[arg(
+        id = "redis-revocation-replicas",
+        long = "redis-revocation-replicas",
+        env = "REDIS_REVOCATION_REPLICAS",
+        value_name = "REDIS_REVOCATION_REPLICAS"
+    )]
+    pub revocation_replicas: Option<u32>,
+}
+
+impl RedisConfig {
+    /// Replicas that must confirm each revocation: REDIS_REVOCATION_REPLICAS, or its default.
+    pub fn revocation_replicas(&self) -> u32 {
+        let cluster = self.url.as_deref().and_then(cluster_nodes).is_some();
+        self.revocation_replicas.unwrap_or(u32::from(cluster))
+    }
 }
 
 /// Token settings.
@@ -271,11 +290,67 @@ fn parse_database_url(s: &str) -> Result<DatabaseUrl, String> {
 }
 
 fn parse_redis_url(s: &str) -> Result<String, String> {
-    if s.starts_with("redis://") || s.starts_with("rediss://") || s.starts_with("redis+unix://") {
-        Ok(s.to_owned())
-    } else {
-        Err("expected a redis://… URL".into())
+    if let Some(nodes) = cluster_nodes(s) {
+        return nodes.map(|_| s.to_owned());
     }
+    if !(s.starts_with("redis://") || s.starts_with("rediss://") || s.starts_with("redis+unix://"))
+    {
+        return Err("expected a redis://… URL, or redis+cluster://… for a Redis Cluster".into());
+    }
+    if s.contains(',') {
+        return Err(
+            "a redis:// URL names one server; for a Redis Cluster write redis+cluster://host:port,host:port"
+                .into(),
+        );
+    }
+    Ok(s.to_owned())
+}
+
+/// The scheme of a Redis Cluster URL (`rediss+cluster://` with TLS).
+pub const REDIS_CLUSTER_SCHEME: &str = "redis+cluster://";
+/// The scheme of a Redis Cluster URL over TLS.
+pub const REDIS_CLUSTER_TLS_SCHEME: &str = "rediss+cluster://";
+
+/// The nodes of a cluster URL (`redis+cluster://[user:password@]host:port,host:port[/?…]`) as
+/// plain node URLs carrying the same credentials and parameters; `None` for a URL of one
+/// server. Fails on a cluster URL without nodes, or with a scheme among its nodes.
+pub fn cluster_nodes(url: &str) -> Option<Result<Vec<String>, String>> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix(REDIS_CLUSTER_SCHEME) {
+        ("redis://", rest)
+    } else if let Some(rest) = url.strip_prefix(REDIS_CLUSTER_TLS_SCHEME) {
+        ("rediss://", rest)
+    } else {
+        return None;
+    };
+    Some(split_nodes(scheme, rest))
+}
+
+fn split_nodes(scheme: &str, rest: &str) -> Result<Vec<String>, String> {
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let (credentials, hosts) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    if rest.contains("://") {
+        return Err(
+            "a cluster URL lists host:port pairs after one redis+cluster:// (or rediss+cluster://), \
+             not URLs of other schemes"
+                .into(),
+        );
+    }
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("{scheme}{credentials}{host}{tail}"))
+        .collect();
+    if nodes.is_empty() {
+        return Err("a cluster URL names at least one node: redis+cluster://host:port,…".into());
+    }
+    Ok(nodes)
 }
 
 fn parse_key_prefix(s: &str) -> Result<String, String> {
@@ -366,6 +441,37 @@ pub use mail::{MailConfig, SmtpUrl};
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_cluster_url_names_its_nodes() {
+        use super::{cluster_nodes, parse_redis_url};
+        assert_eq!(cluster_nodes("redis://127.0.0.1:6379"), None);
+        assert_eq!(
+            cluster_nodes("redis+cluster://127.0.0.1:7000,127.0.0.1:7001"),
+            Some(Ok(vec![
+                "redis://127.0.0.1:7000".to_owned(),
+                "redis://127.0.0.1:7001".to_owned()
+            ]))
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://u:p@a:7000,b:7001/?protocol=3"),
+            Some(Ok(vec![
+                "rediss://u:p@a:7000/?protocol=3".to_owned(),
+                "rediss://u:p@b:7001/?protocol=3".to_owned()
+            ]))
+        );
+        // Refused with a message naming the fix: no nodes, mixed schemes, a list of servers
+        // in a one-server URL.
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://a:7000,redis://b:7001",
+            "redis://a:7000,b:7001",
+            "http://a:7000",
+        ] {
+            assert!(parse_redis_url(bad).is_err(), "{bad}");
+        }
+        assert!(parse_redis_url("redis+cluster://a:7000,b:7001").is_ok());
+    }
 
     #[test]
     fn urls_are_described_without_credentials() {

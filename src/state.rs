@@ -20,7 +20,7 @@ use crate::config::{Config, DatabaseUrl};
 use crate::db::{self, DbError, DbPool};
 use crate::events::AccountEvents;
 use crate::infra::metrics::Metrics;
-use crate::infra::redis::{self, RedisPool};
+use crate::infra::redis::{self, Redis};
 use crate::mail::compose::Composer;
 use crate::mail::delivery::Delivery;
 use crate::mail::transport::Transport;
@@ -72,7 +72,7 @@ impl Deref for AppState {
 #[derive(Debug, Clone)]
 pub struct Dependencies {
     db: DbPool,
-    redis: Option<RedisPool>,
+    redis: Option<Redis>,
 }
 
 impl Dependencies {
@@ -86,14 +86,18 @@ impl Dependencies {
         (self.db.state(), self.db.max_size())
     }
 
-    /// The Redis pool's state and size, when there is one.
+    /// The Redis pool's state and size, when there is one (a Redis Cluster has a connection
+    /// per node, not a pool).
     pub fn redis_pool(&self) -> Option<(bb8::State, u32)> {
-        self.redis.as_ref().map(|p| (p.state(), p.max_size()))
+        match &self.redis {
+            Some(Redis::Single(pool)) => Some((pool.state(), pool.max_size())),
+            _ => None,
+        }
     }
 
     /// The Redis pool, when the server has one: for what the adapters keep beside the
     /// services (the GraphQL persisted queries).
-    pub fn redis(&self) -> Option<&RedisPool> {
+    pub fn redis(&self) -> Option<&Redis> {
         self.redis.as_ref()
     }
 
@@ -136,6 +140,7 @@ impl AppState {
                     pool.clone(),
                     &config.redis.key_prefix,
                     timeout,
+                    config.redis.revocation_replicas(),
                 )),
                 RateLimiter::redis(
                     &config.rate_limit,

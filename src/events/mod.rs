@@ -26,7 +26,7 @@ use self::local::{Listening, Registry};
 use self::relay::Relay;
 use crate::error::AppError;
 use crate::infra::metrics::EventMetrics;
-use crate::infra::redis::RedisPool;
+use crate::infra::redis::Redis;
 
 /// What happened to an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,7 +125,7 @@ impl AccountEvents {
     /// publisher.
     pub fn over_redis(
         url: &str,
-        pool: RedisPool,
+        pool: Redis,
         prefix: &str,
         timeout: std::time::Duration,
         metrics: EventMetrics,

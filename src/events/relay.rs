@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use prometheus::IntCounter;
 use redis::aio::MultiplexedConnection;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo as _, ProtocolVersion, PushInfo, PushKind};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -24,7 +26,7 @@ use super::AccountEvent;
 use super::Notice;
 use super::local::Registry;
 use crate::error::AppError;
-use crate::infra::redis::{self as redis_infra, RedisPool};
+use crate::infra::redis::{self as redis_infra, Redis};
 
 /// The longest wait between two attempts to connect again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -49,7 +51,7 @@ pub(super) struct Relay(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     commands: mpsc::UnboundedSender<Command>,
-    pool: RedisPool,
+    pool: Redis,
     prefix: String,
     origin: String,
     timeout: Duration,
@@ -85,25 +87,17 @@ fn channel(prefix: &str, user_id: &str) -> String {
 }
 
 impl Relay {
-    /// The relay over the Redis at `url`; its task starts now and connects with the first
-    /// listener.
+    /// The relay over the Redis (or Redis Cluster) at `url`; its task starts now and connects
+    /// with the first listener.
     pub(super) fn new(
         url: &str,
-        pool: RedisPool,
+        pool: Redis,
         prefix: &str,
         timeout: Duration,
         registry: Arc<Registry>,
         failures: IntCounter,
     ) -> anyhow::Result<Self> {
-        let info = url
-            .into_connection_info()
-            .map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?;
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings))
-            .map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?;
+        let client = Target::of(url, timeout)?;
         let (commands, receiver) = mpsc::unbounded_channel();
         let origin = uuid::Uuid::new_v4().to_string();
         let task = Task {
@@ -170,16 +164,86 @@ impl Relay {
     }
 }
 
+/// Where the relay listens: one server, or a cluster (whose connection sends each
+/// `SSUBSCRIBE` to the shard serving the channel's slot).
+enum Target {
+    Single(redis::Client),
+    Cluster(Box<ClusterClient>),
+}
+
+impl Target {
+    /// The target of `url`, speaking RESP3, the protocol in which Redis pushes messages on a
+    /// connection that also takes commands.
+    fn of(url: &str, timeout: Duration) -> anyhow::Result<Target> {
+        let invalid = |e: &dyn std::fmt::Display| anyhow::anyhow!("invalid REDIS_URL: {e}");
+        if let Some(nodes) = crate::config::cluster_nodes(url) {
+            let nodes = nodes.map_err(|e| invalid(&e))?;
+            let client = ClusterClient::builder(nodes)
+                .use_protocol(ProtocolVersion::RESP3)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .build()
+                .map_err(|e| invalid(&e))?;
+            return Ok(Target::Cluster(Box::new(client)));
+        }
+        let info = url.into_connection_info().map_err(|e| invalid(&e))?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client =
+            redis::Client::open(info.set_redis_settings(settings)).map_err(|e| invalid(&e))?;
+        Ok(Target::Single(client))
+    }
+}
+
+/// The listening connection.
+#[derive(Clone)]
+enum Listening {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl Listening {
+    async fn subscribe(&mut self, channel: String) -> redis::RedisResult<()> {
+        match self {
+            // One channel per command: Redis confirms each channel separately, and one
+            // confirmation is what answers one command.
+            Listening::Single(c) => {
+                redis::cmd("SSUBSCRIBE")
+                    .arg(channel)
+                    .query_async::<redis::Value>(c)
+                    .await?;
+                Ok(())
+            }
+            Listening::Cluster(c) => c.ssubscribe(channel).await,
+        }
+    }
+
+    async fn unsubscribe(&mut self, channel: String) -> redis::RedisResult<()> {
+        match self {
+            Listening::Single(c) => {
+                redis::cmd("SUNSUBSCRIBE")
+                    .arg(channel)
+                    .query_async::<redis::Value>(c)
+                    .await?;
+                Ok(())
+            }
+            Listening::Cluster(c) => c.sunsubscribe(channel).await,
+        }
+    }
+}
+
 /// The relay's task and what it owns.
 struct Task {
-    client: redis::Client,
+    client: Target,
     registry: Arc<Registry>,
     prefix: String,
     origin: String,
     timeout: Duration,
     failures: IntCounter,
     /// The listening connection and what Redis pushes on it.
-    connection: Option<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)>,
+    connection: Option<(Listening, mpsc::UnboundedReceiver<PushInfo>)>,
     /// The accounts subscribed to on this connection.
     subscribed: HashSet<String>,
 }
@@ -234,27 +298,38 @@ impl Task {
     }
 
     /// The connection, made now if there is none.
-    async fn connection(&mut self) -> Result<MultiplexedConnection, AppError> {
+    async fn connection(&mut self) -> Result<Listening, AppError> {
         if let Some((connection, _)) = &self.connection {
             return Ok(connection.clone());
         }
         let (sender, pushes) = mpsc::unbounded_channel();
-        let config = AsyncConnectionConfig::new()
-            .set_push_sender(sender)
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        let mut connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(unavailable)?;
         // Named, so that an operator (or a test) can tell it in CLIENT LIST; a server that
         // refuses the name changes nothing.
-        let _ = redis::cmd("CLIENT")
-            .arg("SETNAME")
-            .arg(client_name(&self.prefix))
-            .query_async::<()>(&mut connection)
-            .await;
+        let mut name = redis::cmd("CLIENT");
+        name.arg("SETNAME").arg(client_name(&self.prefix));
+        let connection = match &self.client {
+            Target::Single(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_push_sender(sender)
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout));
+                let mut connection = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map_err(unavailable)?;
+                let _ = name.query_async::<()>(&mut connection).await;
+                Listening::Single(connection)
+            }
+            Target::Cluster(client) => {
+                let config = redis::cluster::ClusterConfig::new().set_push_sender(sender);
+                let mut connection = client
+                    .get_async_connection_with_config(config)
+                    .await
+                    .map_err(unavailable)?;
+                let _ = name.query_async::<()>(&mut connection).await;
+                Listening::Cluster(connection)
+            }
+        };
         self.subscribed.clear();
         self.connection = Some((connection.clone(), pushes));
         Ok(connection)
@@ -266,12 +341,7 @@ impl Task {
             return Ok(());
         }
         let mut connection = self.connection().await?;
-        // One channel per command: Redis confirms each channel separately, and one
-        // confirmation is what answers one command.
-        let confirmed = redis::cmd("SSUBSCRIBE")
-            .arg(channel(&self.prefix, user_id))
-            .query_async::<redis::Value>(&mut connection)
-            .await;
+        let confirmed = connection.subscribe(channel(&self.prefix, user_id)).await;
         match confirmed {
             Ok(_) => {
                 self.subscribed.insert(user_id.to_owned());
@@ -291,10 +361,7 @@ impl Task {
         }
         if let Some((connection, _)) = &self.connection {
             let mut connection = connection.clone();
-            let result = redis::cmd("SUNSUBSCRIBE")
-                .arg(channel(&self.prefix, user_id))
-                .query_async::<redis::Value>(&mut connection)
-                .await;
+            let result = connection.unsubscribe(channel(&self.prefix, user_id)).await;
             if result.is_err() {
                 self.lost();
             }
@@ -344,7 +411,7 @@ impl Task {
 
 /// The next push of the connection; `None` when it is closed. Never ready without one.
 async fn next_push(
-    connection: &mut Option<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)>,
+    connection: &mut Option<(Listening, mpsc::UnboundedReceiver<PushInfo>)>,
 ) -> Option<PushInfo> {
     match connection {
         Some((_, pushes)) => pushes.recv().await,

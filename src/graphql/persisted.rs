@@ -15,7 +15,7 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 
-use crate::infra::redis::{self, RedisPool};
+use crate::infra::redis::{self, Redis};
 
 /// How long Redis keeps a document after it was last registered.
 pub const REDIS_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -120,7 +120,7 @@ pub struct PersistedQueries {
 /// The Redis side of [`PersistedQueries`].
 #[derive(Debug)]
 struct SharedStore {
-    pool: RedisPool,
+    pool: Redis,
     /// REDIS_KEY_PREFIX.
     prefix: String,
     /// How long a command may take.
@@ -144,7 +144,7 @@ impl PersistedQueries {
     }
 
     /// In Redis, under keys that begin with `prefix`, and in-process.
-    pub fn redis(pool: RedisPool, prefix: &str, timeout: Duration) -> Self {
+    pub fn redis(pool: Redis, prefix: &str, timeout: Duration) -> Self {
         PersistedQueries {
             shared: Some(SharedStore {
                 pool,

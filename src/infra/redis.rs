@@ -1,53 +1,186 @@
-//! Redis connections: one small pool of multiplexed connections per Redis, shared by every
-//! service that keeps state there (the session store, the rate limiter), and [`run`], the one
-//! way to send it a command: bounded in time, and dropping a connection that broke.
+//! Redis connections, shared by every service that keeps state there (the session store, the
+//! rate limiter, persisted queries, the event relay): one Redis server through a small pool of
+//! multiplexed connections, or a Redis Cluster through one cluster connection, which keeps a
+//! multiplexed connection per node, sends each command to the node serving its key's slot and
+//! follows MOVED/ASK redirections and failovers. [`run`] is the one way to send either a
+//! command: bounded in time, and dropping a connection that broke.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use tokio::sync::OnceCell;
 
 use super::pool::{self, CheckedPool};
+use crate::config::cluster_nodes;
 
-/// The Redis pool: few connections, each multiplexing many requests.
-pub type RedisPool = CheckedPool<RedisConnectionManager>;
+/// Where the server's Redis is: one server, or a cluster.
+#[derive(Clone)]
+pub enum Redis {
+    /// One Redis server: few connections, each multiplexing many requests.
+    Single(CheckedPool<RedisConnectionManager>),
+    /// A Redis Cluster, connected with the first command.
+    Cluster(Arc<Cluster>),
+}
 
-/// A pool on `url` (a `redis://` or `rediss://` URL) whose checkouts wait at most `timeout`.
-/// Does not connect yet.
-pub fn connect(url: &str, timeout: Duration) -> anyhow::Result<RedisPool> {
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Redis::Single(pool) => f.debug_tuple("Single").field(pool).finish(),
+            Redis::Cluster(cluster) => f
+                .debug_struct("Cluster")
+                .field("nodes", &cluster.nodes)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A Redis Cluster: its client, and the connection made by the first command that needed one
+/// (a cluster down at start-up leaves the server up, and `/readyz` says so).
+pub struct Cluster {
+    client: ClusterClient,
+    connection: OnceCell<ClusterConnection>,
+    /// The seed nodes, as `host:port`, for logs and probes.
+    nodes: Vec<String>,
+}
+
+impl Cluster {
+    /// The cluster connection, made now if there is none yet.
+    async fn connection(&self) -> redis::RedisResult<ClusterConnection> {
+        self.connection
+            .get_or_try_init(|| self.client.get_async_connection())
+            .await
+            .cloned()
+    }
+
+    /// The seed nodes the URL named, as `host:port`.
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+}
+
+/// A connection to send commands on: a clone of a pooled multiplexed connection, or of the
+/// cluster connection. Both pipeline the commands of every request that holds one.
+pub enum RedisConnection {
+    /// To the one server.
+    Single(MultiplexedConnection),
+    /// To the cluster.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConnection::Single(c) => c.req_packed_command(cmd),
+            RedisConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConnection::Single(c) => c.get_db(),
+            RedisConnection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Redis at `url`: a pool for a `redis://`, `rediss://` or `redis+unix://` URL, a cluster
+/// for a `redis+cluster://` one. Commands wait at most `timeout`. Does not connect yet.
+pub fn connect(url: &str, timeout: Duration) -> anyhow::Result<Redis> {
+    if let Some(nodes) = cluster_nodes(url) {
+        let nodes = nodes.map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?;
+        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .build()
+            .map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?;
+        let seeds = nodes
+            .iter()
+            .map(|node| host_port(node).to_owned())
+            .collect();
+        return Ok(Redis::Cluster(Arc::new(Cluster {
+            client,
+            connection: OnceCell::new(),
+            nodes: seeds,
+        })));
+    }
     let manager =
         RedisConnectionManager::new(url).map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-    Ok(CheckedPool::build(
+    Ok(Redis::Single(CheckedPool::build(
         pool::builder(cores.max(2), timeout),
         manager,
-    ))
+    )))
 }
 
-/// Runs `op` on a connection of `pool` within `timeout`. A connection that failed at the
-/// transport level is dropped from the pool. Every failure (no connection, a command error,
-/// no answer in time) is returned as the cause for the caller to name.
-pub async fn run<T, F>(pool: &RedisPool, timeout: Duration, op: F) -> anyhow::Result<T>
+/// The `host:port` of a node URL, without its scheme, credentials or path.
+fn host_port(node: &str) -> &str {
+    let rest = node.split_once("://").map_or(node, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
+    rest.split(['/', '?']).next().unwrap_or(rest)
+}
+
+/// Runs `op` on a connection of `redis` within `timeout`. A pooled connection that failed at
+/// the transport level is dropped from the pool (the cluster connection repairs its own).
+/// Every failure (no connection, a command error, no answer in time) is returned as the cause
+/// for the caller to name.
+pub async fn run<T, F>(redis: &Redis, timeout: Duration, op: F) -> anyhow::Result<T>
 where
-    F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+    F: AsyncFnOnce(&mut RedisConnection) -> redis::RedisResult<T>,
 {
     let work = async {
-        // A multiplexed connection pipelines the commands of every request that holds a clone
-        // of it, so none is held exclusively: requests would otherwise queue for the pool's
-        // few connections (bench/RESULTS.md has the measurement).
-        let (mut conn, broken) = pool.get_shared().await?;
-        let result = op(&mut conn).await;
-        if let Err(e) = &result
-            && (e.is_io_error()
-                || e.is_connection_dropped()
-                || e.is_unrecoverable_error()
-                || e.is_timeout())
-        {
-            broken.mark();
+        match redis {
+            Redis::Single(pool) => {
+                // A multiplexed connection pipelines the commands of every request that holds
+                // a clone of it, so none is held exclusively: requests would otherwise queue
+                // for the pool's few connections (bench/RESULTS.md has the measurement).
+                let (conn, broken) = pool.get_shared().await?;
+                let mut conn = RedisConnection::Single(conn);
+                let result = op(&mut conn).await;
+                if let Err(e) = &result
+                    && (e.is_io_error()
+                        || e.is_connection_dropped()
+                        || e.is_unrecoverable_error()
+                        || e.is_timeout())
+                {
+                    broken.mark();
+                }
+                Ok(result?)
+            }
+            Redis::Cluster(cluster) => {
+                let mut conn = RedisConnection::Cluster(cluster.connection().await?);
+                Ok(op(&mut conn).await?)
+            }
         }
-        Ok(result?)
     };
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| anyhow::anyhow!("redis did not answer in time"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_url_reads_as_host_and_port() {
+        assert_eq!(host_port("rediss://u:p@a:7000/?protocol=3"), "a:7000");
+        assert_eq!(host_port("redis://127.0.0.1:7001"), "127.0.0.1:7001");
+    }
 }

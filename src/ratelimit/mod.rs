@@ -29,7 +29,7 @@ use ipnet::Ipv6Net;
 
 use crate::config::{Rate, RateLimitConfig};
 use crate::error::AppError;
-use crate::infra::redis::RedisPool;
+use crate::infra::redis::Redis;
 
 use self::memory::MemoryLimiter;
 use self::redis::RedisLimiter;
@@ -146,12 +146,7 @@ impl RateLimiter {
     /// Limits counted in Redis through `pool`, under keys starting with `prefix`, shared by
     /// every replica using the same Redis and prefix. A Redis call that takes longer than
     /// `timeout` counts as Redis being down.
-    pub fn redis(
-        config: &RateLimitConfig,
-        pool: RedisPool,
-        prefix: &str,
-        timeout: Duration,
-    ) -> Self {
+    pub fn redis(config: &RateLimitConfig, pool: Redis, prefix: &str, timeout: Duration) -> Self {
         RateLimiter {
             rates: Self::rates(config),
             backend: Backend::Redis(RedisLimiter::new(pool, prefix, timeout)),

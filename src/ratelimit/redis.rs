@@ -10,13 +10,11 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-
 use super::window::{self, Slot};
 use super::{Counted, Scope};
 use crate::config::Rate;
 use crate::error::AppError;
-use crate::infra::redis::{self as connections, RedisPool};
+use crate::infra::redis::{self as connections, Redis, RedisConnection};
 
 /// Decrements a counter that is still above zero: a window's key may have expired (or a
 /// release may come twice), and a negative count would hand out extra attempts.
@@ -25,7 +23,7 @@ const DECREMENT_IF_POSITIVE: &str = "local v = tonumber(redis.call('GET', KEYS[1
 
 /// Rate-limit counters in Redis.
 pub(super) struct RedisLimiter {
-    pool: RedisPool,
+    pool: Redis,
     prefix: String,
     timeout: Duration,
 }
@@ -40,7 +38,7 @@ impl std::fmt::Debug for RedisLimiter {
 
 impl RedisLimiter {
     /// Counters in the Redis of `pool`, under `prefix`.
-    pub(super) fn new(pool: RedisPool, prefix: &str, timeout: Duration) -> Self {
+    pub(super) fn new(pool: Redis, prefix: &str, timeout: Duration) -> Self {
         RedisLimiter {
             pool,
             prefix: prefix.to_owned(),
@@ -121,7 +119,7 @@ impl RedisLimiter {
 
     async fn run<T, F>(&self, op: F) -> Result<T, AppError>
     where
-        F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+        F: AsyncFnOnce(&mut RedisConnection) -> redis::RedisResult<T>,
     {
         connections::run(&self.pool, self.timeout, op)
             .await

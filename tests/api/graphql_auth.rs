@@ -11,7 +11,7 @@ use user_api::signins::store::SessionStore as _;
 use crate::support::tokens::{claims as claims_of, random_secret, sign};
 use crate::support::{
     Backend, PASSWORD, SignIn, TestApp, assert_no_internals, backend_tests, error_code,
-    error_field, messages,
+    error_field, messages, redis_connection,
 };
 
 fn now() -> i64 {
@@ -438,11 +438,7 @@ backend_tests! {
 /// The Redis keys under the test's prefix and their TTLs in seconds (-1: none).
 async fn redis_ttls(app: &TestApp) -> Vec<(String, i64)> {
     let url = app.state.config.redis.url.as_deref().expect("redis url");
-    let client = redis::Client::open(url).expect("redis client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis connection");
+    let mut conn = redis_connection(url).await.expect("redis connection");
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}*", app.state.config.redis.key_prefix))
         .query_async(&mut conn)
@@ -472,7 +468,7 @@ backend_tests! {
             assert_eq!(lifetime, 90, "{backend:?}");
             assert!((claims["exp"].as_i64().unwrap() - now() - 90).abs() <= 2);
         }
-        if backend == Backend::MysqlRedis {
+        if backend.has_redis() {
             // One key per session with the token's remaining life, and nothing that outlives it.
             // (Rate-limit counters live by their own windows.)
             let ttls: Vec<_> = redis_ttls(&app)

@@ -135,7 +135,7 @@ backend_tests! {
 
     /// With Redis, a document kept through one server is found through another that shares
     /// its Redis key prefix, as replicas do.
-    #[only(mysql_redis)]
+    #[only(mysql_redis, mysql_cluster)]
     async fn replicas_share_kept_documents(backend: Backend) {
         let first = TestApp::spawn(backend).await;
         let second = TestApp::builder().sharing_redis_with(&first).spawn(backend).await;
@@ -165,7 +165,7 @@ backend_tests! {
 
     /// A document the process has met is answered from its own cache, with no round trip to
     /// Redis: here Redis is down, and the hash it kept still works.
-    #[only(mysql_redis)]
+    #[only(mysql_redis, mysql_cluster)]
     async fn a_known_hash_is_answered_from_the_process(backend: Backend) {
         let app = TestApp::builder().unreachable_redis().spawn(backend).await;
         let query = "{ __typename }";

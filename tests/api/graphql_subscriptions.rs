@@ -419,7 +419,7 @@ backend_tests! {
 
     /// Two processes sharing Redis: an event published by one reaches the other's
     /// subscribers, and a logout on one closes the socket on the other.
-    #[only(mysql_redis)]
+    #[only(mysql_redis, mysql_cluster)]
     async fn events_cross_processes_through_redis(backend: Backend) {
         let first = TestApp::spawn(backend).await;
         let second = TestApp::builder().replica_of(&first).spawn(backend).await;

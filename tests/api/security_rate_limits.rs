@@ -251,7 +251,7 @@ backend_tests! {
         let body = second.login_body("nobody", "some password").await;
         let expected = match backend {
             // Two replicas on one Redis: the second sees the first one's attempts.
-            Backend::MysqlRedis => "RATE_LIMITED",
+            Backend::MysqlRedis | Backend::MysqlCluster => "RATE_LIMITED",
             // Without Redis each process counts on its own.
             Backend::Sqlite => "UNAUTHENTICATED",
         };
@@ -259,7 +259,7 @@ backend_tests! {
         assert_eq!(
             first.state.sign_ins.limiter().kind(),
             match backend {
-                Backend::MysqlRedis => "redis",
+                Backend::MysqlRedis | Backend::MysqlCluster => "redis",
                 Backend::Sqlite => "memory",
             }
         );

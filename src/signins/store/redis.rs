@@ -7,19 +7,24 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redis::aio::MultiplexedConnection;
+
 use serde::{Deserialize, Serialize};
 
 use super::{NewSession, SessionInfo, SessionStore};
 use crate::error::AppError;
-use crate::infra::redis::{self as connections, RedisPool};
+use crate::infra::redis::{self as connections, Redis, RedisConnection};
+
+/// How long a revocation waits for its replicas.
+const REPLICA_WAIT: Duration = Duration::from_secs(1);
 
 /// Sessions kept in Redis.
 #[derive(Clone)]
 pub struct RedisSessions {
-    pool: RedisPool,
+    pool: Redis,
     prefix: String,
     timeout: Duration,
+    /// Replicas that must hold a revocation before it is acknowledged.
+    replicas: u32,
 }
 
 impl std::fmt::Debug for RedisSessions {
@@ -32,13 +37,64 @@ impl std::fmt::Debug for RedisSessions {
 
 impl RedisSessions {
     /// A store in the Redis of `pool` whose keys start with `prefix`; a call that takes
-    /// longer than `timeout` counts as Redis being down.
-    pub fn new(pool: RedisPool, prefix: &str, timeout: Duration) -> Self {
+    /// longer than `timeout` counts as Redis being down. A revocation is acknowledged once
+    /// `replicas` replicas hold it.
+    pub fn new(pool: Redis, prefix: &str, timeout: Duration, replicas: u32) -> Self {
         RedisSessions {
             pool,
             prefix: prefix.to_owned(),
             timeout,
+            replicas,
         }
+    }
+
+    /// A transaction of `commands` (MULTI … EXEC, whose answer is the commands' answers),
+    /// followed, when revocations must reach replicas, by a `WAIT` for them on the same
+    /// connection. One pipeline, so that on a Redis Cluster all of it goes to the node
+    /// serving the user's slot, where the writes were made; an atomic pipeline cannot
+    /// carry the `WAIT`, which means nothing inside a transaction.
+    fn revocation(&self, commands: &redis::Pipeline) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.cmd("MULTI").ignore();
+        for command in commands.cmd_iter() {
+            pipe.add_command(command.clone()).ignore();
+        }
+        pipe.cmd("EXEC");
+        if self.replicas > 0 {
+            pipe.cmd("WAIT")
+                .arg(self.replicas)
+                .arg(REPLICA_WAIT.as_millis() as u64);
+        }
+        pipe
+    }
+
+    /// Runs a revocation's transaction; its answers once enough replicas hold it, 503 when
+    /// they did not confirm in time (the writes stand: retrying is safe).
+    async fn revoke_durably<T: redis::FromRedisValue>(
+        &self,
+        commands: &redis::Pipeline,
+    ) -> Result<T, AppError> {
+        let pipe = self.revocation(commands);
+        let answers: Vec<redis::Value> = self.run(async |c| pipe.query_async(c).await).await?;
+        let mut answers = answers.into_iter();
+        let done = answers
+            .next()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("EXEC answered nothing")))?;
+        if self.replicas > 0 {
+            let confirmed: i64 = answers
+                .next()
+                .map(redis::from_redis_value)
+                .transpose()
+                .map_err(AppError::internal)?
+                .unwrap_or(0);
+            if confirmed < i64::from(self.replicas) {
+                return Err(AppError::sessions_unavailable(anyhow::anyhow!(
+                    "{confirmed} of {} Redis replicas confirmed a revocation within {REPLICA_WAIT:?}",
+                    self.replicas
+                )));
+            }
+        }
+        redis::from_redis_value(done).map_err(AppError::internal)
     }
 
     fn session_key(&self, user_id: &str, session_id: &str) -> String {
@@ -51,7 +107,7 @@ impl RedisSessions {
 
     async fn run<T, F>(&self, op: F) -> Result<T, AppError>
     where
-        F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+        F: AsyncFnOnce(&mut RedisConnection) -> redis::RedisResult<T>,
     {
         connections::run(&self.pool, self.timeout, op)
             .await
@@ -118,20 +174,14 @@ impl SessionStore for RedisSessions {
     async fn revoke(&self, user_id: &str, session_id: &str) -> Result<bool, AppError> {
         let key = self.session_key(user_id, session_id);
         let index = self.index_key(user_id);
-        let (deleted,) = self
-            .run(async |c| {
-                redis::pipe()
-                    .atomic()
-                    .cmd("DEL")
-                    .arg(&key)
-                    .cmd("ZREM")
-                    .arg(&index)
-                    .arg(session_id)
-                    .ignore()
-                    .query_async::<(i64,)>(c)
-                    .await
-            })
-            .await?;
+        let mut commands = redis::pipe();
+        commands
+            .cmd("DEL")
+            .arg(&key)
+            .cmd("ZREM")
+            .arg(&index)
+            .arg(session_id);
+        let (deleted, _): (i64, i64) = self.revoke_durably(&commands).await?;
         Ok(deleted > 0)
     }
 
@@ -155,20 +205,15 @@ impl SessionStore for RedisSessions {
             .iter()
             .map(|id| self.session_key(user_id, id))
             .collect();
-        self.run(async |c| {
-            redis::pipe()
-                .atomic()
-                .cmd("DEL")
-                .arg(&keys)
-                .ignore()
-                .cmd("ZREM")
-                .arg(&index)
-                .arg(&doomed)
-                .ignore()
-                .query_async::<()>(c)
-                .await
-        })
-        .await
+        let mut commands = redis::pipe();
+        commands
+            .cmd("DEL")
+            .arg(&keys)
+            .cmd("ZREM")
+            .arg(&index)
+            .arg(&doomed);
+        let _: (i64, i64) = self.revoke_durably(&commands).await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), AppError> {

@@ -5,7 +5,9 @@
 //! Backends: `Sqlite` (a temp-file database with sessions in it) always runs; `MysqlRedis`
 //! runs when `TEST_DATABASE_URL` (a `mysql://` URL of a server; a fresh `test_<uuid>` database
 //! is created and dropped) and `TEST_REDIS_URL` are set, and skips otherwise — unless
-//! `REQUIRE_SERVICES=1`, when it fails.
+//! `REQUIRE_SERVICES=1`, when it fails. `MysqlCluster` is the same with the Redis Cluster of
+//! `TEST_REDIS_CLUSTER_URL` (a `redis+cluster://` URL) instead, required by
+//! `REQUIRE_CLUSTER=1`.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -31,6 +33,8 @@ pub enum Backend {
     Sqlite,
     /// MySQL (MariaDB here) and Redis.
     MysqlRedis,
+    /// MySQL and a Redis Cluster.
+    MysqlCluster,
 }
 
 impl Backend {
@@ -39,8 +43,21 @@ impl Backend {
     pub fn is_available(self) -> bool {
         match self {
             Backend::Sqlite => true,
+            Backend::MysqlCluster => {
+                let available = Services::from_env(self).is_some();
+                if !available {
+                    assert!(
+                        !std::env::var("REQUIRE_CLUSTER").is_ok_and(|v| v == "1"),
+                        "REQUIRE_CLUSTER=1 but TEST_DATABASE_URL or TEST_REDIS_CLUSTER_URL is unset"
+                    );
+                    eprintln!(
+                        "skipped: set TEST_DATABASE_URL and TEST_REDIS_CLUSTER_URL to run the MySQL + Redis Cluster third"
+                    );
+                }
+                available
+            }
             Backend::MysqlRedis => {
-                let available = Services::from_env().is_some();
+                let available = Services::from_env(self).is_some();
                 if !available {
                     assert!(
                         !services_required(),
@@ -54,9 +71,14 @@ impl Backend {
             }
         }
     }
+
+    /// Whether the backend keeps sessions, limits and events in Redis.
+    pub fn has_redis(self) -> bool {
+        matches!(self, Backend::MysqlRedis | Backend::MysqlCluster)
+    }
 }
 
-/// Where the MySQL + Redis backend's services are.
+/// Where the MySQL + Redis backends' services are.
 struct Services {
     /// The MySQL server's URL without a database name: each test creates its own.
     mysql: String,
@@ -64,10 +86,16 @@ struct Services {
 }
 
 impl Services {
-    fn from_env() -> Option<Services> {
+    /// The services of `backend`: its Redis is `TEST_REDIS_CLUSTER_URL` for the cluster
+    /// backend, `TEST_REDIS_URL` otherwise.
+    fn from_env(backend: Backend) -> Option<Services> {
+        let redis_variable = match backend {
+            Backend::MysqlCluster => "TEST_REDIS_CLUSTER_URL",
+            Backend::Sqlite | Backend::MysqlRedis => "TEST_REDIS_URL",
+        };
         let (Ok(database), Ok(redis)) = (
             std::env::var("TEST_DATABASE_URL"),
-            std::env::var("TEST_REDIS_URL"),
+            std::env::var(redis_variable),
         ) else {
             return None;
         };
@@ -136,6 +164,12 @@ impl TestAppBuilder {
     /// `DB_POOL_SIZE`: connections in the database pool.
     pub fn db_pool_size(mut self, size: u32) -> Self {
         self.config.database.pool_size = Some(size);
+        self
+    }
+
+    /// `REDIS_REVOCATION_REPLICAS`: Redis replicas that must confirm each revocation.
+    pub fn redis_revocation_replicas(mut self, replicas: u32) -> Self {
+        self.config.redis.revocation_replicas = Some(replicas);
         self
     }
 
@@ -258,7 +292,7 @@ impl TestAppBuilder {
     /// and its `JWT_SECRET`, so that a token of either server works on both.
     pub fn replica_of(mut self, other: &TestApp) -> Self {
         self.shared_database = Some(other.state.config.database.url.clone());
-        if other.backend == Backend::MysqlRedis {
+        if other.backend.has_redis() {
             self.redis = Redis::SharedPrefix(other.state.config.redis.key_prefix.clone());
         }
         self.secret =
@@ -357,8 +391,8 @@ impl TestAppBuilder {
         match backend {
             _ if shared_database.is_some() => {
                 config.database.url = shared_database.clone().expect("checked");
-                if backend == Backend::MysqlRedis {
-                    let services = Services::from_env()
+                if backend.has_redis() {
+                    let services = Services::from_env(backend)
                         .expect("TEST_DATABASE_URL and TEST_REDIS_URL name the services");
                     let prefix = match &redis {
                         Redis::SharedPrefix(prefix) => prefix.clone(),
@@ -375,8 +409,8 @@ impl TestAppBuilder {
                 config.database.url = DatabaseUrl::Sqlite(path.display().to_string());
                 cleanup._dir = Some(dir);
             }
-            Backend::MysqlRedis => {
-                let services = Services::from_env()
+            Backend::MysqlRedis | Backend::MysqlCluster => {
+                let services = Services::from_env(backend)
                     .expect("TEST_DATABASE_URL and TEST_REDIS_URL name the services");
                 let name = format!("test_{id}");
                 let mut conn = AsyncMysqlConnection::establish(&services.mysql)
@@ -597,17 +631,42 @@ impl Drop for Cleanup {
 }
 
 async fn delete_redis_prefix(url: &str, prefix: &str) -> redis::RedisResult<()> {
-    let client = redis::Client::open(url)?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut conn = redis_connection(url).await?;
+    // On a cluster, KEYS goes to every master and their answers are joined.
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
         .query_async(&mut conn)
         .await?;
-    if !keys.is_empty() {
+    // One key per command: on a cluster the keys live in many slots.
+    for key in keys {
         redis::cmd("DEL")
-            .arg(keys)
+            .arg(key)
             .query_async::<()>(&mut conn)
             .await?;
     }
     Ok(())
+}
+
+/// A connection to the Redis (or Redis Cluster) of a server's `REDIS_URL`, for tests that look
+/// at what the server keeps there.
+pub async fn redis_connection(
+    url: &str,
+) -> redis::RedisResult<user_api::infra::redis::RedisConnection> {
+    use user_api::infra::redis::RedisConnection;
+    match user_api::config::cluster_nodes(url) {
+        Some(nodes) => {
+            let nodes = nodes.map_err(|e| {
+                redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "cluster URL", e))
+            })?;
+            let client = redis::cluster::ClusterClient::new(nodes)?;
+            Ok(RedisConnection::Cluster(
+                client.get_async_connection().await?,
+            ))
+        }
+        None => Ok(RedisConnection::Single(
+            redis::Client::open(url)?
+                .get_multiplexed_async_connection()
+                .await?,
+        )),
+    }
 }

@@ -15,7 +15,7 @@ pub mod smtp;
 pub mod tokens;
 pub mod ws;
 
-pub use app::{Backend, NO_LIMIT, TestApp, per_hour, per_minute};
+pub use app::{Backend, NO_LIMIT, TestApp, per_hour, per_minute, redis_connection};
 pub use graphql::{
     GRAPHQL_RESPONSE, SignIn, assert_no_internals, error_code, error_field, error_reason, messages,
     retry_after,

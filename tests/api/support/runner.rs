@@ -37,7 +37,7 @@ macro_rules! backend_tests {
     };
     (@test [$($attr:tt)*] [] async fn $name:ident $args:tt $body:block $($rest:tt)*) => {
         $crate::support::backend_tests!(
-            @test [$($attr)*] [sqlite, mysql_redis] async fn $name $args $body $($rest)*
+            @test [$($attr)*] [sqlite, mysql_redis, mysql_cluster] async fn $name $args $body $($rest)*
         );
     };
     (@test [$($attr:tt)*] [$($backend:ident),+]
@@ -69,6 +69,9 @@ macro_rules! backend_tests {
     (@backend mysql_redis) => {
         $crate::support::Backend::MysqlRedis
     };
+    (@backend mysql_cluster) => {
+        $crate::support::Backend::MysqlCluster
+    };
     // The type is named as written, so it must be in scope where the test is, as in a real
     // signature.
     (@bind $arg:ident: TestApp = $backend:ident) => {
@@ -81,7 +84,7 @@ macro_rules! backend_tests {
         compile_error!(
             "backend_tests!: expected `async fn name(app: TestApp) { … }` or \
              `async fn name(backend: Backend) { … }`, with `#[only(sqlite)]` or \
-             `#[only(mysql_redis)]` at most"
+             `#[only(mysql_redis)]` (or `mysql_cluster`) at most"
         );
     };
     ($($tests:tt)+) => {
