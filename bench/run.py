@@ -107,11 +107,23 @@ def median(values):
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+def cpu_seconds(pid):
+    """The CPU time a process has used so far (user and system), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name, in parentheses, may hold spaces: count fields after it.
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(server, url, script, connections, duration, env, i):
-    """One wrk run, with the server's peak RSS during it."""
+    """One wrk run, with the server's peak RSS during it and its CPU time per answer: the
+    machine's speed drifts from run to run, the server's work per request far less."""
     reset_peak(server.proc.pid)
+    cpu = cpu_seconds(server.proc.pid)
     r = wrk(url, script, connections, duration, {**env, "REPEAT": str(i)})
+    cpu = cpu_seconds(server.proc.pid) - cpu
     r["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
+    r["cpu_us"] = cpu * 1e6 / r["requests"] if r["requests"] else None
     return r
 
 
@@ -122,6 +134,7 @@ def summarize(results, name, connections, runs, note=""):
         "rps": median(x["rps"] for x in runs),
         "p50": median(x["p50"] for x in runs),
         "p99": median(x["p99"] for x in runs),
+        "cpu_us": median(x.get("cpu_us") for x in runs),
         "failed": sum(x["failed"] for x in runs),
         "peak_rss_mib": max(x["peak_rss_mib"] for x in runs),
         "each_rps": [x["rps"] for x in runs],
@@ -130,7 +143,7 @@ def summarize(results, name, connections, runs, note=""):
     r["name"], r["connections"], r["note"] = name, connections, note
     results.append(r)
     spread = "/".join(f"{x:.0f}" for x in r["each_rps"])
-    print(f"  {name:<42} c{connections:<4} {r['rps']:>9.0f} req/s ({spread})  p50 {fmt_ms(r['p50'])}  p99 {fmt_ms(r['p99'])}  failed {r['failed']}  peak RSS {r['peak_rss_mib']:.1f} MiB", flush=True)
+    print(f"  {name:<42} c{connections:<4} {r['rps']:>9.0f} req/s ({spread})  p50 {fmt_ms(r['p50'])}  p99 {fmt_ms(r['p99'])}  server CPU {fmt_us(r['cpu_us'])}/req  failed {r['failed']}  peak RSS {r['peak_rss_mib']:.1f} MiB", flush=True)
     return r
 
 
@@ -163,6 +176,10 @@ def pair_ratios(a, b, key):
 
 def fmt_ms(v):
     return "-" if v is None else f"{v:.2f} ms"
+
+
+def fmt_us(v):
+    return "-" if v is None else f"{v:.0f} µs"
 
 
 def uuid7(ms, counter):
@@ -404,12 +421,12 @@ def write_results(args, runs, started):
                 "",
             ]
         lines += [
-            "| scenario | connections | req/s (each run) | p50 | p99 | failed | peak RSS |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| scenario | connections | req/s (each run) | p50 | p99 | server CPU per answer | failed | peak RSS |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in run["results"]:
             each = "/".join(f"{x:.0f}" for x in r["each_rps"])
-            lines.append(f"| {r['name']} | {r['connections']} | {r['rps']:.0f} ({each}) | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {r['failed']} | {r['peak_rss_mib']:.1f} MiB |")
+            lines.append(f"| {r['name']} | {r['connections']} | {r['rps']:.0f} ({each}) | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {fmt_us(r.get('cpu_us'))} | {r['failed']} | {r['peak_rss_mib']:.1f} MiB |")
         lines.append("")
         by = {(r["name"], r["connections"]): r for r in run["results"]}
         checks = []
@@ -421,6 +438,9 @@ def write_results(args, runs, started):
         if gme and apq:
             ratios = pair_ratios(gme, apq, "rps")
             checks.append(f"`me` by persisted-query GET ÷ by POST at c32, req/s: {median(ratios):.0%} (target ≥ 100%; each round: {'/'.join(f'{x:.0%}' for x in ratios)})")
+            cpu = pair_ratios(apq, gme, "cpu_us")
+            if cpu:
+                checks.append(f"server CPU per answer, by POST ÷ by persisted-query GET at c32: {median(cpu):.0%} (above 100%: the GET costs the server less; each round: {'/'.join(f'{x:.0%}' for x in cpu)})")
         if gme:
             checks.append(f"`me` p99 at c32: {fmt_ms(gme['p99'])} (target ≤ 10 ms)")
         calm, flood = by.get(("GraphQL me, in turn with the flood runs", 32)), by.get(("GraphQL me during a login flood", 32))
@@ -437,11 +457,11 @@ def write_results(args, runs, started):
         busy = [r["peak_rss_mib"] for r in run["results"] if r["connections"] == 256]
         checks.append(f"idle RSS {s['idle_rss_mib']:.1f} MiB (target ≤ 30 MiB)" + (f"; peak RSS at c256 {max(busy):.1f} MiB (target ≤ 150 MiB)" if busy else ""))
         lines += ["Against the targets:", ""] + [f"- {c}" for c in checks] + [""]
-    # Sections written by bench/compare.py, bench/search.py and bench/subscriptions.py are kept: each records its own
+    # Sections written by bench/compare.py, bench/search.py, bench/subscriptions.py and bench/instructions.py are kept: each records its own
     # command and date.
     if os.path.exists(args.out):
         kept = ["## " + b for b in open(args.out).read().split("\n## ")[1:]
-                if b.startswith(("Before and after", "Filtered user lists", "Subscriptions", "Totals over", "Side by side"))]
+                if b.startswith(("Before and after", "Filtered user lists", "Subscriptions", "Totals over", "Side by side", "Instructions per request"))]
         lines += [block.rstrip("\n") + "\n" for block in kept]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))

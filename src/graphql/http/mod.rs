@@ -19,16 +19,15 @@ use std::sync::Arc;
 
 use async_graphql::ValidationMode;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use self::execute::{Call, execute};
 use self::negotiate::negotiate;
 use self::refusal::unreadable_request;
-use self::request::{GetParams, Requests, Unreadable, read_get, read_post};
+use self::request::{GetCache, Requests, Unreadable, read_get, read_post};
 use super::documents::DocumentCache;
 use super::live::Live;
 use super::persisted::PersistedQueries;
@@ -47,6 +46,7 @@ pub struct Endpoint {
     /// kept), for documents the cache knows to have passed them.
     validated_schema: ApiSchema,
     documents: Arc<DocumentCache>,
+    gets: Arc<GetCache>,
     persisted: Arc<PersistedQueries>,
     live: Arc<Live>,
     state: AppState,
@@ -62,6 +62,7 @@ impl Endpoint {
             schema,
             validated_schema,
             documents: Arc::new(DocumentCache::default()),
+            gets: Arc::new(GetCache::default()),
             persisted: Arc::new(match state.dependencies.redis() {
                 Some(pool) => PersistedQueries::redis(
                     pool.clone(),
@@ -84,7 +85,7 @@ pub async fn get_graphql(
     State(endpoint): State<Endpoint>,
     context: SignInContext,
     headers: HeaderMap,
-    params: Result<Query<GetParams>, QueryRejection>,
+    uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let wants_websocket = headers
@@ -101,7 +102,7 @@ pub async fn get_graphql(
         by_get: true,
         context,
     };
-    serve(&endpoint, call, || read_get(params)).await
+    serve(&endpoint, call, || read_get(&uri, &endpoint.gets)).await
 }
 
 /// `POST /graphql`: one request as JSON (`application/json`) or a bare document

@@ -3,10 +3,11 @@
 
 use std::borrow::Cow;
 
-use async_graphql::BatchRequest;
+use async_graphql::{BatchRequest, Extensions, Variables};
 use axum::extract::Query;
-use axum::extract::rejection::QueryRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
 
 use crate::graphql::persisted;
 use crate::web::media;
@@ -26,18 +27,23 @@ pub struct GetParams {
 }
 
 impl GetParams {
-    /// The request, or `None` without a query (or a persisted query's hash in place of one)
-    /// or with malformed JSON in a parameter.
-    fn into_request(self) -> Option<async_graphql::Request> {
-        let mut request = async_graphql::Request::new(self.query);
-        request.operation_name = self.operation_name;
-        if let Some(variables) = self.variables {
-            request.variables = serde_json::from_str(&variables).ok()?;
-        }
-        if let Some(extensions) = self.extensions {
-            request.extensions = serde_json::from_str(&extensions).ok()?;
-        }
-        (!request.query.is_empty() || persisted::requested(&request.extensions)).then_some(request)
+    /// What the parameters ask, or `None` without a query (or a persisted query's hash in
+    /// place of one) or with malformed JSON in a parameter.
+    fn read(self) -> Option<ReadGet> {
+        let variables = match self.variables {
+            Some(variables) => serde_json::from_str(&variables).ok()?,
+            None => Variables::default(),
+        };
+        let extensions = match self.extensions {
+            Some(extensions) => serde_json::from_str(&extensions).ok()?,
+            None => Extensions::default(),
+        };
+        (!self.query.is_empty() || persisted::requested(&extensions)).then_some(ReadGet {
+            query: self.query,
+            operation_name: self.operation_name,
+            variables,
+            extensions,
+        })
     }
 }
 
@@ -72,19 +78,81 @@ fn bad_request(message: impl Into<Cow<'static, str>>) -> Unreadable {
     }
 }
 
-/// The request in a GET's query string.
-pub(super) fn read_get(
-    params: Result<Query<GetParams>, QueryRejection>,
-) -> Result<Requests, Unreadable> {
-    params
+/// The request in a GET's query string, read through `cache`.
+pub(super) fn read_get(uri: &Uri, cache: &GetCache) -> Result<Requests, Unreadable> {
+    let text = uri.query().unwrap_or_default();
+    if let Some(read) = cache.0.get(text) {
+        return Ok(Requests::one(read.request()));
+    }
+    let read = Query::<GetParams>::try_from_uri(uri)
         .ok()
-        .and_then(|Query(params)| params.into_request())
-        .map(Requests::one)
+        .and_then(|Query(params)| params.read())
         .ok_or_else(|| {
             bad_request(
                 "a GET request needs a `query` parameter (and `variables`, if any, as JSON)",
             )
-        })
+        })?;
+    if text.len() <= MAX_CACHED_QUERY_STRING {
+        cache.0.insert(text.to_owned(), read.clone());
+    }
+    Ok(Requests::one(read.request()))
+}
+
+/// Query strings longer than this are read every time: one huge URL must not push out many
+/// small ones.
+const MAX_CACHED_QUERY_STRING: usize = 4 * 1024;
+/// The cache's capacity, in bytes of query string.
+const GET_CACHE_BYTES: u64 = 1024 * 1024;
+
+/// GET requests already read, by their exact query string. A frontend (or a CDN in front of
+/// the server) sends the same few URLs over and over, a persisted query's most of all; reading
+/// one means percent-decoding JSON and parsing it, several times the cost of cloning what it
+/// gave (bench/RESULTS.md, "Instructions per request"). Only what parsed is kept.
+pub struct GetCache(Cache<String, ReadGet, QueryStringLength>);
+
+impl Default for GetCache {
+    fn default() -> Self {
+        GetCache(Cache::with_weighter(
+            1024,
+            GET_CACHE_BYTES,
+            QueryStringLength,
+        ))
+    }
+}
+
+impl std::fmt::Debug for GetCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("GetCache").field(&self.0.len()).finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct QueryStringLength;
+
+impl Weighter<String, ReadGet> for QueryStringLength {
+    fn weight(&self, text: &String, _read: &ReadGet) -> u64 {
+        // Never zero: quick_cache keeps zero-weight entries without counting them.
+        (text.len() as u64).max(1)
+    }
+}
+
+/// A GET request as read from its query string.
+#[derive(Debug, Clone)]
+pub struct ReadGet {
+    query: String,
+    operation_name: Option<String>,
+    variables: Variables,
+    extensions: Extensions,
+}
+
+impl ReadGet {
+    fn request(&self) -> async_graphql::Request {
+        let mut request = async_graphql::Request::new(self.query.clone());
+        request.operation_name.clone_from(&self.operation_name);
+        request.variables = self.variables.clone();
+        request.extensions = self.extensions.clone();
+        request
+    }
 }
 
 /// The requests in a POST body: one as JSON (`application/json`) or a bare document

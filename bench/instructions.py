@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""The server's work per request, counted in CPU instructions: the release server runs under
+valgrind's callgrind, which counts every instruction it executes (all threads), and each
+scenario's requests are counted on their own. Unlike req/s on a shared 2-core machine, whose
+rounds drift by tens of percent, the count is the same from run to run for the same binary and
+requests, so two ways of asking the same thing can be told apart by a few percent.
+
+    bench/instructions.py                      # both backends, 500 requests per scenario
+    bench/instructions.py --backend sqlite --requests 200
+
+Scenarios: `me` by POST, `me` as an automatic persisted query sent by GET as its hash alone,
+and REST `/users/me`, one request at a time on one keep-alive connection. Prints a Markdown
+section for bench/RESULTS.md.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "reliability"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from common import BIN, Client, Server, register, tmpdir  # noqa: E402
+import run  # noqa: E402
+
+
+def callgrind(binary, out_dir):
+    """A launcher: the server under callgrind, counting nothing until told to."""
+    path = os.path.join(out_dir, "under-callgrind.sh")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no "
+                f"--callgrind-out-file={out_dir}/callgrind.out.%p {binary} \"$@\"\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def control(pid, *args):
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
+
+
+def counted(pid, out_dir, send, requests):
+    """Instructions the server executed while `send` made `requests` requests."""
+    before = set(glob.glob(os.path.join(out_dir, "callgrind.out.*")))
+    control(pid, "-z")
+    control(pid, "-i", "on")
+    for _ in range(requests):
+        send()
+    # Dumped before the counting stops: callgrind reads its commands while it instruments.
+    control(pid, "-d")
+    control(pid, "-i", "off")
+    for _ in range(100):
+        dumps = set(glob.glob(os.path.join(out_dir, "callgrind.out.*"))) - before
+        if dumps:
+            break
+        time.sleep(0.1)
+    total = 0
+    for dump in dumps:
+        # One file per thread or one in all, depending on valgrind's options: sum them.
+        with open(dump) as f:
+            m = re.search(r"^summary:\s+(\d+)", f.read(), re.M)
+        total += int(m.group(1)) if m else 0
+        os.remove(dump)
+    return total
+
+
+def measure(backend, args):
+    workdir = tmpdir(f"instr-{backend}-")
+    if backend == "mysql":
+        db = "user_api_bench_instr"
+        server_url = args.mysql.rstrip("/")
+        run.sh(run.mysql_cli(server_url) + ["-e", f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"])
+        env = {"DATABASE_URL": f"{server_url}/{db}", "REDIS_URL": args.redis, "REDIS_KEY_PREFIX": f"instr{int(time.time())}:"}
+    else:
+        env = {"DATABASE_URL": "sqlite://data/users.db"}
+    # Under valgrind everything is tens of times slower: the pools wait longer.
+    env["POOL_TIMEOUT"] = "30"
+    server = Server(env, workdir, binary=callgrind(args.binary, workdir))
+    try:
+        client = Client(server.url, timeout=120)
+        token = register(client, "instr")
+        status, _, text = client.request("POST", "/graphql", run.APQ_REGISTER, token=token)
+        assert status == 200 and "errors" not in json.loads(text), text
+        # The launcher execs valgrind, which runs the server in its own process.
+        pid = server.proc.pid
+
+        def post():
+            status, _, _ = client.request("POST", "/graphql", run.ME_QUERY, token=token)
+            assert status == 200
+
+        def get():
+            status, _, text = client.request("GET", "/graphql" + run.APQ_GET_QUERY, token=token)
+            assert status == 200 and '"errors"' not in text, text
+
+        def rest():
+            status, _, _ = client.request("GET", "/users/me", token=token)
+            assert status == 200
+
+        scenarios = [("GraphQL me by POST", post), ("GraphQL me, persisted, by GET", get), ("REST GET /users/me", rest)]
+        for _, send in scenarios:  # warm every cache first
+            for _ in range(20):
+                send()
+        rows = {}
+        # Twice each, in two orders: the count should not depend on what ran before.
+        for name, send in scenarios + scenarios[::-1]:
+            rows.setdefault(name, []).append(counted(pid, workdir, send, args.requests) / args.requests)
+        return rows
+    finally:
+        server.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["mysql", "sqlite", "both"], default="both")
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379")
+    parser.add_argument("--binary", default=BIN)
+    args = parser.parse_args()
+    rev = run.sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
+    backends = ["mysql", "sqlite"] if args.backend == "both" else [args.backend]
+    results = {b: measure(b, args) for b in backends}
+    name = {"mysql": "MySQL + Redis", "sqlite": "embedded SQLite"}
+    print("\n## Instructions per request (bench/instructions.py)\n")
+    print(f"Command: `bench/instructions.py {' '.join(sys.argv[1:])}`".rstrip() + f"  \nCommit {rev}, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the release server under valgrind's callgrind, "
+          f"{args.requests} requests per scenario, one at a time, each scenario counted twice (in two orders).\n")
+    print("| backend | scenario | instructions per request (each count) | ÷ by POST |")
+    print("|---|---|---:|---:|")
+    for backend, rows in results.items():
+        post = sum(rows["GraphQL me by POST"]) / 2
+        for scenario, counts in rows.items():
+            mean = sum(counts) / len(counts)
+            each = " / ".join(f"{c:,.0f}" for c in counts)
+            print(f"| {name[backend]} | {scenario} | {mean:,.0f} ({each}) | {mean / post:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
