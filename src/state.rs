@@ -73,6 +73,8 @@ impl Deref for AppState {
 pub struct Dependencies {
     db: DbPool,
     redis: Option<Redis>,
+    /// How long a probe waits for an answer.
+    timeout: std::time::Duration,
 }
 
 impl Dependencies {
@@ -93,6 +95,14 @@ impl Dependencies {
             Some(Redis::Single(pool)) => Some((pool.state(), pool.max_size())),
             _ => None,
         }
+    }
+
+    /// Each node of the Redis Cluster and its state; `None` without a cluster.
+    pub async fn redis_cluster_state(
+        &self,
+    ) -> Option<anyhow::Result<Vec<crate::infra::redis::ClusterNode>>> {
+        let redis = self.redis.as_ref()?;
+        redis::cluster_state(redis, self.timeout).await
     }
 
     /// The Redis pool, when the server has one: for what the adapters keep beside the
@@ -193,7 +203,7 @@ impl AppState {
         Ok(AppState(Arc::new(Inner {
             users,
             sign_ins,
-            dependencies: Dependencies { db, redis },
+            dependencies: Dependencies { db, redis, timeout },
             metrics,
             config,
             secret_origin,

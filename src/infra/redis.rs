@@ -136,6 +136,67 @@ fn host_port(node: &str) -> &str {
     rest.split(['/', '?']).next().unwrap_or(rest)
 }
 
+/// One node of a Redis Cluster as the cluster sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterNode {
+    /// `host:port`.
+    pub node: String,
+    /// `master` or `replica`.
+    pub role: &'static str,
+    /// `ok`, or `down` when the cluster marks it failing (`fail`, `fail?`) or has lost its
+    /// link to it.
+    pub state: &'static str,
+}
+
+/// Every node of the cluster and its state, from `CLUSTER NODES` asked of one node; `None`
+/// for a single Redis server.
+pub async fn cluster_state(
+    redis: &Redis,
+    timeout: Duration,
+) -> Option<anyhow::Result<Vec<ClusterNode>>> {
+    let Redis::Cluster(_) = redis else {
+        return None;
+    };
+    let text = run(redis, timeout, async |c| {
+        redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async::<String>(c)
+            .await
+    })
+    .await;
+    Some(text.map(|text| parse_cluster_nodes(&text)))
+}
+
+/// Reads `CLUSTER NODES`: `<id> <ip:port@cport[,hostname]> <flags> <master> <ping-sent>
+/// <pong-recv> <epoch> <link-state> <slot>…`, one node per line.
+fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
+    let mut nodes: Vec<ClusterNode> = text
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (address, flags, link) = (fields.get(1)?, fields.get(2)?, fields.get(7)?);
+            let node = address.split(['@', ',']).next()?.to_owned();
+            let flags: Vec<&str> = flags.split(',').collect();
+            let role = if flags.contains(&"master") {
+                "master"
+            } else {
+                "replica"
+            };
+            let failing = flags
+                .iter()
+                .any(|f| matches!(*f, "fail" | "fail?" | "noaddr"));
+            let state = if failing || *link != "connected" {
+                "down"
+            } else {
+                "ok"
+            };
+            Some(ClusterNode { node, role, state })
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    nodes
+}
+
 /// Runs `op` on a connection of `redis` within `timeout`. A pooled connection that failed at
 /// the transport level is dropped from the pool (the cluster connection repairs its own).
 /// Every failure (no connection, a command error, no answer in time) is returned as the cause
@@ -177,6 +238,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_nodes_read_with_their_role_and_state() {
+        let text = "\
+07c3 127.0.0.1:7001@17001 master - 0 1 2 connected 5461-10922
+67ed 127.0.0.1:7000@17000,host.example myself,master - 0 0 1 connected 0-5460
+292f 127.0.0.1:7004@17004 slave 07c3 0 1 2 connected
+e7d1 127.0.0.1:7005@17005 slave,fail 67ed 1 1 1 disconnected
+";
+        let state = |node: &str| {
+            parse_cluster_nodes(text)
+                .into_iter()
+                .find(|n| n.node == node)
+                .map(|n| (n.role, n.state))
+        };
+        assert_eq!(parse_cluster_nodes(text).len(), 4);
+        assert_eq!(state("127.0.0.1:7000"), Some(("master", "ok")));
+        assert_eq!(state("127.0.0.1:7004"), Some(("replica", "ok")));
+        assert_eq!(state("127.0.0.1:7005"), Some(("replica", "down")));
+    }
 
     #[test]
     fn a_node_url_reads_as_host_and_port() {

@@ -13,11 +13,13 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the database and the session store answer; 503 naming what is down.
+/// `GET /readyz`: the database and the session store answer; 503 naming what is down. On a
+/// Redis Cluster it also lists each node with its role and state.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (db, sessions) = tokio::join!(
+    let (db, sessions, cluster) = tokio::join!(
         state.dependencies.ping_database(),
-        state.sign_ins.ping_store()
+        state.sign_ins.ping_store(),
+        state.dependencies.redis_cluster_state()
     );
     let word = |ok: bool| if ok { "ok" } else { "down" };
     let ready = db.is_ok() && sessions.is_ok();
@@ -26,12 +28,20 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
+    let mut body = json!({
         "status": if ready { "ok" } else { "unavailable" },
         "database": word(db.is_ok()),
         "sessions": word(sessions.is_ok()),
         "session_store": state.sign_ins.store_kind(),
     });
+    // On a Redis Cluster, each node as the cluster sees it: a replica down leaves the server
+    // ready (its master serves), and says so here.
+    if let Some(nodes) = cluster {
+        body["redis_nodes"] = match nodes {
+            Ok(nodes) => json!(nodes),
+            Err(_) => json!("unknown: no node answered"),
+        };
+    }
     (status, Json(body))
 }
 

@@ -11,6 +11,21 @@ const LOGOUT_ALL: &str = "mutation { logoutAll }";
 const ME: &str = "{ me { id } }";
 
 backend_tests! {
+    /// A cluster none of whose nodes answers: the server starts, refuses what needs sessions
+    /// with 503, and `/readyz` says the session store is down.
+    #[only(sqlite)]
+    async fn an_unreachable_cluster_leaves_the_server_up_and_not_ready(backend: Backend) {
+        let app = TestApp::builder().unreachable_redis_cluster().spawn(backend).await;
+        let body = app.register_body("alice", "alice@example.com", PASSWORD).await;
+        assert_eq!(error_code(&body).as_deref(), Some("SERVICE_UNAVAILABLE"), "{body}");
+        let response = app.client.get(app.url("/readyz")).send().await.expect("request");
+        assert_eq!(response.status(), 503);
+        let body: serde_json::Value = response.json().await.expect("JSON body");
+        assert_eq!(body["sessions"], "down", "{body}");
+        assert_eq!(body["database"], "ok", "{body}");
+        assert_eq!(body["redis_nodes"], "unknown: no node answered", "{body}");
+    }
+
     /// Revocations wait for `REDIS_REVOCATION_REPLICAS` replicas: as many as Redis has, and
     /// they are acknowledged and hold; more than it has, and they are answered 503 (the writes
     /// stand on the master, so the client's retry is safe).
@@ -44,6 +59,11 @@ backend_tests! {
     #[only(mysql_cluster)]
     async fn a_cluster_keeps_each_accounts_keys_in_one_slot(app: TestApp) {
         assert_eq!(app.state.config.redis.revocation_replicas(), 1);
+        // /readyz lists every node of the cluster: 3 masters, 3 replicas, all up.
+        let ready: serde_json::Value = app.client.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+        let nodes = ready["redis_nodes"].as_array().unwrap_or_else(|| panic!("{ready}"));
+        let count = |role: &str| nodes.iter().filter(|n| n["role"] == role && n["state"] == "ok").count();
+        assert_eq!((count("master"), count("replica")), (3, 3), "{ready}");
         let alice = app.register("alice", PASSWORD).await;
         for _ in 0..3 {
             app.login("alice", PASSWORD).await;

@@ -141,6 +141,8 @@ enum Redis {
     Own,
     /// A URL nothing listens on.
     Unreachable,
+    /// A Redis Cluster URL whose nodes nothing listens on.
+    UnreachableCluster,
     /// `TEST_REDIS_URL` under another server's key prefix (MySQL + Redis only).
     SharedPrefix(String),
 }
@@ -361,6 +363,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// As [`TestAppBuilder::unreachable_redis`], with a Redis Cluster URL.
+    pub fn unreachable_redis_cluster(mut self) -> Self {
+        self.redis = Redis::UnreachableCluster;
+        self
+    }
+
     /// Keeps Redis state under `other`'s key prefix, so that the two servers share it like two
     /// replicas (MySQL + Redis; with SQLite there is no Redis to share). Each server still has
     /// a database of its own.
@@ -396,7 +404,9 @@ impl TestAppBuilder {
                         .expect("TEST_DATABASE_URL and TEST_REDIS_URL name the services");
                     let prefix = match &redis {
                         Redis::SharedPrefix(prefix) => prefix.clone(),
-                        Redis::Own | Redis::Unreachable => own_prefix.clone(),
+                        Redis::Own | Redis::Unreachable | Redis::UnreachableCluster => {
+                            own_prefix.clone()
+                        }
                     };
                     cleanup.redis = Some((services.redis.clone(), prefix.clone()));
                     config.redis.url = Some(services.redis);
@@ -427,16 +437,25 @@ impl TestAppBuilder {
                 // A shared prefix is cleaned up all the same, by whichever server goes first.
                 let prefix = match &redis {
                     Redis::SharedPrefix(prefix) => prefix.clone(),
-                    Redis::Own | Redis::Unreachable => own_prefix.clone(),
+                    Redis::Own | Redis::Unreachable | Redis::UnreachableCluster => {
+                        own_prefix.clone()
+                    }
                 };
                 cleanup.redis = Some((services.redis.clone(), prefix.clone()));
                 config.redis.url = Some(services.redis);
                 config.redis.key_prefix = prefix;
             }
         }
-        if let Redis::Unreachable = redis {
-            config.redis.url = Some("redis://127.0.0.1:1".into());
-            config.redis.key_prefix = own_prefix;
+        match redis {
+            Redis::Unreachable => {
+                config.redis.url = Some("redis://127.0.0.1:1".into());
+                config.redis.key_prefix = own_prefix;
+            }
+            Redis::UnreachableCluster => {
+                config.redis.url = Some("redis+cluster://127.0.0.1:1,127.0.0.1:2".into());
+                config.redis.key_prefix = own_prefix;
+            }
+            Redis::Own | Redis::SharedPrefix(_) => {}
         }
         // Mail goes over real SMTP to a server of the test's own.
         let mailbox = Mailbox::spawn().await;
