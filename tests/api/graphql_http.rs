@@ -251,6 +251,28 @@ backend_tests! {
         assert!(response.status().is_client_error(), "{}", response.status());
     }
 
+    /// The server keeps what it read of each query string, never an answer: the same URL
+    /// answers each caller with their own data, a malformed one is refused every time, and
+    /// the variables of one URL never answer another.
+    async fn a_repeated_get_is_read_the_same_and_answered_per_caller(app: TestApp) {
+        let alice = app.register("alice", PASSWORD).await;
+        let bob = app.register("bob", PASSWORD).await;
+        for _ in 0..2 {
+            for caller in [&alice, &bob] {
+                let body = expect(get(&app, &[("query", "{ me { id } }")], Some(&caller.access)).await, 200, JSON).await;
+                assert_eq!(body["data"]["me"]["id"], caller.user_id.as_str(), "{body}");
+            }
+            let response = get(&app, &[("query", "query($u: String!) { user(username: $u) { id } }"), ("variables", "{not json")], Some(&alice.access)).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        }
+        for (name, caller) in [("alice", &alice), ("bob", &bob)] {
+            let variables = json!({"u": name}).to_string();
+            let params = [("query", "query($u: String!) { user(username: $u) { id } }"), ("variables", variables.as_str())];
+            let body = expect(get(&app, &params, Some(&alice.access)).await, 200, JSON).await;
+            assert_eq!(body["data"]["user"]["id"], caller.user_id.as_str(), "{body}");
+        }
+    }
+
     async fn get_refuses_mutations_and_runs_none(app: TestApp) {
         let SignIn { access: token, user_id: id, .. } = app.register("alice", PASSWORD).await;
         let response = get(&app, &[("query", &register_document("bob"))], None).await;
