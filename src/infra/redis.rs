@@ -44,7 +44,7 @@ impl std::fmt::Debug for Redis {
 pub struct Cluster {
     client: ClusterClient,
     connection: OnceCell<ClusterConnection>,
-    /// The seed nodes, as `host:port`, for logs and probes.
+    /// The seed nodes, as `host:port`, for the logs.
     nodes: Vec<String>,
 }
 
@@ -55,11 +55,6 @@ impl Cluster {
             .get_or_try_init(|| self.client.get_async_connection())
             .await
             .cloned()
-    }
-
-    /// The seed nodes the URL named, as `host:port`.
-    pub fn nodes(&self) -> &[String] {
-        &self.nodes
     }
 }
 
