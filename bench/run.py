@@ -457,11 +457,11 @@ def write_results(args, runs, started):
         busy = [r["peak_rss_mib"] for r in run["results"] if r["connections"] == 256]
         checks.append(f"idle RSS {s['idle_rss_mib']:.1f} MiB (target ≤ 30 MiB)" + (f"; peak RSS at c256 {max(busy):.1f} MiB (target ≤ 150 MiB)" if busy else ""))
         lines += ["Against the targets:", ""] + [f"- {c}" for c in checks] + [""]
-    # Sections written by bench/compare.py, bench/search.py, bench/subscriptions.py and bench/instructions.py are kept: each records its own
+    # Sections written by bench/compare.py, bench/search.py, bench/subscriptions.py, bench/instructions.py and bench/cluster.py are kept: each records its own
     # command and date.
     if os.path.exists(args.out):
         kept = ["## " + b for b in open(args.out).read().split("\n## ")[1:]
-                if b.startswith(("Before and after", "Filtered user lists", "Subscriptions", "Totals over", "Side by side", "Instructions per request"))]
+                if b.startswith(("Before and after", "Filtered user lists", "Subscriptions", "Totals over", "Side by side", "Instructions per request", "Redis Cluster against"))]
         lines += [block.rstrip("\n") + "\n" for block in kept]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
