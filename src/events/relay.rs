@@ -178,12 +178,7 @@ impl Target {
         let invalid = |e: &dyn std::fmt::Display| anyhow::anyhow!("invalid REDIS_URL: {e}");
         if let Some(nodes) = crate::config::cluster_nodes(url) {
             let nodes = nodes.map_err(|e| invalid(&e))?;
-            let client = ClusterClient::builder(nodes)
-                .use_protocol(ProtocolVersion::RESP3)
-                .connection_timeout(timeout)
-                .response_timeout(timeout)
-                .build()
-                .map_err(|e| invalid(&e))?;
+            let client = redis_infra::cluster_client(nodes, timeout, ProtocolVersion::RESP3)?;
             return Ok(Target::Cluster(Box::new(client)));
         }
         let info = url.into_connection_info().map_err(|e| invalid(&e))?;
@@ -205,30 +200,19 @@ enum Listening {
 }
 
 impl Listening {
-    async fn subscribe(&mut self, channel: String) -> redis::RedisResult<()> {
+    /// Subscribes to `channel` (sharded pub/sub), or unsubscribes from it.
+    async fn follow(&mut self, channel: String, follow: bool) -> redis::RedisResult<()> {
         match self {
             // One channel per command: Redis confirms each channel separately, and one
             // confirmation is what answers one command.
             Listening::Single(c) => {
-                redis::cmd("SSUBSCRIBE")
+                redis::cmd(if follow { "SSUBSCRIBE" } else { "SUNSUBSCRIBE" })
                     .arg(channel)
                     .query_async::<redis::Value>(c)
                     .await?;
                 Ok(())
             }
-            Listening::Cluster(c) => c.ssubscribe(channel).await,
-        }
-    }
-
-    async fn unsubscribe(&mut self, channel: String) -> redis::RedisResult<()> {
-        match self {
-            Listening::Single(c) => {
-                redis::cmd("SUNSUBSCRIBE")
-                    .arg(channel)
-                    .query_async::<redis::Value>(c)
-                    .await?;
-                Ok(())
-            }
+            Listening::Cluster(c) if follow => c.ssubscribe(channel).await,
             Listening::Cluster(c) => c.sunsubscribe(channel).await,
         }
     }
@@ -341,7 +325,9 @@ impl Task {
             return Ok(());
         }
         let mut connection = self.connection().await?;
-        let confirmed = connection.subscribe(channel(&self.prefix, user_id)).await;
+        let confirmed = connection
+            .follow(channel(&self.prefix, user_id), true)
+            .await;
         match confirmed {
             Ok(_) => {
                 self.subscribed.insert(user_id.to_owned());
@@ -361,7 +347,9 @@ impl Task {
         }
         if let Some((connection, _)) = &self.connection {
             let mut connection = connection.clone();
-            let result = connection.unsubscribe(channel(&self.prefix, user_id)).await;
+            let result = connection
+                .follow(channel(&self.prefix, user_id), false)
+                .await;
             if result.is_err() {
                 self.lost();
             }

@@ -65,6 +65,39 @@ pub fn sdl() -> String {
     build_schema(None).sdl()
 }
 
+/// What a GraphQL request asks, kept to be run again: its document's text, operation name,
+/// variables and extensions. async-graphql's `Request` cannot be cloned (it carries data), so
+/// a request that runs more than once (a subscription, once per event) or is read once for
+/// many runs (a GET's query string) keeps this and makes a fresh `Request` each time.
+#[derive(Debug, Clone)]
+pub struct KeptRequest {
+    query: String,
+    operation_name: Option<String>,
+    variables: async_graphql::Variables,
+    extensions: async_graphql::Extensions,
+}
+
+impl KeptRequest {
+    /// What `request` asks.
+    pub fn of(request: &async_graphql::Request) -> Self {
+        KeptRequest {
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
+            extensions: request.extensions.clone(),
+        }
+    }
+
+    /// A request asking it again.
+    pub fn request(&self) -> async_graphql::Request {
+        let mut request = async_graphql::Request::new(self.query.clone());
+        request.operation_name.clone_from(&self.operation_name);
+        request.variables = self.variables.clone();
+        request.extensions = self.extensions.clone();
+        request
+    }
+}
+
 /// Per-request authentication: the raw `Authorization` header, resolved to a viewer the first
 /// time a resolver needs one.
 #[derive(Debug, Default)]

@@ -12,7 +12,7 @@ use bb8_redis::RedisConnectionManager;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, Pipeline, ProtocolVersion, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
 use super::pool::{self, CheckedPool};
@@ -31,10 +31,7 @@ impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Redis::Single(pool) => f.debug_tuple("Single").field(pool).finish(),
-            Redis::Cluster(cluster) => f
-                .debug_struct("Cluster")
-                .field("nodes", &cluster.nodes)
-                .finish_non_exhaustive(),
+            Redis::Cluster(_) => f.write_str("Cluster"),
         }
     }
 }
@@ -44,8 +41,6 @@ impl std::fmt::Debug for Redis {
 pub struct Cluster {
     client: ClusterClient,
     connection: OnceCell<ClusterConnection>,
-    /// The seed nodes, as `host:port`, for the logs.
-    nodes: Vec<String>,
 }
 
 impl Cluster {
@@ -95,24 +90,29 @@ impl ConnectionLike for RedisConnection {
     }
 }
 
+/// A client of the cluster whose nodes are `nodes` (plain node URLs, see
+/// [`cluster_nodes`]), speaking `protocol`, each connection and command bounded by `timeout`.
+pub fn cluster_client(
+    nodes: Vec<String>,
+    timeout: Duration,
+    protocol: ProtocolVersion,
+) -> anyhow::Result<ClusterClient> {
+    ClusterClient::builder(nodes)
+        .use_protocol(protocol)
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .build()
+        .map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))
+}
+
 /// Redis at `url`: a pool for a `redis://`, `rediss://` or `redis+unix://` URL, a cluster
 /// for a `redis+cluster://` one. Commands wait at most `timeout`. Does not connect yet.
 pub fn connect(url: &str, timeout: Duration) -> anyhow::Result<Redis> {
     if let Some(nodes) = cluster_nodes(url) {
         let nodes = nodes.map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?;
-        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
-            .build()
-            .map_err(|e| anyhow::anyhow!("invalid REDIS_URL: {e}"))?;
-        let seeds = nodes
-            .iter()
-            .map(|node| host_port(node).to_owned())
-            .collect();
         return Ok(Redis::Cluster(Arc::new(Cluster {
-            client,
+            client: cluster_client(nodes, timeout, ProtocolVersion::RESP2)?,
             connection: OnceCell::new(),
-            nodes: seeds,
         })));
     }
     let manager =
@@ -122,13 +122,6 @@ pub fn connect(url: &str, timeout: Duration) -> anyhow::Result<Redis> {
         pool::builder(cores.max(2), timeout),
         manager,
     )))
-}
-
-/// The `host:port` of a node URL, without its scheme, credentials or path.
-fn host_port(node: &str) -> &str {
-    let rest = node.split_once("://").map_or(node, |(_, rest)| rest);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
-    rest.split(['/', '?']).next().unwrap_or(rest)
 }
 
 /// One node of a Redis Cluster as the cluster sees it.
@@ -252,11 +245,5 @@ e7d1 127.0.0.1:7005@17005 slave,fail 67ed 1 1 1 disconnected
         assert_eq!(state("127.0.0.1:7000"), Some(("master", "ok")));
         assert_eq!(state("127.0.0.1:7004"), Some(("replica", "ok")));
         assert_eq!(state("127.0.0.1:7005"), Some(("replica", "down")));
-    }
-
-    #[test]
-    fn a_node_url_reads_as_host_and_port() {
-        assert_eq!(host_port("rediss://u:p@a:7000/?protocol=3"), "a:7000");
-        assert_eq!(host_port("redis://127.0.0.1:7001"), "127.0.0.1:7001");
     }
 }

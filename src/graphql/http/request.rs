@@ -3,13 +3,13 @@
 
 use std::borrow::Cow;
 
-use async_graphql::{BatchRequest, Extensions, Variables};
+use async_graphql::BatchRequest;
 use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use crate::graphql::persisted;
+use crate::graphql::{KeptRequest, persisted};
 use crate::web::media;
 
 /// The query-string parameters of a GET request, named as the GraphQL-over-HTTP spec names
@@ -29,21 +29,17 @@ pub struct GetParams {
 impl GetParams {
     /// What the parameters ask, or `None` without a query (or a persisted query's hash in
     /// place of one) or with malformed JSON in a parameter.
-    fn read(self) -> Option<ReadGet> {
-        let variables = match self.variables {
-            Some(variables) => serde_json::from_str(&variables).ok()?,
-            None => Variables::default(),
-        };
-        let extensions = match self.extensions {
-            Some(extensions) => serde_json::from_str(&extensions).ok()?,
-            None => Extensions::default(),
-        };
-        (!self.query.is_empty() || persisted::requested(&extensions)).then_some(ReadGet {
-            query: self.query,
-            operation_name: self.operation_name,
-            variables,
-            extensions,
-        })
+    fn read(self) -> Option<KeptRequest> {
+        let mut request = async_graphql::Request::new(self.query);
+        request.operation_name = self.operation_name;
+        if let Some(variables) = self.variables {
+            request.variables = serde_json::from_str(&variables).ok()?;
+        }
+        if let Some(extensions) = self.extensions {
+            request.extensions = serde_json::from_str(&extensions).ok()?;
+        }
+        (!request.query.is_empty() || persisted::requested(&request.extensions))
+            .then(|| KeptRequest::of(&request))
     }
 }
 
@@ -108,7 +104,7 @@ const GET_CACHE_BYTES: u64 = 1024 * 1024;
 /// the server) sends the same few URLs over and over, a persisted query's most of all; reading
 /// one means percent-decoding JSON and parsing it, several times the cost of cloning what it
 /// gave (bench/RESULTS.md, "Instructions per request"). Only what parsed is kept.
-pub struct GetCache(Cache<String, ReadGet, QueryStringLength>);
+pub struct GetCache(Cache<String, KeptRequest, QueryStringLength>);
 
 impl Default for GetCache {
     fn default() -> Self {
@@ -129,29 +125,10 @@ impl std::fmt::Debug for GetCache {
 #[derive(Debug, Clone, Copy)]
 struct QueryStringLength;
 
-impl Weighter<String, ReadGet> for QueryStringLength {
-    fn weight(&self, text: &String, _read: &ReadGet) -> u64 {
+impl Weighter<String, KeptRequest> for QueryStringLength {
+    fn weight(&self, text: &String, _read: &KeptRequest) -> u64 {
         // Never zero: quick_cache keeps zero-weight entries without counting them.
         (text.len() as u64).max(1)
-    }
-}
-
-/// A GET request as read from its query string.
-#[derive(Debug, Clone)]
-pub struct ReadGet {
-    query: String,
-    operation_name: Option<String>,
-    variables: Variables,
-    extensions: Extensions,
-}
-
-impl ReadGet {
-    fn request(&self) -> async_graphql::Request {
-        let mut request = async_graphql::Request::new(self.query.clone());
-        request.operation_name.clone_from(&self.operation_name);
-        request.variables = self.variables.clone();
-        request.extensions = self.extensions.clone();
-        request
     }
 }
 

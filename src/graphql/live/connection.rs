@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use async_graphql::Variables;
 use async_graphql::http::ClientMessage;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -19,10 +18,10 @@ use super::protocol::{Dialect, close, errors};
 use super::{INIT_TIMEOUT, MAX_SUBSCRIPTIONS, WRITE_TIMEOUT};
 use crate::error::AppError;
 use crate::events::{AccountEvent, AccountEventKind, Notice};
-use crate::graphql::ApiSchema;
 use crate::graphql::errors::{BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED};
 use crate::graphql::limits::DocumentStats;
 use crate::graphql::subscription::LiveEvent;
+use crate::graphql::{ApiSchema, KeptRequest};
 use crate::signins::Watch;
 use crate::state::AppState;
 use crate::web::authorization::bearer_token;
@@ -81,23 +80,10 @@ impl Writer {
     }
 }
 
-/// A running subscription: what the client asked for, run again for each event.
+/// A running subscription: its id, and what the client asked, run again for each event.
 struct Subscription {
     id: String,
-    query: String,
-    operation_name: Option<String>,
-    variables: Variables,
-}
-
-impl Subscription {
-    fn request(&self) -> async_graphql::Request {
-        let request =
-            async_graphql::Request::new(self.query.clone()).variables(self.variables.clone());
-        match &self.operation_name {
-            Some(name) => request.operation_name(name.clone()),
-            None => request,
-        }
-    }
+    asked: KeptRequest,
 }
 
 impl Connection {
@@ -296,9 +282,7 @@ impl Connection {
             }
         };
         let subscription = Subscription {
-            query: request.query.clone(),
-            operation_name: request.operation_name.clone(),
-            variables: request.variables.clone(),
+            asked: KeptRequest::of(&request),
             id,
         };
         match self.schema.execute_stream(request).next().await {
@@ -335,7 +319,7 @@ impl Connection {
         event: AccountEvent,
     ) -> Result<(), End> {
         for subscription in running {
-            let request = subscription.request().data(LiveEvent(event.clone()));
+            let request = subscription.asked.request().data(LiveEvent(event.clone()));
             if let Some(answer) = self.validated_schema.execute_stream(request).next().await {
                 writer.text(dialect.next(&subscription.id, &answer)).await?;
             }

@@ -105,15 +105,6 @@ impl Live {
     }
 }
 
-impl std::fmt::Debug for Live {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Live")
-            .field("open", &self.open.get())
-            .field("keepalive", &self.keepalive)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Counts a connection as open, and holds its slot, until it is dropped.
 struct OpenConnection<'a> {
     gauge: &'a IntGauge,
