@@ -24,9 +24,7 @@ import run  # noqa: E402
 
 def server_on(redis_url, name, args):
     db = f"user_api_bench_{name}"
-    server_url = args.mysql.rstrip("/")
-    run.sh(run.mysql_cli(server_url) + ["-e", f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"])
-    env = {"DATABASE_URL": f"{server_url}/{db}", "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"bench-{name}-{int(time.time())}:"}
+    env = {"DATABASE_URL": run.fresh_database(args.mysql, db), "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": f"bench-{name}-{int(time.time())}:"}
     server = Server(env, tmpdir(f"cluster-bench-{name}-"), name=name)
     body = json.dumps({"query": "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
                        "variables": {"i": {"username": "bench", "email": "bench@example.com", "password": run.PASSWORD}}})

@@ -27,7 +27,7 @@ import time
 BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH)
 import run as bench  # noqa: E402
-from run import LOGIN_BODY, ME_QUERY, PASSWORD, ROOT, Server, fmt_ms, http, median, mysql_cli, run_once, sh  # noqa: E402
+from run import LOGIN_BODY, ME_QUERY, PASSWORD, ROOT, Server, fmt_ms, fresh_database, http, median, run_once, sh  # noqa: E402
 
 
 def build(label, rev, workdir):
@@ -56,8 +56,7 @@ def start(label, binary, backend, args, workdir):
     os.makedirs(folder)
     if backend == "mysql":
         db = f"user_api_cmp_{label}"
-        sh(mysql_cli(args.mysql) + ["-e", f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"])
-        env = {"DATABASE_URL": f"{args.mysql.rstrip('/')}/{db}", "REDIS_URL": args.redis,
+        env = {"DATABASE_URL": fresh_database(args.mysql, db), "REDIS_URL": args.redis,
                "REDIS_KEY_PREFIX": f"cmp-{label}-{int(time.time())}:"}
     else:
         env = {"DATABASE_URL": "sqlite://data/users.db"}

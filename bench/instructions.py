@@ -72,9 +72,7 @@ def measure(backend, args):
     workdir = tmpdir(f"instr-{backend}-")
     if backend == "mysql":
         db = "user_api_bench_instr"
-        server_url = args.mysql.rstrip("/")
-        run.sh(run.mysql_cli(server_url) + ["-e", f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"])
-        env = {"DATABASE_URL": f"{server_url}/{db}", "REDIS_URL": args.redis, "REDIS_KEY_PREFIX": f"instr{int(time.time())}:"}
+        env = {"DATABASE_URL": run.fresh_database(args.mysql, db), "REDIS_URL": args.redis, "REDIS_KEY_PREFIX": f"instr{int(time.time())}:"}
     else:
         env = {"DATABASE_URL": "sqlite://data/users.db"}
     # Under valgrind everything is tens of times slower: the pools wait longer.

@@ -206,6 +206,13 @@ def mysql_cli(mysql_url):
     return ["mysql", "-h", host, "-P", port or "3306", "-u", user.split(":")[0]]
 
 
+def fresh_database(mysql_url, db):
+    """Drops and creates database `db` on the MySQL server of `mysql_url`; its DATABASE_URL."""
+    server_url = mysql_url.rstrip("/")
+    sh(mysql_cli(server_url) + ["-e", f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"])
+    return f"{server_url}/{db}"
+
+
 def seed_mysql(mysql_url, database, count, phc):
     proc = subprocess.Popen(mysql_cli(mysql_url) + [database], stdin=subprocess.PIPE, text=True)
     batch = []
@@ -254,9 +261,8 @@ def run_backend(backend, args, workdir):
         db = "user_api_bench"
         server_url = args.mysql.rstrip("/")
         mysql_cmd = mysql_cli(server_url)
-        sh(mysql_cmd + ["-e", f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"])
         prefix = f"bench{int(time.time())}:"
-        env = {"DATABASE_URL": f"{server_url}/{db}", "REDIS_URL": args.redis, "REDIS_KEY_PREFIX": prefix}
+        env = {"DATABASE_URL": fresh_database(server_url, db), "REDIS_URL": args.redis, "REDIS_KEY_PREFIX": prefix}
     else:
         env = {"DATABASE_URL": "sqlite://data/users.db"}
 

@@ -147,8 +147,7 @@ def fresh_counts(backend, server_url, workdir, statement):
 def run_backend(backend, args, workdir):
     if backend == "mysql":
         server_url = args.mysql.rstrip("/")
-        run.sh(run.mysql_cli(server_url) + ["-e", f"DROP DATABASE IF EXISTS {DB}; CREATE DATABASE {DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"])
-        env = {"DATABASE_URL": f"{server_url}/{DB}", "REDIS_URL": args.redis, "REDIS_KEY_PREFIX": f"search{int(time.time())}:"}
+        env = {"DATABASE_URL": run.fresh_database(server_url, DB), "REDIS_URL": args.redis, "REDIS_KEY_PREFIX": f"search{int(time.time())}:"}
     else:
         env = {"DATABASE_URL": "sqlite://data/users.db"}
     print(f"\n== {backend}", flush=True)
