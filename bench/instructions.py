@@ -7,6 +7,7 @@ requests, so two ways of asking the same thing can be told apart by a few percen
 
     bench/instructions.py                      # both backends, 500 requests per scenario
     bench/instructions.py --backend sqlite --requests 200
+    bench/instructions.py --backend mysql --keep /tmp/dumps   # then callgrind_annotate a dump
 
 Scenarios: `me` by POST, `me` as an automatic persisted query sent by GET as its hash alone,
 and REST `/users/me`, one request at a time on one keep-alive connection. Prints a Markdown
@@ -43,8 +44,9 @@ def control(pid, *args):
     subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
 
 
-def counted(pid, out_dir, send, requests):
-    """Instructions the server executed while `send` made `requests` requests."""
+def counted(pid, out_dir, send, requests, keep=None):
+    """Instructions the server executed while `send` made `requests` requests; with `keep`, the
+    dump is moved there (for callgrind_annotate) rather than deleted."""
     before = set(glob.glob(os.path.join(out_dir, "callgrind.out.*")))
     control(pid, "-z")
     control(pid, "-i", "on")
@@ -64,7 +66,10 @@ def counted(pid, out_dir, send, requests):
         with open(dump) as f:
             m = re.search(r"^summary:\s+(\d+)", f.read(), re.M)
         total += int(m.group(1)) if m else 0
-        os.remove(dump)
+        if keep:
+            os.replace(dump, keep)
+        else:
+            os.remove(dump)
     return total
 
 
@@ -104,8 +109,13 @@ def measure(backend, args):
                 send()
         rows = {}
         # Twice each, in two orders: the count should not depend on what ran before.
-        for name, send in scenarios + scenarios[::-1]:
-            rows.setdefault(name, []).append(counted(pid, workdir, send, args.requests) / args.requests)
+        for i, (name, send) in enumerate(scenarios + scenarios[::-1]):
+            keep = None
+            if args.keep:
+                os.makedirs(args.keep, exist_ok=True)
+                slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+                keep = os.path.join(args.keep, f"callgrind.{backend}.{slug}.{i // len(scenarios)}")
+            rows.setdefault(name, []).append(counted(pid, workdir, send, args.requests, keep) / args.requests)
         return rows
     finally:
         server.stop()
@@ -118,6 +128,7 @@ def main():
     parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     parser.add_argument("--binary", default=BIN)
+    parser.add_argument("--keep", metavar="DIR", help="keep each scenario's callgrind dump in DIR, for callgrind_annotate")
     args = parser.parse_args()
     rev = run.sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
     backends = ["mysql", "sqlite"] if args.backend == "both" else [args.backend]

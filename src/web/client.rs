@@ -40,7 +40,7 @@ pub fn sign_in_context(parts: &Parts) -> SignInContext {
     let agent = parts
         .headers
         .get(header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        .map(super::header_text);
     SignInContext::new(ip.0, agent.as_deref())
 }
 
