@@ -91,6 +91,71 @@ pub struct DatabaseConfig {
     /// POOL_TIMEOUT: seconds a request waits for a database or Redis connection before it gets 503.
     #[arg(id = "pool-timeout", long = "pool-timeout", env = "POOL_TIMEOUT", value_name = "POOL_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
     pub pool_timeout: Duration,
+    /// DATABASE_REPLICA_URLS: comma-separated `mysql://…` URLs of read replicas of the MySQL
+    /// primary; they serve reads of other users, which tolerate lag. Empty = none.
+    #[arg(id = "database-replica-urls", long = "database-replica-urls", env = "DATABASE_REPLICA_URLS", value_name = "DATABASE_REPLICA_URLS", default_value = "", hide_env_values = true, value_parser = parse_replica_urls)]
+    pub replica_urls: ReplicaUrls,
+    /// REPLICA_MAX_LAG: seconds a replica may lag behind the primary and still serve reads.
+    #[arg(id = "replica-max-lag", long = "replica-max-lag", env = "REPLICA_MAX_LAG", value_name = "REPLICA_MAX_LAG", default_value = "5", value_parser = parse_seconds)]
+    pub replica_max_lag: Duration,
+}
+
+impl DatabaseConfig {
+    /// Checks what no single setting can: replicas need a MySQL primary, and none may be the
+    /// primary's own URL.
+    pub fn check(&self) -> Result<(), String> {
+        let replicas = &self.replica_urls.0;
+        match &self.url {
+            _ if replicas.is_empty() => Ok(()),
+            DatabaseUrl::Sqlite(_) => Err(
+                "DATABASE_REPLICA_URLS needs a MySQL primary in DATABASE_URL; the embedded SQLite \
+                 file has no replicas"
+                    .into(),
+            ),
+            DatabaseUrl::Mysql(primary) => match replicas.iter().find(|r| *r == primary) {
+                Some(same) => Err(format!(
+                    "DATABASE_REPLICA_URLS names the primary itself ({})",
+                    without_credentials(same)
+                )),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// The URLs of `DATABASE_REPLICA_URLS`, each a `mysql://…` URL.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ReplicaUrls(pub Vec<String>);
+
+impl std::fmt::Debug for ReplicaUrls {
+    // Without credentials: the configuration is logged at start-up.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|url| without_credentials(url)))
+            .finish()
+    }
+}
+
+fn parse_replica_urls(s: &str) -> Result<ReplicaUrls, String> {
+    let urls: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for url in &urls {
+        if !url.starts_with("mysql://") {
+            return Err(format!(
+                "`{}` is not a mysql://… URL; each replica is a MySQL server",
+                without_credentials(url)
+            ));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = urls.iter().find(|url| !seen.insert(*url)) {
+        return Err(format!("{} is named twice", without_credentials(twice)));
+    }
+    Ok(ReplicaUrls(urls))
 }
 
 /// Session-store settings.
@@ -494,6 +559,47 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn replica_urls_are_mysql_urls_of_other_servers() {
+        assert_eq!(parse_replica_urls(""), Ok(ReplicaUrls::default()));
+        assert_eq!(
+            parse_replica_urls("mysql://a/db, mysql://b/db"),
+            Ok(ReplicaUrls(vec![
+                "mysql://a/db".into(),
+                "mysql://b/db".into()
+            ]))
+        );
+        assert!(parse_replica_urls("sqlite://x.db").is_err());
+        assert!(parse_replica_urls("mysql://a/db,mysql://a/db").is_err());
+        let config = |args: &[&str]| {
+            let mut all = vec!["user-api"];
+            all.extend_from_slice(args);
+            Config::try_from_args(all).unwrap().database.check()
+        };
+        assert!(config(&[]).is_ok());
+        assert!(config(&["--database-replica-urls", "mysql://r/db"]).is_err());
+        let err = config(&[
+            "--database-url",
+            "mysql://u:pw@p/db",
+            "--database-replica-urls",
+            "mysql://u:pw@p/db",
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("the primary itself") && !err.contains("pw"),
+            "{err}"
+        );
+        assert!(
+            config(&[
+                "--database-url",
+                "mysql://p/db",
+                "--database-replica-urls",
+                "mysql://r/db"
+            ])
+            .is_ok()
+        );
+    }
 
     #[test]
     fn database_url_scheme_picks_backend() {

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, DatabaseUrl};
+use crate::db::replicas::Replicas;
 use crate::db::{self, DbError, DbPool};
 use crate::events::AccountEvents;
 use crate::infra::metrics::Metrics;
@@ -72,6 +73,7 @@ impl Deref for AppState {
 #[derive(Debug, Clone)]
 pub struct Dependencies {
     db: DbPool,
+    replicas: Arc<Replicas>,
     redis: Option<Redis>,
     /// How long a probe waits for an answer.
     timeout: std::time::Duration,
@@ -81,6 +83,11 @@ impl Dependencies {
     /// Checks that the database answers.
     pub async fn ping_database(&self) -> Result<(), DbError> {
         self.db.ping().await
+    }
+
+    /// The database's read replicas.
+    pub fn replicas(&self) -> &Replicas {
+        &self.replicas
     }
 
     /// The database pool's state and size.
@@ -133,6 +140,7 @@ impl AppState {
     /// Builds the pools (without connecting), the session store, the keys and the services.
     /// Fails with a message naming the setting at fault.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        config.database.check().map_err(|e| anyhow::anyhow!(e))?;
         let (secret, secret_origin) = resolve_secret(&config).await?;
         let db = db::connect(&config.database).await?;
         let timeout = config.database.pool_timeout;
@@ -143,6 +151,11 @@ impl AppState {
             .map(|url| redis::connect(url, timeout))
             .transpose()?;
         let metrics = Metrics::new()?;
+        let replicas = Arc::new(Replicas::new(
+            db.clone(),
+            &config.database,
+            metrics.replicas.clone(),
+        ));
         // Counted where the sessions are: with Redis, every replica must see the same counts.
         let (store, limiter) = match &redis {
             Some(pool) => (
@@ -199,11 +212,23 @@ impl AppState {
             Duration::from_secs(config.lifecycle.email_verification_ttl.into()),
             mail_queued.clone(),
         );
-        let users = Users::new(db.clone(), hasher, limiter, sign_ins.clone(), mailroom);
+        let users = Users::new(
+            db.clone(),
+            replicas.clone(),
+            hasher,
+            limiter,
+            sign_ins.clone(),
+            mailroom,
+        );
         Ok(AppState(Arc::new(Inner {
             users,
             sign_ins,
-            dependencies: Dependencies { db, redis, timeout },
+            dependencies: Dependencies {
+                db,
+                replicas,
+                redis,
+                timeout,
+            },
             metrics,
             config,
             secret_origin,
@@ -238,6 +263,7 @@ impl AppState {
             metrics: self.metrics.mail.clone(),
         };
         tasks.push(delivery.spawn());
+        tasks.extend(self.dependencies.replicas.clone().spawn_checks());
         tasks
     }
 }

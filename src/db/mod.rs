@@ -8,6 +8,7 @@
 
 pub mod migrations;
 pub mod prepared;
+pub mod replicas;
 pub mod retry;
 pub mod schema;
 
@@ -172,19 +173,7 @@ pub const DEFAULT_POOL_SIZE: u32 = 8;
 /// step connects. A missing SQLite folder and file are created, private to the server's user.
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     match &config.url {
-        DatabaseUrl::Mysql(url) => {
-            let mut manager_config = ManagerConfig::default();
-            manager_config.recycling_method = RecyclingMethod::Fast;
-            let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(
-                url,
-                manager_config,
-            );
-            let size = config.pool_size.unwrap_or(DEFAULT_POOL_SIZE);
-            Ok(DbPool::Mysql(CheckedPool::build(
-                builder(size, config.pool_timeout),
-                manager,
-            )))
-        }
+        DatabaseUrl::Mysql(url) => Ok(mysql_pool(url, config)),
         DatabaseUrl::Sqlite(path) => {
             ensure_sqlite_file(&config.url).await?;
             let mut manager_config = ManagerConfig::<SqliteConn>::default();
@@ -208,6 +197,20 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
             )))
         }
     }
+}
+
+/// A pool of connections to the MySQL server at `url`, sized and timed as `config` says;
+/// nothing connects until a connection is asked for.
+pub fn mysql_pool(url: &str, config: &DatabaseConfig) -> DbPool {
+    let mut manager_config = ManagerConfig::default();
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    let manager =
+        AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, manager_config);
+    let size = config.pool_size.unwrap_or(DEFAULT_POOL_SIZE);
+    DbPool::Mysql(CheckedPool::build(
+        builder(size, config.pool_timeout),
+        manager,
+    ))
 }
 
 /// Creates the folder of a SQLite file if it is missing, readable by the server's user only

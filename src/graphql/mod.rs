@@ -20,6 +20,7 @@ use crate::config::GraphqlLimitsConfig;
 use crate::error::AppError;
 use crate::signins::{SignInContext, Viewer};
 use crate::state::AppState;
+use crate::users::Freshness;
 use crate::web::authorization::bearer_token;
 use mutation::MutationRoot;
 use query::QueryRoot;
@@ -142,6 +143,12 @@ pub(crate) async fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer, AppEr
             state.sign_ins.authenticate(token).await
         })
         .await
+}
+
+/// How fresh reads of other users must be: as the HTTP handler decided for the request (see
+/// `http::execute`), else every write seen.
+pub(crate) fn freshness(ctx: &Context<'_>) -> Freshness {
+    ctx.data_opt::<Freshness>().copied().unwrap_or_default()
 }
 
 /// The client of the request, for the sign-ins and password checks it asks for (the HTTP

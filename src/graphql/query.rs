@@ -6,7 +6,7 @@ use async_graphql::connection::{
 use async_graphql::{Context, ID, Object, Result};
 
 use super::types::{Node, SessionObject, UserFilter, UserObject};
-use super::{state, viewer};
+use super::{freshness, state, viewer};
 use crate::accounts::model::UserView;
 use crate::error::{AppError, Field};
 use crate::users::{self, DEFAULT_PAGE, PageRequest, UserKey};
@@ -74,7 +74,7 @@ impl QueryRoot {
         };
         Ok(state(ctx)?
             .users
-            .find(viewer, key)
+            .find(viewer, key, freshness(ctx))
             .await?
             .map(UserObject::from))
     }
@@ -85,7 +85,7 @@ impl QueryRoot {
         let viewer = viewer(ctx).await?;
         Ok(state(ctx)?
             .users
-            .find(viewer, UserKey::Id(id.0))
+            .find(viewer, UserKey::Id(id.0), freshness(ctx))
             .await?
             .map(|u| Node::User(u.into())))
     }
@@ -97,7 +97,7 @@ impl QueryRoot {
         let ids: Vec<String> = ids.into_iter().map(|id| id.0).collect();
         Ok(state(ctx)?
             .users
-            .find_many(viewer, &ids)
+            .find_many(viewer, &ids, freshness(ctx))
             .await?
             .into_iter()
             .map(|u| u.map(|u| Node::User(u.into())))
@@ -122,7 +122,10 @@ impl QueryRoot {
             after: after.clone(),
             filter: filter.clone(),
         };
-        let page = state(ctx)?.users.list(viewer, request).await?;
+        let page = state(ctx)?
+            .users
+            .list(viewer, request, freshness(ctx))
+            .await?;
         let mut connection = Connection::with_additional_fields(
             after.is_some(),
             page.has_next,

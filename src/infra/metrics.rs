@@ -2,13 +2,13 @@
 //! and latency per REST route and per GraphQL operation, pool usage, session-store errors, and
 //! the mail outbox.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 /// Distinct GraphQL operation names tracked before further names count as `other`: the names
@@ -32,13 +32,31 @@ pub struct Metrics {
     pub session_store_errors: IntCounter,
     db_pool: IntGaugeVec,
     redis_pool: IntGaugeVec,
-    operation_names: Mutex<HashSet<String>>,
+    /// Each tracked operation's series, resolved once: looking a series up by its label values
+    /// hashes them every time, a visible share of a small GraphQL request's work.
+    operations: Mutex<HashMap<String, OperationSeries>>,
+    /// The series of operations without a name.
+    anonymous: OperationSeries,
     /// The mail outbox and its delivery.
     pub mail: MailMetrics,
     /// Account events.
     pub events: EventMetrics,
     /// WebSocket connections open now (GraphQL subscriptions).
     pub ws_connections: IntGauge,
+    /// The database's read replicas.
+    pub replicas: ReplicaMetrics,
+    replica_pools: IntGaugeVec,
+}
+
+/// The database replicas' figures.
+#[derive(Debug, Clone)]
+pub struct ReplicaMetrics {
+    /// 1 while a replica serves reads, 0 while it is skipped; by replica.
+    pub up: IntGaugeVec,
+    /// A replica's lag at its last check, in milliseconds (-1 unknown); by replica.
+    pub lag: IntGaugeVec,
+    /// Reads that tolerate lag, by where they ran (`replica`, `primary`).
+    pub reads: IntCounterVec,
 }
 
 /// The account events' counters, for this process.
@@ -145,6 +163,40 @@ impl Metrics {
             "ws_connections",
             "WebSocket connections open (GraphQL subscriptions)",
         )?;
+        let replicas = ReplicaMetrics {
+            up: IntGaugeVec::new(
+                Opts::new(
+                    "db_replica_up",
+                    "1 while a database replica serves reads, 0 while it is skipped",
+                ),
+                &["replica"],
+            )?,
+            lag: IntGaugeVec::new(
+                Opts::new(
+                    "db_replica_lag_milliseconds",
+                    "A database replica's lag behind the primary at its last check (-1 unknown)",
+                ),
+                &["replica"],
+            )?,
+            reads: IntCounterVec::new(
+                Opts::new(
+                    "db_lagging_reads_total",
+                    "Reads that tolerate lag, by where they ran (replica, primary)",
+                ),
+                &["target"],
+            )?,
+        };
+        let replica_pools = IntGaugeVec::new(
+            Opts::new(
+                "db_replica_pool_connections",
+                "Database replica pool connections by replica and state (idle, in_use, max)",
+            ),
+            &["replica", "state"],
+        )?;
+        registry.register(Box::new(replicas.up.clone()))?;
+        registry.register(Box::new(replicas.lag.clone()))?;
+        registry.register(Box::new(replicas.reads.clone()))?;
+        registry.register(Box::new(replica_pools.clone()))?;
         registry.register(Box::new(events.published.clone()))?;
         registry.register(Box::new(events.relay_failures.clone()))?;
         registry.register(Box::new(ws_connections.clone()))?;
@@ -159,6 +211,7 @@ impl Metrics {
         registry.register(Box::new(session_store_errors.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(redis_pool.clone()))?;
+        let anonymous = OperationSeries::of("anonymous", &graphql_operations, &graphql_duration);
         Ok(Metrics {
             registry,
             http_requests,
@@ -168,40 +221,71 @@ impl Metrics {
             session_store_errors,
             db_pool,
             redis_pool,
-            operation_names: Mutex::new(HashSet::new()),
+            anonymous,
+            operations: Mutex::new(HashMap::new()),
             mail,
             events,
             ws_connections,
+            replicas,
+            replica_pools,
         })
     }
 
     /// Records one GraphQL operation.
     pub fn observe_graphql(&self, operation: Option<&str>, ok: bool, started: Instant) {
-        let name = self.operation_label(operation);
-        let outcome = if ok { "ok" } else { "error" };
-        self.graphql_operations
-            .with_label_values(&[name.as_str(), outcome])
-            .inc();
-        self.graphql_duration
-            .with_label_values(&[name.as_str()])
-            .observe(started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        let Some(name) = operation else {
+            self.anonymous.observe(ok, seconds);
+            return;
+        };
+        let series = {
+            let Ok(mut known) = self.operations.lock() else {
+                return;
+            };
+            match known.get(name) {
+                Some(series) => series.clone(),
+                None => {
+                    let label = if known.len() < MAX_OPERATION_NAMES {
+                        name
+                    } else {
+                        "other"
+                    };
+                    let series = OperationSeries::of(
+                        label,
+                        &self.graphql_operations,
+                        &self.graphql_duration,
+                    );
+                    if label == name {
+                        known.insert(name.to_owned(), series.clone());
+                    }
+                    series
+                }
+            }
+        };
+        series.observe(ok, seconds);
+    }
+}
+
+/// One GraphQL operation's series: its outcomes and its latency.
+#[derive(Debug, Clone)]
+struct OperationSeries {
+    ok: IntCounter,
+    error: IntCounter,
+    duration: Histogram,
+}
+
+impl OperationSeries {
+    fn of(label: &str, operations: &IntCounterVec, duration: &HistogramVec) -> Self {
+        OperationSeries {
+            ok: operations.with_label_values(&[label, "ok"]),
+            error: operations.with_label_values(&[label, "error"]),
+            duration: duration.with_label_values(&[label]),
+        }
     }
 
-    fn operation_label(&self, operation: Option<&str>) -> String {
-        let Some(name) = operation else {
-            return "anonymous".to_owned();
-        };
-        let Ok(mut seen) = self.operation_names.lock() else {
-            return "other".to_owned();
-        };
-        if seen.contains(name) {
-            return name.to_owned();
-        }
-        if seen.len() < MAX_OPERATION_NAMES {
-            seen.insert(name.to_owned());
-            return name.to_owned();
-        }
-        "other".to_owned()
+    fn observe(&self, ok: bool, seconds: f64) {
+        if ok { &self.ok } else { &self.error }.inc();
+        self.duration.observe(seconds);
     }
 }
 
@@ -226,14 +310,25 @@ impl Metrics {
             .observe(started.elapsed().as_secs_f64());
     }
 
-    /// Every metric in the Prometheus text format, with the pools' gauges as `db` and `redis`
-    /// (state and size) report them now.
+    /// Every metric in the Prometheus text format, with the pools' gauges as `db`, each of
+    /// `replicas` (by name) and `redis` (state and size) report them now.
     pub fn render(
         &self,
         db: (bb8::State, u32),
+        replicas: &[(&str, bb8::State, u32)],
         redis: Option<(bb8::State, u32)>,
     ) -> anyhow::Result<Vec<u8>> {
         set_pool(&self.db_pool, db.0, db.1);
+        for (name, state, max) in replicas {
+            let gauge = |which: &str, value: u32| {
+                self.replica_pools
+                    .with_label_values(&[name, which])
+                    .set(i64::from(value));
+            };
+            gauge("idle", state.idle_connections);
+            gauge("in_use", state.connections - state.idle_connections);
+            gauge("max", *max);
+        }
         if let Some((state, max)) = redis {
             set_pool(&self.redis_pool, state, max);
         }

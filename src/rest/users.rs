@@ -17,7 +17,7 @@ use crate::accounts::model::{Role, UserView};
 use crate::error::AppError;
 use crate::signins::SignInContext;
 use crate::state::AppState;
-use crate::users::{CurrentPassword, DEFAULT_PAGE, PageRequest, UserFilter, UserKey};
+use crate::users::{CurrentPassword, DEFAULT_PAGE, Freshness, PageRequest, UserFilter, UserKey};
 use crate::web::errors::ErrorBody;
 
 /// Registers an account (role USER) and signs it in.
@@ -164,7 +164,11 @@ pub async fn find_user(
     CurrentUser(viewer): CurrentUser,
     UserId(id): UserId,
 ) -> Result<Json<User>, RestError> {
-    let user = state.users.find(&viewer, UserKey::Id(id)).await?;
+    // A GET writes nothing: another user may be read from a replica.
+    let user = state
+        .users
+        .find(&viewer, UserKey::Id(id), Freshness::MayLag)
+        .await?;
     user.map(|user| Json(user.into()))
         .ok_or_else(|| AppError::NotFound("user not found").into())
 }
@@ -219,7 +223,10 @@ pub async fn list_users(
         after: query.get("after").map(str::to_owned),
         filter,
     };
-    let page = state.users.list(&viewer, request).await?;
+    let page = state
+        .users
+        .list(&viewer, request, Freshness::MayLag)
+        .await?;
     let link = page
         .end_cursor()
         .filter(|_| page.has_next)

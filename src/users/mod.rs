@@ -21,7 +21,8 @@ pub use self::search::UserFilter;
 use crate::accounts::model::{Role, User, UserRecord, UserRow, UserView};
 use crate::accounts::repo::{self, Effects, SortKey, UserChanges};
 use crate::accounts::validation;
-use crate::db::DbPool;
+use crate::db::replicas::Replicas;
+use crate::db::{DbError, DbPool};
 use crate::error::{AppError, Field};
 use crate::events::{AccountEventKind, AccountEvents};
 use crate::mail::compose::Mail;
@@ -32,6 +33,8 @@ use crate::signins::{PasswordHasher, SignInContext, SignIns, SignedIn, Viewer};
 #[derive(Debug)]
 pub struct Users {
     db: DbPool,
+    /// Where reads of other users may go (the primary when there are no replicas).
+    replicas: Arc<Replicas>,
     hasher: PasswordHasher,
     limiter: Arc<RateLimiter>,
     sign_ins: Arc<SignIns>,
@@ -110,17 +113,29 @@ impl Page {
     }
 }
 
+/// How fresh a read of other users must be. The caller's own account is always read fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Freshness {
+    /// Every committed write seen: from the primary. For reads in a request that writes.
+    #[default]
+    Latest,
+    /// At most `REPLICA_MAX_LAG` behind: from a read replica when one is up and caught up.
+    MayLag,
+}
+
 /// Largest page.
 pub const MAX_PAGE: i64 = 100;
 /// Page size when the caller names none.
 pub const DEFAULT_PAGE: i64 = 20;
 
 impl Users {
-    /// The service over the user database `db`, hashing with `hasher`, counting attempts in
+    /// The service over the user database `db` (with `replicas` for reads of other users),
+    /// hashing with `hasher`, counting attempts in
     /// `limiter`, opening and ending sign-ins through `sign_ins`, and writing mails with
     /// `mailroom`.
     pub fn new(
         db: DbPool,
+        replicas: Arc<Replicas>,
         hasher: PasswordHasher,
         limiter: Arc<RateLimiter>,
         sign_ins: Arc<SignIns>,
@@ -128,6 +143,7 @@ impl Users {
     ) -> Self {
         Users {
             db,
+            replicas,
             hasher,
             limiter,
             mailroom: Arc::new(mailroom),
@@ -362,18 +378,67 @@ impl Users {
     }
 
     /// The user addressed by `key`, as the viewer may see them; `None` when there is none.
-    pub async fn find(&self, viewer: &Viewer, key: UserKey) -> Result<Option<UserView>, AppError> {
+    /// Another user's account is read as `freshness` allows; the viewer's own, fresh.
+    pub async fn find(
+        &self,
+        viewer: &Viewer,
+        key: UserKey,
+        freshness: Freshness,
+    ) -> Result<Option<UserView>, AppError> {
         viewer.require_verified()?;
+        let own = match &key {
+            UserKey::Id(id) => *id == viewer.user.id,
+            UserKey::Username(name) => name.eq_ignore_ascii_case(&viewer.user.username),
+        };
+        if own {
+            // Authentication read it from the primary for this request.
+            return Ok(Some(UserView::own(viewer.user.clone())));
+        }
         let user = match key {
             // Not a UUID: no such user, without asking the database.
             UserKey::Id(id) if !validation::is_id(&id) => None,
-            UserKey::Id(id) => repo::find_by_id(&self.db, &id).await?,
+            UserKey::Id(id) => {
+                let id = &id;
+                self.read(
+                    freshness,
+                    |db| async move { repo::find_by_id(&db, id).await },
+                )
+                .await?
+            }
             // Not a valid username: none, without asking the database (MySQL refuses to compare
             // non-ASCII text with the ASCII column).
             UserKey::Username(name) if validation::username(&name).is_err() => None,
-            UserKey::Username(name) => repo::find_by_username(&self.db, &name).await?,
+            UserKey::Username(name) => {
+                let name = &name;
+                self.read(freshness, |db| async move {
+                    repo::find_by_username(&db, name).await
+                })
+                .await?
+            }
         };
         Ok(user.map(|u| UserView::for_viewer(u, &viewer.user)))
+    }
+
+    /// Runs `read` on the primary, or where `freshness` lets it run.
+    async fn read<T, F, Fut>(&self, freshness: Freshness, read: F) -> Result<T, DbError>
+    where
+        F: Fn(DbPool) -> Fut,
+        Fut: Future<Output = Result<T, DbError>>,
+    {
+        match freshness {
+            Freshness::MayLag => self.replicas.lagging_read(read).await,
+            Freshness::Latest => read(self.db.clone()).await,
+        }
+    }
+
+    /// `user` as the viewer sees it, the viewer's own account as authentication read it (from
+    /// the primary) where a replica's copy may be behind.
+    fn view_for(viewer: &Viewer, user: User) -> UserView {
+        if user.id == viewer.user.id {
+            UserView::own(viewer.user.clone())
+        } else {
+            UserView::for_viewer(user, &viewer.user)
+        }
     }
 
     /// The users with these ids, in the same order, `None` where there is none (or the id is
@@ -383,6 +448,7 @@ impl Users {
         &self,
         viewer: &Viewer,
         ids: &[String],
+        freshness: Freshness,
     ) -> Result<Vec<Option<UserView>>, AppError> {
         viewer.require_verified()?;
         if ids.len() > MAX_PAGE as usize {
@@ -396,14 +462,19 @@ impl Users {
             .map(String::as_str)
             .filter(|id| validation::is_id(id))
             .collect();
-        let found = repo::find_by_ids(&self.db, &valid).await?;
+        let valid = &valid;
+        let found = self
+            .read(freshness, |db| async move {
+                repo::find_by_ids(&db, valid).await
+            })
+            .await?;
         Ok(ids
             .iter()
             .map(|id| {
                 found
                     .iter()
                     .find(|u| &u.id == id)
-                    .map(|u| UserView::for_viewer(u.clone(), &viewer.user))
+                    .map(|u| Self::view_for(viewer, u.clone()))
             })
             .collect())
     }
@@ -412,7 +483,12 @@ impl Users {
     /// (registration) order, or those the request's filter keeps, in the order it implies (see
     /// `search`). Filtering by email or by disabled is for admins (else FORBIDDEN); a cursor
     /// made for a list of another order or prefix is a BAD_USER_INPUT on the cursor.
-    pub async fn list(&self, viewer: &Viewer, page: PageRequest) -> Result<Page, AppError> {
+    pub async fn list(
+        &self,
+        viewer: &Viewer,
+        page: PageRequest,
+        freshness: Freshness,
+    ) -> Result<Page, AppError> {
         viewer.require_verified()?;
         let limit = page.size;
         if !(1..=MAX_PAGE).contains(&limit) {
@@ -424,12 +500,17 @@ impl Users {
         let search = search::Search::new(&page.filter, viewer.user.role == Role::Admin)?;
         let after = page.after.as_deref().map(Cursor::decode).transpose()?;
         let query = search.query(after.as_ref())?;
-        let mut users = if page.filter.is_empty() {
-            // The unfiltered list keeps the statement it always had.
-            repo::list_users(&self.db, query.after, limit + 1).await?
-        } else {
-            repo::list_filtered(&self.db, &query, limit + 1).await?
-        };
+        let (query, unfiltered) = (&query, page.filter.is_empty());
+        let mut users = self
+            .read(freshness, |db| async move {
+                if unfiltered {
+                    // The unfiltered list keeps the statement it always had.
+                    repo::list_users(&db, query.after, limit + 1).await
+                } else {
+                    repo::list_filtered(&db, query, limit + 1).await
+                }
+            })
+            .await?;
         let has_next = users.len() as i64 > limit;
         users.truncate(limit as usize);
         let order = search.order();
@@ -442,7 +523,7 @@ impl Users {
                     SortKey::Username => Cursor::at(order, &u.username.to_lowercase()),
                     SortKey::Email => Cursor::at(order, &u.email.to_lowercase()),
                 };
-                (cursor.encode(), UserView::for_viewer(u, &viewer.user))
+                (cursor.encode(), Self::view_for(viewer, u))
             })
             .collect();
         Ok(Page { users, has_next })

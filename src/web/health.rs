@@ -13,8 +13,9 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the database and the session store answer; 503 naming what is down. On a
-/// Redis Cluster it also lists each node with its role and state.
+/// `GET /readyz`: the database and the session store answer; 503 naming what is down. It
+/// also lists each database replica with its state and lag, and on a Redis Cluster each node
+/// with its role and state.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (db, sessions, cluster) = tokio::join!(
         state.dependencies.ping_database(),
@@ -36,6 +37,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     });
     // On a Redis Cluster, each node as the cluster sees it: a replica down leaves the server
     // ready (its master serves), and says so here.
+    // Each read replica and its state: one down or behind leaves the server ready (reads go
+    // to the primary), and says so here.
+    let replicas = state.dependencies.replicas();
+    if replicas.any() {
+        body["database_replicas"] = json!(replicas.report());
+    }
     if let Some(nodes) = cluster {
         body["redis_nodes"] = match nodes {
             Ok(nodes) => json!(nodes),

@@ -10,10 +10,12 @@ use crate::state::AppState;
 /// `GET /metrics`: every metric in the Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let dependencies = &state.dependencies;
-    match state
-        .metrics
-        .render(dependencies.database_pool(), dependencies.redis_pool())
-    {
+    let replicas = dependencies.replicas().pools();
+    match state.metrics.render(
+        dependencies.database_pool(),
+        &replicas,
+        dependencies.redis_pool(),
+    ) {
         Ok(body) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode metrics");

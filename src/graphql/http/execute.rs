@@ -17,6 +17,7 @@ use crate::graphql::limits::{self, DocumentStats};
 use crate::graphql::persisted::{self, Persisted, PersistedError};
 use crate::graphql::{RequestAuth, errors};
 use crate::signins::SignInContext;
+use crate::users::Freshness;
 use crate::web::access_log::Faults;
 
 /// How an HTTP request carrying GraphQL requests came in.
@@ -36,7 +37,7 @@ struct FailedResponse<'a> {
 fn authorization(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(crate::web::header_text)
 }
 
 /// Checks the limits of every request first, so that an over-limit batch runs nothing, then
@@ -69,6 +70,7 @@ pub(super) async fn execute(
     // Per request, what the cache found; `None` for a document that did not parse.
     let mut parsed = Vec::with_capacity(requests.len());
     let mut auth_fields = 0usize;
+    let mut writes = false;
     for request in &mut requests {
         let operation_name = request.operation_name.clone();
         let Ok((doc, found)) = endpoint.documents.parse(request) else {
@@ -77,9 +79,11 @@ pub(super) async fn execute(
             continue;
         };
         parsed.push(Some(found));
-        if call.by_get && selected_operation_is_mutation(doc, operation_name.as_deref()) {
+        let mutation = selected_operation_is_mutation(doc, operation_name.as_deref());
+        if call.by_get && mutation {
             return mutation_by_get(media);
         }
+        writes |= mutation;
         let stats = match DocumentStats::measure(doc, operation_name.as_deref(), config) {
             Ok(stats) => stats,
             Err(exceeded) => return limit_error(media, batched, exceeded),
@@ -96,6 +100,13 @@ pub(super) async fn execute(
             tracing::warn!(error = %e, "cannot keep a persisted query");
         }
     }
+    // Reads of other users may come from a replica, unless the request writes: then every
+    // read of it sees its writes (and those of the batch's other entries).
+    let freshness = if writes {
+        Freshness::Latest
+    } else {
+        Freshness::MayLag
+    };
     let authorization = authorization(call.headers);
     let mut bodies = Vec::with_capacity(requests.len());
     let mut request_failed = false;
@@ -105,7 +116,8 @@ pub(super) async fn execute(
         let query_text = request.query.clone();
         let request = request
             .data(RequestAuth::new(authorization.clone()))
-            .data(call.context.clone());
+            .data(call.context.clone())
+            .data(freshness);
         let started = std::time::Instant::now();
         let validated = parsed.as_ref().is_some_and(Parsed::validated);
         let schema = if validated {
