@@ -47,6 +47,7 @@ mod admin_disable;
 mod isolation;
 mod refresh;
 mod roles;
+mod scale_mysql;
 mod scale_redis;
 mod sessions;
 mod statements;

@@ -24,6 +24,7 @@ use user_api::{AppState, app, db};
 
 use super::client::ApiClient;
 use super::mailbox::Mailbox;
+use super::replicas;
 use super::tokens::random_secret;
 
 /// Which stores a test runs against.
@@ -160,12 +161,30 @@ pub struct TestAppBuilder {
     smtp_url: Option<String>,
     /// Another server's `JWT_SECRET`, to accept its tokens.
     secret: Option<String>,
+    /// Read replicas: the test's database goes on the replicated primary of
+    /// [`replicas::primary`], and these servers' copies of it become `DATABASE_REPLICA_URLS`.
+    replica_servers: Option<Vec<String>>,
 }
 
 impl TestAppBuilder {
     /// `DB_POOL_SIZE`: connections in the database pool.
     pub fn db_pool_size(mut self, size: u32) -> Self {
         self.config.database.pool_size = Some(size);
+        self
+    }
+
+    /// Read replicas (MySQL + Redis only, with [`replicas::available`]): the test's database is
+    /// created on `TEST_DATABASE_PRIMARY_URL`, and its copy on each of `servers` (`mysql://`
+    /// URLs without a database: those of `TEST_DATABASE_REPLICA_URLS`, or a proxy before one)
+    /// is a replica. The server starts once every real replica holds the database's tables.
+    pub fn read_replicas(mut self, servers: Vec<String>) -> Self {
+        self.replica_servers = Some(servers);
+        self
+    }
+
+    /// `REPLICA_MAX_LAG`: how far behind a replica may be and still serve reads.
+    pub fn replica_max_lag(mut self, lag: Duration) -> Self {
+        self.config.database.replica_max_lag = lag;
         self
     }
 
@@ -387,6 +406,7 @@ impl TestAppBuilder {
             shared_database,
             smtp_url,
             secret,
+            replica_servers,
         } = self;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let own_prefix = format!("test:{id}:");
@@ -420,9 +440,21 @@ impl TestAppBuilder {
                 cleanup._dir = Some(dir);
             }
             Backend::MysqlRedis | Backend::MysqlCluster => {
-                let services = Services::from_env(backend)
+                let mut services = Services::from_env(backend)
                     .expect("TEST_DATABASE_URL and TEST_REDIS_URL name the services");
                 let name = format!("test_{id}");
+                if let Some(servers) = &replica_servers {
+                    services.mysql = replicas::primary().expect("TEST_DATABASE_PRIMARY_URL");
+                    config.database.replica_urls = user_api::config::ReplicaUrls(
+                        servers
+                            .iter()
+                            .map(|s| match s.split_once('?') {
+                                Some((server, options)) => format!("{server}/{name}?{options}"),
+                                None => format!("{s}/{name}"),
+                            })
+                            .collect(),
+                    );
+                }
                 let mut conn = AsyncMysqlConnection::establish(&services.mysql)
                     .await
                     .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
@@ -464,6 +496,12 @@ impl TestAppBuilder {
         db::migrations::run(&config.database.url)
             .await
             .expect("migrations");
+        if replica_servers.is_some()
+            && let DatabaseUrl::Mysql(url) = &config.database.url
+        {
+            let name = url.rsplit('/').next().expect("a database name");
+            replicas::wait_for_tables(name).await;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -558,6 +596,7 @@ impl TestApp {
             shared_database: None,
             smtp_url: None,
             secret: None,
+            replica_servers: None,
         }
     }
 

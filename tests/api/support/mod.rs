@@ -9,6 +9,7 @@ pub mod client;
 pub mod db;
 pub mod graphql;
 pub mod mailbox;
+pub mod replicas;
 pub mod rest;
 mod runner;
 pub mod smtp;
