@@ -185,6 +185,9 @@ fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
     nodes
 }
 
+/// Times [`query`] sends a pipeline to a cluster that redirected it before giving up.
+const CLUSTER_ATTEMPTS: u32 = 4;
+
 /// Runs `op` on a connection of `redis` within `timeout`. A pooled connection that failed at
 /// the transport level is dropped from the pool (the cluster connection repairs its own).
 /// Every failure (no connection, a command error, no answer in time) is returned as the cause
@@ -221,6 +224,65 @@ where
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| anyhow::anyhow!("redis did not answer in time"))?
+}
+
+/// Sends `pipe` to `redis` as [`run`] does, within `timeout` in all. On a cluster, a
+/// transaction turned away by a node that no longer serves its slot (see [`redirected`]) is
+/// sent again, a little later, when the client has learnt where the slot went.
+pub async fn query<T: redis::FromRedisValue>(
+    redis: &Redis,
+    timeout: Duration,
+    pipe: &redis::Pipeline,
+) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut attempt = 1;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let result = run(redis, left, async |c| pipe.query_async(c).await).await;
+        match result {
+            Err(e)
+                if matches!(redis, Redis::Cluster(_))
+                    && attempt < CLUSTER_ATTEMPTS
+                    && e.downcast_ref::<redis::RedisError>()
+                        .is_some_and(redirected) =>
+            {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether a cluster turned the operation away because its slot lives, or is moving,
+/// elsewhere. The client follows such a redirection for a single command, but a transaction
+/// (MULTI … EXEC) comes back aborted with one per command: after a failover, the first one
+/// sent to a node that no longer serves the slot. None of an aborted transaction's commands
+/// ran, so running it again once the client has learnt the new slot map is safe.
+fn redirected(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    let moved = |kind: Option<ServerErrorKind>| {
+        matches!(
+            kind,
+            Some(
+                ServerErrorKind::Moved
+                    | ServerErrorKind::Ask
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+            )
+        )
+    };
+    // The client has retried anything else itself, and a plain pipeline's other commands may
+    // have run: only an aborted transaction (its EXEC answered EXECABORT, in an atomic
+    // pipeline or after a MULTI of our own) is sent again.
+    let aborted = e.kind() == ErrorKind::Server(ServerErrorKind::ExecAbort);
+    e.clone().into_server_errors().is_some_and(|errors| {
+        errors.iter().any(|(_, error)| moved(error.kind()))
+            && (aborted
+                || errors
+                    .iter()
+                    .any(|(_, error)| error.kind() == Some(ServerErrorKind::ExecAbort)))
+    })
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ impl RedisLimiter {
         let current = self.key(scope, key, slot.window);
         let previous = self.key(scope, key, slot.window.saturating_sub(1));
         let (count, earlier): (u64, Option<u64>) = self
-            .run(async |c| {
+            .query(
                 redis::pipe()
                     .atomic()
                     .cmd("INCR")
@@ -75,10 +75,8 @@ impl RedisLimiter {
                     .arg(slot.period_ms.saturating_mul(2))
                     .ignore()
                     .cmd("GET")
-                    .arg(&previous)
-                    .query_async(c)
-                    .await
-            })
+                    .arg(&previous),
+            )
             .await?;
         let earlier = earlier.unwrap_or(0);
         let before = count.saturating_sub(1);
@@ -115,6 +113,12 @@ impl RedisLimiter {
                 .await
         })
         .await
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, AppError> {
+        connections::query(&self.pool, self.timeout, pipe)
+            .await
+            .map_err(unavailable)
     }
 
     async fn run<T, F>(&self, op: F) -> Result<T, AppError>

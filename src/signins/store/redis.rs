@@ -75,7 +75,7 @@ impl RedisSessions {
         commands: &redis::Pipeline,
     ) -> Result<T, AppError> {
         let pipe = self.revocation(commands);
-        let answers: Vec<redis::Value> = self.run(async |c| pipe.query_async(c).await).await?;
+        let answers: Vec<redis::Value> = self.query(&pipe).await?;
         let mut answers = answers.into_iter();
         let done = answers
             .next()
@@ -105,6 +105,12 @@ impl RedisSessions {
         format!("{}sessions:{{{user_id}}}", self.prefix)
     }
 
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, AppError> {
+        connections::query(&self.pool, self.timeout, pipe)
+            .await
+            .map_err(AppError::sessions_unavailable)
+    }
+
     async fn run<T, F>(&self, op: F) -> Result<T, AppError>
     where
         F: AsyncFnOnce(&mut RedisConnection) -> redis::RedisResult<T>,
@@ -128,7 +134,7 @@ impl SessionStore for RedisSessions {
             user_agent: session.user_agent.clone(),
         })
         .map_err(AppError::internal)?;
-        self.run(async |c| {
+        self.query(
             redis::pipe()
                 .atomic()
                 .cmd("SET")
@@ -158,10 +164,8 @@ impl SessionStore for RedisSessions {
                 .arg(&index)
                 .arg(ttl)
                 .arg("GT")
-                .ignore()
-                .query_async::<()>(c)
-                .await
-        })
+                .ignore(),
+        )
         .await
     }
 
