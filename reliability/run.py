@@ -10,14 +10,17 @@ writes reliability/RESULTS.md, which records every figure with the command that 
 Suites: audit (graphql-http's GraphQL-over-HTTP audit), schemathesis (OpenAPI and GraphQL),
 sqlmap (REST login/register bodies, GraphQL), abuse (fragment bombs; sign-ins racing
 revocations), faults (Redis and MariaDB stopped under load),
-multi (three API processes sharing MariaDB and Redis), soak (about half of peak for N minutes).
+multi (three API processes sharing MariaDB and Redis), soak (about half of peak for N minutes),
+scale (three API processes behind HAProxy on a Redis Cluster and a MariaDB primary/replica pair,
+with a Redis master, the replica, replication and an API process failing under load).
 
 It installs what it needs: schemathesis and sqlmap into reliability/.venv (pinned in
 requirements.txt), graphql-http into reliability/node_modules (package-lock.json), and wrk,
 MariaDB and Redis from Debian if missing; then builds target/release/user-api with
 `cargo build --release`. Every suite runs against its own MariaDB and Redis, started on spare
 loopback ports in a temporary folder and stopped at the end; the machine's shared instances
-(3306, 6379) are not used. Logs and tool reports go to reliability/out/ (not committed).
+(3306, 6379) are not used. The scale suite starts its Redis Cluster (7000-7005) and MariaDB pair
+(3307, 3308) with .ci/cluster/*, so those ports must be free, and HAProxy from Debian. Logs and tool reports go to reliability/out/ (not committed).
 Exit status: 0 when every check passed.
 """
 
@@ -38,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import HERE, OUT, ROOT, MariaDB, Redis, Section, Server  # noqa: E402
 
-SUITES = ["audit", "schemathesis", "sqlmap", "abuse", "faults", "multi", "soak"]
+SUITES = ["audit", "schemathesis", "sqlmap", "abuse", "faults", "multi", "soak", "scale"]
 
 # SHOULD audits of graphql-http that the server does not meet on purpose; the README's
 # reliability section explains each. Keyed by audit id.
@@ -86,7 +89,7 @@ def install(args):
     """Brings in the tools the suites use, as a fresh machine lacks them."""
     missing = [pkg for binary, pkg in [("wrk", "wrk"), ("mariadbd", "mariadb-server"), ("mysql", "mariadb-client"),
                                        ("redis-server", "redis-server"), ("redis-cli", "redis-tools"),
-                                       ("node", "nodejs"), ("npm", "npm")]
+                                       ("node", "nodejs"), ("npm", "npm"), ("haproxy", "haproxy")]
                if not shutil.which(binary) and not os.path.exists(f"/usr/sbin/{binary}")]
     if missing:
         print(f"installing {' '.join(missing)} (Debian packages)", flush=True)
@@ -112,6 +115,7 @@ def run_suite(name, ctx):
     import abuse
     import bad_input
     import faults
+    import scale
     import soak
 
     titles = {
@@ -145,6 +149,10 @@ def run_suite(name, ctx):
         "multi": ("Several API processes sharing MariaDB and Redis",
                   "Three user-api processes on different ports; every check calls the processes right after the "
                   "change, with no pause."),
+        "scale": ("Scale-out: three API processes behind HAProxy, on a Redis Cluster and a MariaDB primary/replica pair",
+                  "Everything goes through HAProxy, as clients would. A call counts as a success only when it returns "
+                  "what was asked (the user, a 204 for a logout). A revoked session is checked afterwards with `me`, "
+                  "which must answer UNAUTHENTICATED."),
         "soak": (f"Soak: {ctx.args.soak_minutes:g} minute{'' if ctx.args.soak_minutes == 1 else 's'} at about half of peak",
                  "wrk drives a read mix at about half the measured peak throughput, paced by wrk's per-connection "
                  "delay; the server's RSS (VmRSS) is sampled every 5 s."),
@@ -175,6 +183,8 @@ def run_suite(name, ctx):
                     server.stop()
         elif name == "abuse":
             abuse.run(ctx, section)
+        elif name == "scale":
+            scale.scale(ctx, section)
         elif name in ("faults", "multi"):
             ctx.services()
             getattr(faults, name)(ctx, section)
