@@ -1,6 +1,7 @@
 //! Configuration: command-line flags with environment-variable fallbacks (and a `.env` file,
 //! read by `main` in development). A bad value stops start-up with a line naming the variable.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -204,6 +205,61 @@ pub struct AuthConfig {
     /// HASH_CONCURRENCY: password hashes computed at once (default: the number of cores).
     #[arg(id = "hash-concurrency", long = "hash-concurrency", env = "HASH_CONCURRENCY", value_name = "HASH_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub hash_concurrency: Option<u32>,
+    /// MFA_ENCRYPTION_KEY: the key TOTP secrets are encrypted under (AES-256-GCM), 32 bytes as
+    /// 64 hex digits or base64. Unset, it is derived from JWT_SECRET, so changing that secret
+    /// would leave every enrolled authenticator unreadable: set this one in production.
+    #[arg(id = "mfa-encryption-key", long = "mfa-encryption-key", env = "MFA_ENCRYPTION_KEY", value_name = "MFA_ENCRYPTION_KEY", hide_env_values = true, value_parser = parse_encryption_key)]
+    pub mfa_encryption_key: Option<EncryptionKey>,
+}
+
+/// A 256-bit key, as configured; its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptionKey([u8; 32]);
+
+impl EncryptionKey {
+    /// The key's bytes.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A key of these bytes, for the unit tests.
+    #[cfg(test)]
+    pub fn for_tests(bytes: [u8; 32]) -> Self {
+        EncryptionKey(bytes)
+    }
+}
+
+impl fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EncryptionKey([redacted])")
+    }
+}
+
+/// 32 bytes, as 64 hex digits or as base64 (standard or URL-safe, padded or not).
+fn parse_encryption_key(s: &str) -> Result<EncryptionKey, String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::GeneralPurpose;
+    use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};
+    const LENIENT: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let s = s.trim();
+    let bytes = if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..32)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|e| e.to_string())?
+    } else {
+        GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT)
+            .decode(s)
+            .or_else(|_| GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT).decode(s))
+            .map_err(|_| {
+                "expected 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -hex 32`)"
+                    .to_owned()
+            })?
+    };
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map(EncryptionKey)
+        .map_err(|_| format!("expected 32 bytes, got {}", bytes.len()))
 }
 
 /// HTTP settings.

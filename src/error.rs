@@ -33,6 +33,10 @@ pub enum Field {
     UsernamePrefix,
     /// The start of the email addresses a list is filtered to.
     EmailPrefix,
+    /// A second-factor code: a TOTP code or a recovery code.
+    Code,
+    /// The token a right password earned while the second factor is awaited.
+    MfaToken,
 }
 
 /// Why an authenticated (or credential-proving) caller is refused.
@@ -51,6 +55,17 @@ impl Refusal {
             Refusal::AccountDisabled => "ACCOUNT_DISABLED",
             Refusal::EmailNotVerified => "EMAIL_NOT_VERIFIED",
         }
+    }
+}
+
+/// The token of a sign-in awaiting its second factor, handed to the client inside
+/// [`AppError::MfaRequired`]. Its `Debug` hides it: errors reach logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MfaChallenge(pub String);
+
+impl std::fmt::Debug for MfaChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MfaChallenge([redacted])")
     }
 }
 
@@ -78,6 +93,12 @@ pub enum AppError {
     /// A unique value (username, email) is already taken.
     #[error("{0}")]
     Conflict(&'static str),
+    /// The password was right, but the account signs in with a second factor too: complete
+    /// the sign-in with the challenge's token and a code.
+    #[error(
+        "a second factor is required: send a code from the authenticator app (or a recovery code) with the mfa token"
+    )]
+    MfaRequired(MfaChallenge),
     /// An input failed validation.
     #[error("{message}")]
     Validation {

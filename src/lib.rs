@@ -11,6 +11,7 @@ pub mod events;
 pub mod graphql;
 pub mod infra;
 pub mod mail;
+pub mod mfa;
 pub mod pages;
 pub mod ratelimit;
 pub mod rest;

@@ -25,6 +25,8 @@ use crate::infra::redis::{self, Redis};
 use crate::mail::compose::Composer;
 use crate::mail::delivery::Delivery;
 use crate::mail::transport::Transport;
+use crate::mfa::Mfa;
+use crate::mfa::keys::MfaKeys;
 use crate::ratelimit::RateLimiter;
 use crate::signins::key_strength;
 use crate::signins::store::{Backend, RedisSessions, Sessions, SqlSessions};
@@ -45,6 +47,8 @@ pub struct Inner {
     pub users: Users,
     /// Credentials checks, sessions, refresh tokens, revocation.
     pub sign_ins: Arc<SignIns>,
+    /// Second factors: TOTP enrolment, recovery codes, the second step of a login.
+    pub mfa: Mfa,
     /// The connections the readiness probe and the metrics look at.
     pub dependencies: Dependencies,
     /// Prometheus metrics.
@@ -205,12 +209,19 @@ impl AppState {
         ));
         let mail_queued = Arc::new(Notify::new());
         let mail_transport = Arc::new(Transport::from_config(&config.mail)?);
-        let mailroom = Mailroom::new(
+        let mailroom = Arc::new(Mailroom::new(
             Composer::new(&config.mail)?,
             link_base(&config),
             Duration::from_secs(config.lifecycle.password_reset_ttl.into()),
             Duration::from_secs(config.lifecycle.email_verification_ttl.into()),
             mail_queued.clone(),
+        ));
+        let mfa = Mfa::new(
+            db.clone(),
+            MfaKeys::new(config.auth.mfa_encryption_key.as_ref(), &secret),
+            sign_ins.clone(),
+            mailroom.clone(),
+            config.mail.app_name.clone(),
         );
         let users = Users::new(
             db.clone(),
@@ -223,6 +234,7 @@ impl AppState {
         Ok(AppState(Arc::new(Inner {
             users,
             sign_ins,
+            mfa,
             dependencies: Dependencies {
                 db,
                 replicas,
@@ -253,6 +265,7 @@ impl AppState {
     pub fn spawn_background(&self) -> Vec<JoinHandle<()>> {
         let mut tasks = self.sign_ins.spawn_maintenance();
         tasks.extend(self.users.spawn_maintenance());
+        tasks.extend(self.mfa.spawn_maintenance());
         let delivery = Delivery {
             db: self.dependencies.db.clone(),
             transport: self.mail_transport.clone(),

@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["accounts", "ratelimit"],
     &["signins"],
     &["users"],
+    &["mfa"],
     &["state"],
     &["web"],
     &["graphql", "rest", "pages"],
@@ -39,6 +40,7 @@ const DOMAIN: &[&str] = &[
     "ratelimit",
     "signins",
     "users",
+    "mfa",
 ];
 
 /// Crates that are transports or HTTP machinery.

@@ -64,6 +64,8 @@ pub struct UserRow {
     pub email_verified: bool,
     /// Starts false.
     pub disabled: bool,
+    /// Starts false: the user turns it on.
+    pub mfa_enabled: bool,
 }
 
 /// The columns of a `users` row that make a [`User`]: every read selects these and no more
@@ -90,6 +92,8 @@ pub struct UserRecord {
     pub email_verified: bool,
     /// See [`User::disabled`].
     pub disabled: bool,
+    /// See [`User::mfa_enabled`].
+    pub mfa_enabled: bool,
 }
 
 /// A user as the domain sees it.
@@ -115,6 +119,8 @@ pub struct User {
     pub email_verified: bool,
     /// Whether an admin suspended the account: it cannot sign in or refresh.
     pub disabled: bool,
+    /// Whether a sign-in needs a second factor (TOTP or a recovery code) after the password.
+    pub mfa_enabled: bool,
 }
 
 impl From<UserRow> for UserRecord {
@@ -129,6 +135,7 @@ impl From<UserRow> for UserRecord {
             credentials_version: row.credentials_version,
             email_verified: row.email_verified,
             disabled: row.disabled,
+            mfa_enabled: row.mfa_enabled,
         }
     }
 }
@@ -147,12 +154,13 @@ impl TryFrom<UserRecord> for User {
             credentials_version: row.credentials_version,
             email_verified: row.email_verified,
             disabled: row.disabled,
+            mfa_enabled: row.mfa_enabled,
         })
     }
 }
 
-/// A user as one viewer may see them: `email` and `email_verified` are `None` unless the
-/// viewer is that user or an admin, `disabled` unless the viewer is an admin. Built only by
+/// A user as one viewer may see them: `email`, `email_verified` and `mfa_enabled` are `None`
+/// unless the viewer is that user or an admin, `disabled` unless the viewer is an admin. Built only by
 /// [`UserView::for_viewer`] and [`UserView::own`], so the rule lives in one place.
 #[derive(Debug, Clone)]
 pub struct UserView {
@@ -166,6 +174,8 @@ pub struct UserView {
     pub email_verified: Option<bool>,
     /// Whether the account is disabled, where the viewer (an admin) may see it.
     pub disabled: Option<bool>,
+    /// Whether sign-ins need a second factor, where the viewer (the user, an admin) may see it.
+    pub mfa_enabled: Option<bool>,
     /// Role.
     pub role: Role,
     /// When the account was created.
@@ -181,6 +191,7 @@ impl UserView {
             email: sees_email.then_some(user.email),
             email_verified: sees_email.then_some(user.email_verified),
             disabled: admin.then_some(user.disabled),
+            mfa_enabled: sees_email.then_some(user.mfa_enabled),
             id: user.id,
             username: user.username,
             role: user.role,
@@ -194,6 +205,7 @@ impl UserView {
             email: Some(user.email),
             email_verified: Some(user.email_verified),
             disabled: (user.role == Role::Admin).then_some(user.disabled),
+            mfa_enabled: Some(user.mfa_enabled),
             id: user.id,
             username: user.username,
             role: user.role,

@@ -13,7 +13,7 @@ use super::tokens::{Purpose, TokenRow};
 use crate::db::DbError;
 use crate::db::DbPool;
 use crate::db::prepared::CachedBySql;
-use crate::db::schema::{account_tokens, mail_outbox, users};
+use crate::db::schema::{account_tokens, mail_outbox, mfa_recovery_codes, user_totp, users};
 use crate::mail::outbox::OutboxRow;
 use crate::with_conn;
 
@@ -360,6 +360,21 @@ pub async fn delete_user(db: &DbPool, id: &str) -> Result<bool, DbError> {
     .bind::<Text, _>(id)
     .bind::<Text, _>(id);
     with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
+}
+
+/// Deletes the user's second factors (TOTP secret, recovery codes), for an account that is
+/// going away.
+pub async fn delete_second_factors(db: &DbPool, id: &str) -> Result<(), DbError> {
+    with_conn!(db, |c| {
+        c.transaction::<(), diesel::result::Error, _>(async |c| {
+            diesel::delete(user_totp::table.find(id)).execute(c).await?;
+            diesel::delete(mfa_recovery_codes::table.filter(mfa_recovery_codes::user_id.eq(id)))
+                .execute(c)
+                .await?;
+            Ok(())
+        })
+        .await
+    })
 }
 
 /// Up to `limit` users with ids greater than `after`, by id: keyset pagination on the primary

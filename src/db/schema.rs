@@ -29,6 +29,8 @@ diesel::table! {
         email_verified -> Bool,
         /// Whether an admin suspended the account: it cannot sign in or refresh.
         disabled -> Bool,
+        /// Whether a sign-in needs a second factor (a TOTP code or a recovery code).
+        mfa_enabled -> Bool,
     }
 }
 
@@ -114,5 +116,47 @@ diesel::table! {
         created_at -> Timestamp,
         /// UTC; set when the attempts ran out.
         failed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// TOTP secrets: the confirmed one and one being enrolled, each encrypted.
+    user_totp (user_id) {
+        /// Owner.
+        user_id -> Text,
+        /// The confirmed secret, sealed; null until an enrolment is confirmed.
+        secret -> Nullable<Text>,
+        /// A secret being enrolled, sealed.
+        pending_secret -> Nullable<Text>,
+        /// UTC; when the enrolment lapses.
+        pending_expires_at -> Nullable<Timestamp>,
+        /// The highest 30-second step whose code was accepted.
+        last_step -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Recovery codes, by their keyed hash.
+    mfa_recovery_codes (user_id, code_hash) {
+        /// Owner.
+        user_id -> Text,
+        /// HMAC-SHA-256 of the normalised code, hex.
+        code_hash -> Text,
+    }
+}
+
+diesel::table! {
+    /// Sign-ins waiting for their second factor, by the SHA-256 of the `mfaToken`.
+    mfa_challenges (token_hash) {
+        /// Hex SHA-256 of the token.
+        token_hash -> Text,
+        /// The user whose password was right.
+        user_id -> Text,
+        /// The user's credentials version when the password was checked.
+        credentials_version -> BigInt,
+        /// Codes tried with this token so far.
+        attempts -> Integer,
+        /// UTC.
+        expires_at -> Timestamp,
     }
 }

@@ -1,7 +1,7 @@
 //! Account events: what happened to an account (a sign-in started or ended, its password,
-//! email, verification, role changed, it was disabled or deleted), published by the services
-//! as it happens, for whoever listens to that account (the GraphQL subscription
-//! `accountEvents`).
+//! email, verification, role or two-step sign-in changed, it was disabled or deleted),
+//! published by the services as it happens, for whoever listens to that account (the GraphQL
+//! subscription `accountEvents`).
 //!
 //! Listeners of one process share one channel per account ([`local`]). With Redis, events also
 //! cross processes on one sharded pub/sub channel per account ([`relay`]): a process listens
@@ -50,6 +50,12 @@ pub enum AccountEventKind {
     AccountDisabled,
     /// The account was deleted; every sign-in ended.
     AccountDeleted,
+    /// Two-step sign-in was turned on.
+    MfaEnabled,
+    /// Two-step sign-in was turned off (by the user, or reset by an admin).
+    MfaDisabled,
+    /// A recovery code stood in for a TOTP code (and no longer works).
+    RecoveryCodeUsed,
 }
 
 /// One event of an account.
@@ -83,7 +89,10 @@ impl AccountEvent {
             AccountEventKind::SessionStarted
             | AccountEventKind::EmailChanged
             | AccountEventKind::EmailVerified
-            | AccountEventKind::RoleChanged => false,
+            | AccountEventKind::RoleChanged
+            | AccountEventKind::MfaEnabled
+            | AccountEventKind::MfaDisabled
+            | AccountEventKind::RecoveryCodeUsed => false,
         }
     }
 }

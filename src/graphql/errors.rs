@@ -18,6 +18,9 @@ pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
 /// No valid credentials.
 pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+/// A right password of an account that signs in with a second factor too;
+/// `extensions.mfaToken` is the token to complete it with (`loginSecondFactor`).
+pub const MFA_REQUIRED: &str = "MFA_REQUIRED";
 /// Anything the client cannot act on; the message reveals nothing.
 pub const INTERNAL: &str = "INTERNAL_SERVER_ERROR";
 /// An HTTP request that holds no GraphQL request to run (or one sent by the wrong method).
@@ -27,6 +30,7 @@ pub const BAD_REQUEST: &str = "BAD_REQUEST";
 pub fn code(err: &AppError) -> &'static str {
     match err {
         AppError::Unauthenticated(_) => UNAUTHENTICATED,
+        AppError::MfaRequired(_) => MFA_REQUIRED,
         AppError::Forbidden(_) | AppError::Refused { .. } => "FORBIDDEN",
         AppError::NotFound(_) => "NOT_FOUND",
         AppError::Conflict(_) => "CONFLICT",
@@ -38,12 +42,14 @@ pub fn code(err: &AppError) -> &'static str {
 }
 
 /// The extension a domain error carries besides its code, as (name, value): the argument a
-/// validation error is about, the seconds a rate-limited client should wait.
+/// validation error is about, the seconds a rate-limited client should wait, the token that
+/// completes a sign-in awaiting its second factor.
 pub fn detail(err: &AppError) -> Option<(&'static str, async_graphql::Value)> {
     match err {
         AppError::Validation { field, .. } => Some(("field", argument(*field).into())),
         AppError::RateLimited { retry_after } => Some(("retryAfter", (*retry_after).into())),
         AppError::Refused { reason, .. } => Some(("reason", reason.as_str().into())),
+        AppError::MfaRequired(challenge) => Some(("mfaToken", challenge.0.clone().into())),
         _ => None,
     }
 }
@@ -63,6 +69,8 @@ pub fn argument(field: Field) -> &'static str {
         Field::Ids => "ids",
         Field::UsernamePrefix => "usernamePrefix",
         Field::EmailPrefix => "emailPrefix",
+        Field::Code => "code",
+        Field::MfaToken => "mfaToken",
     }
 }
 

@@ -20,9 +20,19 @@ use async_graphql::parser::types::{
 use super::walk::{Definition, MAX_NESTING, Visitor, Walk};
 use crate::config::GraphqlLimitsConfig;
 
-/// Mutation fields that check a password, create an account or renew a session: each is
-/// counted by the rate limiter, and a request may carry only a few.
-pub const AUTH_FIELDS: [&str; 4] = ["login", "register", "refresh", "updateMe"];
+/// Mutation fields that check a password or a second-factor code, create an account or renew
+/// a session: each is counted by the rate limiter, and a request may carry only a few.
+pub const AUTH_FIELDS: [&str; 9] = [
+    "login",
+    "register",
+    "refresh",
+    "updateMe",
+    "loginSecondFactor",
+    "startTotpEnrollment",
+    "confirmTotpEnrollment",
+    "disableTotp",
+    "regenerateRecoveryCodes",
+];
 
 /// The introspection fields of the query root (`__typename` is not one: it reveals nothing).
 const INTROSPECTION_FIELDS: [&str; 2] = ["__schema", "__type"];

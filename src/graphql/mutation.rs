@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, ID, Object, Result};
 
-use super::types::{AuthPayload, RegisterInput, Role, UpdateMeInput, UserObject};
+use super::types::{AuthPayload, RegisterInput, Role, TotpEnrollment, UpdateMeInput, UserObject};
 use super::{context, state, viewer};
 use crate::users::{CurrentPassword, NewUser, UpdateMe};
 
@@ -27,7 +27,9 @@ impl MutationRoot {
     }
 
     /// Signs in; each login is a separate session with its own token. A wrong password and an
-    /// unknown username give the same error.
+    /// unknown username give the same error. For an account with two-step sign-in on, the
+    /// right password answers the error MFA_REQUIRED with `extensions.mfaToken`: complete the
+    /// sign-in with `loginSecondFactor`.
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -180,5 +182,88 @@ impl MutationRoot {
             .set_disabled(viewer, &id, disabled)
             .await?
             .into())
+    }
+
+    /// Completes a login that answered MFA_REQUIRED: `mfaToken` from that error (valid 5
+    /// minutes, for at most 5 codes), `code` the 6 digits the authenticator app shows or a
+    /// recovery code (each works once). Codes count against the login limits.
+    async fn login_second_factor(
+        &self,
+        ctx: &Context<'_>,
+        mfa_token: String,
+        code: String,
+    ) -> Result<AuthPayload> {
+        Ok(state(ctx)?
+            .mfa
+            .login_second_factor(&mfa_token, &code, &context(ctx))
+            .await?
+            .into())
+    }
+
+    /// Begins enrolling an authenticator app (TOTP) for the caller, who proves their
+    /// password. Nothing changes until `confirmTotpEnrollment`; the enrolment lapses after 10
+    /// minutes, and a newer one replaces it. CONFLICT when two-step sign-in is on already.
+    async fn start_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+    ) -> Result<TotpEnrollment> {
+        let viewer = viewer(ctx).await?;
+        Ok(state(ctx)?
+            .mfa
+            .start_enrolment(viewer, current_password, &context(ctx))
+            .await?
+            .into())
+    }
+
+    /// Confirms the enrolment with a code the app shows: turns two-step sign-in on and
+    /// returns 10 recovery codes, shown this once; each signs in once in place of a code.
+    async fn confirm_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+    ) -> Result<Vec<String>> {
+        let viewer = viewer(ctx).await?;
+        Ok(state(ctx)?
+            .mfa
+            .confirm_enrolment(viewer, &code, &context(ctx))
+            .await?)
+    }
+
+    /// Turns two-step sign-in off; needs the current password and a code (from the app, or a
+    /// recovery code).
+    async fn disable_totp(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        code: String,
+    ) -> Result<bool> {
+        let viewer = viewer(ctx).await?;
+        state(ctx)?
+            .mfa
+            .disable(viewer, current_password, &code, &context(ctx))
+            .await?;
+        Ok(true)
+    }
+
+    /// Replaces the caller's recovery codes with 10 new ones, returned this once; needs a code
+    /// (from the app, or a recovery code).
+    async fn regenerate_recovery_codes(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+    ) -> Result<Vec<String>> {
+        let viewer = viewer(ctx).await?;
+        Ok(state(ctx)?
+            .mfa
+            .regenerate_recovery_codes(viewer, &code, &context(ctx))
+            .await?)
+    }
+
+    /// Turns a user's two-step sign-in off, for one who lost both their app and their
+    /// recovery codes. ADMIN only (else FORBIDDEN).
+    async fn reset_user_mfa(&self, ctx: &Context<'_>, id: ID) -> Result<UserObject> {
+        let viewer = viewer(ctx).await?;
+        Ok(state(ctx)?.mfa.reset_user_mfa(viewer, &id).await?.into())
     }
 }

@@ -77,6 +77,9 @@ pub struct UserObject {
     /// Whether an admin suspended the account (it cannot sign in); visible to admins, null
     /// for anyone else.
     pub disabled: Option<bool>,
+    /// Whether signing in needs a second factor (TOTP) after the password; visible to the
+    /// user themself and to admins, null for anyone else.
+    pub mfa_enabled: Option<bool>,
     /// The user's role.
     pub role: Role,
     /// When the account was created (UTC).
@@ -91,8 +94,32 @@ impl From<UserView> for UserObject {
             email: user.email,
             email_verified: user.email_verified,
             disabled: user.disabled,
+            mfa_enabled: user.mfa_enabled,
             role: user.role.into(),
             registration_date: DateTime(user.registration_date),
+        }
+    }
+}
+
+/// An authenticator app enrolment begun by `startTotpEnrollment`: shown once. Confirm it
+/// with `confirmTotpEnrollment` and a code the app shows, within 10 minutes.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "TotpEnrollment")]
+pub struct TotpEnrollment {
+    /// The secret in base32, for typing into the app.
+    pub secret: String,
+    /// `otpauth://totp/{APP_NAME}:{username}?secret=…&issuer={APP_NAME}`.
+    pub otpauth_uri: String,
+    /// The same URI as an SVG QR code, for the app to scan.
+    pub qr_svg: String,
+}
+
+impl From<crate::mfa::TotpEnrolment> for TotpEnrollment {
+    fn from(enrolment: crate::mfa::TotpEnrolment) -> Self {
+        TotpEnrollment {
+            secret: enrolment.secret,
+            otpauth_uri: enrolment.otpauth_uri,
+            qr_svg: enrolment.qr_svg,
         }
     }
 }
@@ -234,6 +261,12 @@ pub enum AccountEventKind {
     AccountDisabled,
     /// The account was deleted; every sign-in ended.
     AccountDeleted,
+    /// Two-step sign-in (TOTP) was turned on.
+    MfaEnabled,
+    /// Two-step sign-in was turned off, by the user or by an admin.
+    MfaDisabled,
+    /// A recovery code was used in place of a TOTP code; it no longer works.
+    RecoveryCodeUsed,
 }
 
 /// Something that happened to the caller's account.

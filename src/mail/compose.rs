@@ -6,8 +6,9 @@
 //! built-in ones are compiled into the binary; a file of the same name in `MAIL_TEMPLATE_DIR`
 //! replaces one. Templates see `app_name` and `username`; `link`, `expires_in` (e.g.
 //! `24 hours`) and `expires_in_minutes` where the mail carries a link; `new_email` in the
-//! email-changed notice. An unknown variable is an error, so a typo in an override fails
-//! start-up instead of leaving a gap in every mail.
+//! email-changed notice; `remaining` (recovery codes left) in the recovery-code-used notice.
+//! An unknown variable is an error, so a typo in an override fails start-up instead of leaving
+//! a gap in every mail.
 
 use std::fmt;
 use std::path::Path;
@@ -50,16 +51,29 @@ pub enum Mail {
     PasswordChanged,
     /// Tells the account's address that an administrator disabled it.
     AccountDisabled,
+    /// Tells the account's address that two-step sign-in was turned on.
+    MfaEnabled,
+    /// Tells the account's address that two-step sign-in was turned off (by the user or an
+    /// administrator).
+    MfaDisabled,
+    /// Tells the account's address that a recovery code stood in for a TOTP code.
+    RecoveryCodeUsed {
+        /// How many recovery codes are left.
+        remaining: usize,
+    },
 }
 
 impl Mail {
     /// Every kind, as [`Mail::kind`] names them.
-    pub const KINDS: [&'static str; 5] = [
+    pub const KINDS: [&'static str; 8] = [
         "verify-email",
         "reset-password",
         "email-changed",
         "password-changed",
         "account-disabled",
+        "mfa-enabled",
+        "mfa-disabled",
+        "recovery-code-used",
     ];
 
     /// The mail's kind: names its templates, and is kept with the stored message.
@@ -70,6 +84,9 @@ impl Mail {
             Mail::EmailChanged { .. } => "email-changed",
             Mail::PasswordChanged => "password-changed",
             Mail::AccountDisabled => "account-disabled",
+            Mail::MfaEnabled => "mfa-enabled",
+            Mail::MfaDisabled => "mfa-disabled",
+            Mail::RecoveryCodeUsed { .. } => "recovery-code-used",
         }
     }
 
@@ -85,6 +102,9 @@ impl Mail {
             },
             "password-changed" => Mail::PasswordChanged,
             "account-disabled" => Mail::AccountDisabled,
+            "mfa-enabled" => Mail::MfaEnabled,
+            "mfa-disabled" => Mail::MfaDisabled,
+            "recovery-code-used" => Mail::RecoveryCodeUsed { remaining: 9 },
             _ => return None,
         })
     }
@@ -108,7 +128,13 @@ impl Mail {
             Mail::EmailChanged { new_email } => {
                 context! { new_email => one_line(new_email), ..common }
             }
-            Mail::PasswordChanged | Mail::AccountDisabled => common,
+            Mail::RecoveryCodeUsed { remaining } => {
+                context! { remaining => remaining, ..common }
+            }
+            Mail::PasswordChanged
+            | Mail::AccountDisabled
+            | Mail::MfaEnabled
+            | Mail::MfaDisabled => common,
         }
     }
 }
@@ -126,7 +152,14 @@ impl fmt::Debug for Mail {
                 .debug_struct(self.kind())
                 .field("new_email", new_email)
                 .finish(),
-            Mail::PasswordChanged | Mail::AccountDisabled => f.write_str(self.kind()),
+            Mail::RecoveryCodeUsed { remaining } => f
+                .debug_struct(self.kind())
+                .field("remaining", remaining)
+                .finish(),
+            Mail::PasswordChanged
+            | Mail::AccountDisabled
+            | Mail::MfaEnabled
+            | Mail::MfaDisabled => f.write_str(self.kind()),
         }
     }
 }
@@ -225,6 +258,39 @@ const BUILT_IN: &[(&str, &str)] = &[
     (
         "account-disabled.html",
         include_str!("templates/account-disabled.html"),
+    ),
+    (
+        "mfa-enabled.subject.txt",
+        include_str!("templates/mfa-enabled.subject.txt"),
+    ),
+    ("mfa-enabled.txt", include_str!("templates/mfa-enabled.txt")),
+    (
+        "mfa-enabled.html",
+        include_str!("templates/mfa-enabled.html"),
+    ),
+    (
+        "mfa-disabled.subject.txt",
+        include_str!("templates/mfa-disabled.subject.txt"),
+    ),
+    (
+        "mfa-disabled.txt",
+        include_str!("templates/mfa-disabled.txt"),
+    ),
+    (
+        "mfa-disabled.html",
+        include_str!("templates/mfa-disabled.html"),
+    ),
+    (
+        "recovery-code-used.subject.txt",
+        include_str!("templates/recovery-code-used.subject.txt"),
+    ),
+    (
+        "recovery-code-used.txt",
+        include_str!("templates/recovery-code-used.txt"),
+    ),
+    (
+        "recovery-code-used.html",
+        include_str!("templates/recovery-code-used.html"),
     ),
 ];
 

@@ -48,6 +48,8 @@ impl Location {
             Field::Ids => (Location::Body, "ids"),
             Field::UsernamePrefix => (Location::Query, "username_prefix"),
             Field::EmailPrefix => (Location::Query, "email_prefix"),
+            Field::Code => (Location::Body, "code"),
+            Field::MfaToken => (Location::Body, "mfa_token"),
         }
     }
 }
@@ -99,7 +101,7 @@ impl RestError {
     pub fn status(&self) -> StatusCode {
         match self {
             RestError::Domain(err) => match err {
-                AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                AppError::Unauthenticated(_) | AppError::MfaRequired(_) => StatusCode::UNAUTHORIZED,
                 AppError::Forbidden(_) | AppError::Refused { .. } => StatusCode::FORBIDDEN,
                 AppError::NotFound(_) => StatusCode::NOT_FOUND,
                 AppError::Conflict(_) => StatusCode::CONFLICT,
@@ -178,16 +180,24 @@ impl IntoResponse for RestError {
                     RestError::Domain(AppError::Refused { reason, .. }) => Some(reason.as_str()),
                     _ => None,
                 };
+                let mfa_token = match &self {
+                    RestError::Domain(AppError::MfaRequired(challenge)) => {
+                        Some(challenge.0.clone())
+                    }
+                    _ => None,
+                };
                 let body = ErrorBody {
                     detail: self.to_string(),
                     reason,
+                    mfa_required: mfa_token.is_some().then_some(true),
+                    mfa_token,
                 };
                 (status, Json(body)).into_response()
             }
         };
         if let RestError::Domain(err) = &self {
             match err {
-                AppError::Unauthenticated(_) => {
+                AppError::Unauthenticated(_) | AppError::MfaRequired(_) => {
                     response
                         .headers_mut()
                         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -82,6 +82,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(users::register))
         .routes(routes!(users::login))
+        .routes(routes!(signins::login_mfa))
         .routes(routes!(users::logout))
         .routes(routes!(users::me))
         .routes(routes!(users::find_user, admin::delete_user))

@@ -244,6 +244,25 @@ impl FromFields for RefreshRequest {
     }
 }
 
+/// The second step of a login.
+#[derive(Debug, ToSchema)]
+pub struct MfaLoginRequest {
+    /// The `mfa_token` of the login's 401.
+    pub mfa_token: String,
+    /// A TOTP code (6 digits) or a recovery code.
+    #[schema(example = "123456")]
+    pub code: String,
+}
+
+impl FromFields for MfaLoginRequest {
+    fn from_fields(fields: &mut Fields) -> Result<Self, RestError> {
+        Ok(MfaLoginRequest {
+            mfa_token: fields.required_string("mfa_token")?,
+            code: fields.required_string("code")?,
+        })
+    }
+}
+
 /// An address to send a password-reset link to.
 #[derive(Debug, ToSchema)]
 pub struct PasswordResetRequest {

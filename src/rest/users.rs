@@ -82,6 +82,9 @@ pub async fn create_user(
 /// Each login is a separate session. Takes JSON or the OAuth2 password form (what Swagger
 /// UI's "Authorize" sends). A wrong password and an unknown username give the same answer.
 /// Attempts are limited per client address, and failed ones per username (429).
+///
+/// For an account with two-step sign-in on, the right password answers 401 with
+/// `"mfa_required": true` and an `mfa_token`: complete the sign-in at `/users/login/mfa`.
 #[utoipa::path(
     post,
     path = "/users/login",
@@ -92,7 +95,7 @@ pub async fn create_user(
     )),
     responses(
         (status = 200, description = "Signed in", body = Token),
-        (status = 401, description = "Wrong username or password", body = ErrorBody,
+        (status = 401, description = "Wrong username or password; or the right password of an account with two-step sign-in on (`mfa_required`, `mfa_token`)", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 422, description = "A field is missing", body = ValidationErrorBody),
         TooManyAttempts,

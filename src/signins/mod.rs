@@ -8,6 +8,7 @@
 //! the caller a valid access token identifies.
 
 pub mod access_tokens;
+pub mod challenges;
 pub mod context;
 pub mod key_strength;
 pub mod password;
@@ -30,10 +31,11 @@ use crate::accounts::model::{User, UserView};
 use crate::accounts::{repo, validation};
 use crate::config::{AuthConfig, RefreshConfig};
 use crate::db::DbPool;
-use crate::error::AppError;
+use crate::error::{AppError, MfaChallenge};
 use crate::events::{AccountEventKind, AccountEvents, Listener};
 use crate::infra::jobs;
-use crate::ratelimit::RateLimiter;
+use crate::infra::opaque_token;
+use crate::ratelimit::{PasswordCheck, RateLimiter};
 
 pub use self::context::SignInContext;
 pub use self::lifecycle::SessionView;
@@ -85,6 +87,24 @@ pub struct SignedIn {
     /// The refresh token that renews this sign-in (see [`SignIns::refresh`]).
     pub refresh_token: String,
 }
+
+/// A sign-in whose password was right, awaiting its second factor (see
+/// [`SignIns::begin_second_factor`]): the code has been counted against the challenge and the
+/// login limits; hand it to [`SignIns::complete_second_factor`] when the code was right, or
+/// drop it, and the code stays counted as a failure.
+#[derive(Debug)]
+#[must_use = "a right code must complete the sign-in"]
+pub struct SecondFactor {
+    /// The user signing in, as stored now.
+    pub user: User,
+    token_hash: String,
+    check: PasswordCheck,
+}
+
+/// Every bad `mfaToken` — malformed, unknown, used, expired, out of attempts, of an account
+/// whose password or MFA changed since — gets this one answer: sign in again.
+const BAD_MFA_TOKEN: AppError =
+    AppError::Unauthenticated("invalid or expired mfa token; sign in again");
 
 /// The wrong-credentials error: one message for an unknown user and a wrong password.
 const BAD_CREDENTIALS: AppError = AppError::Unauthenticated("invalid username or password");
@@ -160,20 +180,23 @@ impl SignIns {
         self.store.ping().await
     }
 
-    /// Starts the periodic purges of what expires: refresh tokens, and sessions when the
+    /// Starts the periodic purges of what expires: refresh tokens, MFA challenges, and sessions when the
     /// store is the database (Redis expires its keys itself).
     pub fn spawn_maintenance(&self) -> Vec<JoinHandle<()>> {
         let db = self.db.clone();
-        let mut jobs = vec![jobs::every(
-            "purge expired refresh tokens",
-            PURGE_EVERY,
-            move || {
+        let challenges_db = self.db.clone();
+        let mut jobs = vec![
+            jobs::every("purge expired refresh tokens", PURGE_EVERY, move || {
                 let db = db.clone();
                 async move {
                     refresh_tokens::repo::purge_expired(&db, None, Utc::now().naive_utc()).await
                 }
-            },
-        )];
+            }),
+            jobs::every("purge expired mfa challenges", PURGE_EVERY, move || {
+                let db = challenges_db.clone();
+                async move { challenges::purge_expired(&db, Utc::now().naive_utc()).await }
+            }),
+        ];
         if let Some(sql) = self.store.sql() {
             let sql = sql.clone();
             jobs.push(jobs::every(
@@ -223,10 +246,75 @@ impl SignIns {
                 if user.disabled {
                     return Err(AppError::ACCOUNT_DISABLED);
                 }
+                if user.mfa_enabled {
+                    let token = challenges::open(
+                        &self.db,
+                        &user.id,
+                        user.credentials_version,
+                        Utc::now().naive_utc(),
+                    )
+                    .await?;
+                    return Err(AppError::MfaRequired(MfaChallenge(token)));
+                }
                 self.start(user, context).await
             }
             _ => Err(BAD_CREDENTIALS),
         }
+    }
+
+    /// Takes a second-factor code for the challenge `mfa_token`: counts it against the
+    /// challenge's attempts and the login limits (per address and per username, as a
+    /// password is) and returns the sign-in it would complete, for the caller to check the
+    /// code. A bad token, or one whose account changed its password, lost MFA or went away
+    /// since, is UNAUTHENTICATED; a disabled account is ACCOUNT_DISABLED.
+    pub async fn begin_second_factor(
+        &self,
+        mfa_token: &str,
+        context: &SignInContext,
+    ) -> Result<SecondFactor, AppError> {
+        if !opaque_token::is_well_formed(mfa_token) {
+            return Err(BAD_MFA_TOKEN);
+        }
+        let token_hash = opaque_token::hash(mfa_token);
+        let challenge = challenges::attempt(&self.db, &token_hash, Utc::now().naive_utc())
+            .await?
+            .ok_or(BAD_MFA_TOKEN)?;
+        let user = repo::find_by_id(&self.db, &challenge.user_id)
+            .await?
+            .filter(|u| u.credentials_version == challenge.credentials_version && u.mfa_enabled)
+            .ok_or(BAD_MFA_TOKEN)?;
+        if user.disabled {
+            return Err(AppError::ACCOUNT_DISABLED);
+        }
+        let check = self
+            .limiter
+            .begin_password_check(Some(&user.username.to_lowercase()), context.ip)
+            .await?;
+        Ok(SecondFactor {
+            user,
+            token_hash,
+            check,
+        })
+    }
+
+    /// Completes a sign-in whose second factor was right: uses its challenge up (a challenge
+    /// another request completed first is UNAUTHENTICATED) and opens the sign-in.
+    pub async fn complete_second_factor(
+        &self,
+        pending: SecondFactor,
+        context: &SignInContext,
+    ) -> Result<SignedIn, AppError> {
+        self.limiter.password_was_right(pending.check).await;
+        if !challenges::finish(&self.db, &pending.token_hash).await? {
+            return Err(BAD_MFA_TOKEN);
+        }
+        self.start(pending.user, context).await
+    }
+
+    /// Ends every sign-in of the user that awaits its second factor (MFA was turned off).
+    pub async fn end_challenges(&self, user_id: &str) -> Result<(), AppError> {
+        challenges::end_for_user(&self.db, user_id).await?;
+        Ok(())
     }
 
     /// Checks `given` as the current password of `user` (a password change proving it),
@@ -346,6 +434,7 @@ impl SignIns {
     pub async fn end_all(&self, user_id: &str) -> Result<(), AppError> {
         self.store.revoke_all(user_id, None).await?;
         refresh_tokens::repo::delete_for_user(&self.db, user_id, None).await?;
+        challenges::end_for_user(&self.db, user_id).await?;
         Ok(())
     }
 

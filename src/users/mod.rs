@@ -139,14 +139,14 @@ impl Users {
         hasher: PasswordHasher,
         limiter: Arc<RateLimiter>,
         sign_ins: Arc<SignIns>,
-        mailroom: Mailroom,
+        mailroom: Arc<Mailroom>,
     ) -> Self {
         Users {
             db,
             replicas,
             hasher,
             limiter,
-            mailroom: Arc::new(mailroom),
+            mailroom,
             counts: counts::Counts::new(),
             // The same service the sign-ins publish to: one stream of events per account.
             events: sign_ins.events().clone(),
@@ -190,6 +190,7 @@ impl Users {
             credentials_version: 0,
             email_verified: false,
             disabled: false,
+            mfa_enabled: false,
         };
         let user = User::try_from(UserRecord::from(row.clone()))?;
         let verification = self

@@ -46,7 +46,7 @@ pub fn unauthorized(message: &str) -> Response {
         [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
         Json(ErrorBody {
             detail: message.to_owned(),
-            reason: None,
+            ..ErrorBody::default()
         }),
     )
         .into_response()

@@ -14,7 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A REST error body: `{"detail": "<message>"}`, as FastAPI writes it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for a person to read.
     #[schema(example = "invalid username or password")]
@@ -24,6 +24,13 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "ACCOUNT_DISABLED")]
     pub reason: Option<&'static str>,
+    /// `true` on the 401 of a login whose password was right for an account that signs in
+    /// with a second factor too; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_required: Option<bool>,
+    /// With `mfa_required`: the token to complete the sign-in with at `/users/login/mfa`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
 }
 
 /// How the edge writes an error for the GraphQL endpoint, whose errors are GraphQL responses
@@ -68,7 +75,7 @@ pub async fn json_errors(
             status,
             Json(ErrorBody {
                 detail: message,
-                reason: None,
+                ..ErrorBody::default()
             }),
         )
             .into_response(),

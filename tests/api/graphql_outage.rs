@@ -32,6 +32,7 @@ async fn insert_user(app: &TestApp, username: &str) -> String {
         credentials_version: 0,
         email_verified: false,
         disabled: false,
+        mfa_enabled: false,
     };
     repo::create_user(app.state.dependencies.database(), &row, &Default::default())
         .await

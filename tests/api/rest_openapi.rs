@@ -30,6 +30,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("/users/password-reset/confirm", "POST"),
     ("/users/verify-email", "POST"),
     ("/users/verify-email/resend", "POST"),
+    ("/users/login/mfa", "POST"),
 ];
 
 /// Methods probed on each path. HEAD is left out because a GET route answers it (as HTTP
@@ -116,6 +117,7 @@ backend_tests! {
             let public = [
                 "/users/register",
                 "/users/login",
+                "/users/login/mfa",
                 "/users/refresh",
                 "/users/password-reset",
                 "/users/password-reset/confirm",

@@ -83,6 +83,7 @@ pub async fn insert_user(
         credentials_version: 0,
         email_verified: false,
         disabled,
+        mfa_enabled: false,
     };
     repo::create_user(app.state.dependencies.database(), &row, &Default::default())
         .await

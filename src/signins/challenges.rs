@@ -1,0 +1,113 @@
+//! Sign-ins awaiting their second factor: a right password of an account with MFA on opens a
+//! challenge, whose token (the `mfaToken`: 256 random bits, stored only as its SHA-256) the
+//! client completes the sign-in with. A challenge lives [`CHALLENGE_TTL`], takes at most
+//! [`MAX_ATTEMPTS`] codes, and is used up by the first right one.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::{
+    ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, Queryable, Selectable,
+    SelectableHelper as _,
+};
+use diesel_async::RunQueryDsl as _;
+
+use crate::db::schema::mfa_challenges;
+use crate::db::{DbError, DbPool};
+use crate::infra::opaque_token;
+use crate::with_conn;
+
+/// How long a challenge waits for its code.
+pub const CHALLENGE_TTL: TimeDelta = TimeDelta::minutes(5);
+/// Codes a challenge takes; the next one finds it dead.
+pub const MAX_ATTEMPTS: i32 = 5;
+
+/// A live challenge, as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mfa_challenges)]
+pub struct ChallengeRow {
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// Whose password was right.
+    pub user_id: String,
+    /// The user's credentials version when it was checked.
+    pub credentials_version: i64,
+}
+
+/// Opens a challenge for the user whose password (checked against `credentials_version`)
+/// was just found right; returns its token.
+pub async fn open(
+    db: &DbPool,
+    user_id: &str,
+    credentials_version: i64,
+    now: NaiveDateTime,
+) -> Result<String, DbError> {
+    let token = opaque_token::generate();
+    let row = (
+        mfa_challenges::token_hash.eq(opaque_token::hash(&token)),
+        mfa_challenges::user_id.eq(user_id),
+        mfa_challenges::credentials_version.eq(credentials_version),
+        mfa_challenges::attempts.eq(0),
+        mfa_challenges::expires_at.eq(now + CHALLENGE_TTL),
+    );
+    with_conn!(db, |c| diesel::insert_into(mfa_challenges::table)
+        .values(row.clone())
+        .execute(c)
+        .await)?;
+    Ok(token)
+}
+
+/// Counts one code against the challenge of `token_hash` and returns it, if it is still
+/// alive at `now` and has attempts left. Counted before the code is checked, in one
+/// statement, so codes sent in parallel cannot exceed the cap.
+pub async fn attempt(
+    db: &DbPool,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> Result<Option<ChallengeRow>, DbError> {
+    let counted = with_conn!(db, |c| diesel::update(
+        mfa_challenges::table
+            .find(token_hash)
+            .filter(mfa_challenges::attempts.lt(MAX_ATTEMPTS))
+            .filter(mfa_challenges::expires_at.gt(now))
+    )
+    .set(mfa_challenges::attempts.eq(mfa_challenges::attempts + 1))
+    .execute(c)
+    .await)?;
+    if counted == 0 {
+        return Ok(None);
+    }
+    with_conn!(db, |c| mfa_challenges::table
+        .find(token_hash)
+        .select(ChallengeRow::as_select())
+        .first(c)
+        .await
+        .optional())
+}
+
+/// Uses the challenge up; `false` when another request did first.
+pub async fn finish(db: &DbPool, token_hash: &str) -> Result<bool, DbError> {
+    with_conn!(db, |c| diesel::delete(
+        mfa_challenges::table.find(token_hash)
+    )
+    .execute(c)
+    .await)
+    .map(|n| n == 1)
+}
+
+/// Ends every challenge of the user (MFA turned off, the account deleted).
+pub async fn end_for_user(db: &DbPool, user_id: &str) -> Result<(), DbError> {
+    with_conn!(db, |c| diesel::delete(
+        mfa_challenges::table.filter(mfa_challenges::user_id.eq(user_id))
+    )
+    .execute(c)
+    .await)
+    .map(|_| ())
+}
+
+/// Deletes the challenges that expired before `now`; returns how many.
+pub async fn purge_expired(db: &DbPool, now: NaiveDateTime) -> Result<usize, DbError> {
+    with_conn!(db, |c| diesel::delete(
+        mfa_challenges::table.filter(mfa_challenges::expires_at.le(now))
+    )
+    .execute(c)
+    .await)
+}
