@@ -24,6 +24,7 @@ mod graphql_validation;
 mod lifecycle_email;
 mod mail_delivery;
 mod mail_transport;
+mod mfa;
 mod operations;
 mod operator_output;
 mod rest_openapi;

@@ -114,6 +114,14 @@ impl Mailbox {
         .await
     }
 
+    /// The first mail for `address` that `matches`, waiting for it.
+    pub async fn wait_for(&self, address: &str, matches: impl Fn(&Mail) -> bool) -> Mail {
+        self.wait(&format!("a matching mail to {address}"), || {
+            self.all_to(address).into_iter().find(|m| matches(m))
+        })
+        .await
+    }
+
     async fn wait(&self, what: &str, mut find: impl FnMut() -> Option<Mail>) -> Mail {
         let started = Instant::now();
         loop {

@@ -2,7 +2,7 @@
 //! ([`app`]), the client that calls it ([`client`]) over GraphQL ([`graphql`]) and REST
 //! ([`rest`]), access tokens seen from outside ([`tokens`]), the database behind the API
 //! ([`db`]), the one macro that runs a test on each backend ([`runner`]), and an SMTP server
-//! that records the mails it is sent ([`smtp`]).
+//! that records the mails it is sent ([`smtp`]), and an authenticator app ([`totp`]).
 
 pub mod app;
 pub mod client;
@@ -14,6 +14,7 @@ pub mod rest;
 mod runner;
 pub mod smtp;
 pub mod tokens;
+pub mod totp;
 pub mod ws;
 
 pub use app::{Backend, NO_LIMIT, TestApp, per_hour, per_minute, redis_connection};
