@@ -67,8 +67,9 @@ pub struct GraphqlLimitsConfig {
     /// GRAPHQL_MAX_BATCH: most operations in one JSON batch; 1 refuses batches.
     #[arg(id = "graphql-max-batch", long = "graphql-max-batch", env = "GRAPHQL_MAX_BATCH", value_name = "GRAPHQL_MAX_BATCH", default_value = "1", value_parser = clap::value_parser!(u16).range(1..=100))]
     pub max_batch: u16,
-    /// GRAPHQL_MAX_AUTH_FIELDS: most `login`, `register` and `refresh` fields in one HTTP
-    /// request, aliases and batch entries included.
+    /// GRAPHQL_MAX_AUTH_FIELDS: most fields that check a password or a second-factor code,
+    /// create an account or renew a session (`login`, `loginSecondFactor`, `register`,
+    /// `refresh`, …) in one HTTP request, aliases and batch entries included.
     #[arg(id = "graphql-max-auth-fields", long = "graphql-max-auth-fields", env = "GRAPHQL_MAX_AUTH_FIELDS", value_name = "GRAPHQL_MAX_AUTH_FIELDS", default_value = "1", value_parser = clap::value_parser!(u16).range(1..=100))]
     pub max_auth_fields: u16,
     /// GRAPHQL_INTROSPECTION: `true` serves `__schema` and `__type` (GraphiQL needs them);

@@ -403,6 +403,32 @@ backend_tests! {
         assert_eq!(error_code(&body).as_deref(), Some("CONFLICT"), "{body}");
     }
 
+    async fn aliases_cannot_multiply_code_guesses(app: TestApp) {
+        let alice = enrolled(&app, "alice").await;
+        let token = mfa_token(&app, "alice", PASSWORD).await;
+        let guesses = format!(
+            r#"mutation {{
+                a: loginSecondFactor(mfaToken: "{token}", code: "111111") {{ accessToken }}
+                b: loginSecondFactor(mfaToken: "{token}", code: "222222") {{ accessToken }}
+            }}"#
+        );
+        let body = app.gql(&guesses, json!({}), None).await;
+        assert_eq!(error_code(&body).as_deref(), Some("GRAPHQL_VALIDATION_FAILED"), "{body}");
+        let body = app
+            .gql(
+                r#"mutation { a: disableTotp(currentPassword: "x", code: "111111") b: disableTotp(currentPassword: "y", code: "222222") }"#,
+                json!({}),
+                Some(&alice.sign_in.access),
+            )
+            .await;
+        assert_eq!(error_code(&body).as_deref(), Some("GRAPHQL_VALIDATION_FAILED"), "{body}");
+        // Neither guess ran: the token has all its attempts.
+        for _ in 0..4 {
+            second_factor(&app, &token, &alice.app.wrong_code()).await;
+        }
+        sign_in_with(&app, &token, &alice.recovery[0]).await;
+    }
+
     async fn one_code_sent_twice_at_once_signs_in_once(app: TestApp) {
         let mut alice = enrolled(&app, "alice").await;
         let first = mfa_token(&app, "alice", PASSWORD).await;
