@@ -259,7 +259,12 @@ fn parse_encryption_key(s: &str) -> Result<EncryptionKey, String> {
     };
     <[u8; 32]>::try_from(bytes.as_slice())
         .map(EncryptionKey)
-        .map_err(|_| format!("expected 32 bytes, got {}", bytes.len()))
+        .map_err(|_| {
+            format!(
+                "expected 32 bytes (64 hex digits or base64, e.g. `openssl rand -hex 32`), got {}",
+                bytes.len()
+            )
+        })
 }
 
 /// HTTP settings.

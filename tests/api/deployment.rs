@@ -109,7 +109,13 @@ fn api_sets_only_variables_the_server_reads() {
             "docker-compose.yml sets {key}, which the server does not read"
         );
     }
-    for required in ["DATABASE_URL", "REDIS_URL", "JWT_SECRET", "BIND"] {
+    for required in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "JWT_SECRET",
+        "MFA_ENCRYPTION_KEY",
+        "BIND",
+    ] {
         assert!(
             environment.contains_key(&Yaml::String(required.to_owned())),
             "api needs {required}"
