@@ -24,6 +24,10 @@ pub struct RateLimitConfig {
     /// for that username may try.
     #[arg(id = "rate-limit-login-failures-per-username", long = "rate-limit-login-failures-per-username", env = "RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME", value_name = "RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME", default_value = "100/hour", value_parser = parse_rate_limit)]
     pub login_failures_per_username: RateLimit,
+    /// RATE_LIMIT_MFA_FAILURES_PER_USER: wrong second-factor codes per user from any address,
+    /// e.g. `10/15min`, or `off`. No address is exempt: whoever sends codes knows the password.
+    #[arg(id = "rate-limit-mfa-failures-per-user", long = "rate-limit-mfa-failures-per-user", env = "RATE_LIMIT_MFA_FAILURES_PER_USER", value_name = "RATE_LIMIT_MFA_FAILURES_PER_USER", default_value = "10/15min", value_parser = parse_rate_limit)]
+    pub mfa_failures_per_user: RateLimit,
     /// RATE_LIMIT_EMAIL_CHANGE_PER_USER: email-change attempts per user, e.g. `5/hour`, or `off`.
     #[arg(id = "rate-limit-email-change-per-user", long = "rate-limit-email-change-per-user", env = "RATE_LIMIT_EMAIL_CHANGE_PER_USER", value_name = "RATE_LIMIT_EMAIL_CHANGE_PER_USER", default_value = "5/hour", value_parser = parse_rate_limit)]
     pub email_change_per_user: RateLimit,

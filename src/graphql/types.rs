@@ -103,7 +103,7 @@ impl From<UserView> for UserObject {
 
 /// An authenticator app enrolment begun by `startTotpEnrollment`: shown once. Confirm it
 /// with `confirmTotpEnrollment` and a code the app shows, within 10 minutes.
-#[derive(Debug, Clone, SimpleObject)]
+#[derive(Clone, SimpleObject)]
 #[graphql(name = "TotpEnrollment")]
 pub struct TotpEnrollment {
     /// The secret in base32, for typing into the app.
@@ -112,6 +112,13 @@ pub struct TotpEnrollment {
     pub otpauth_uri: String,
     /// The same URI as an SVG QR code, for the app to scan.
     pub qr_svg: String,
+}
+
+/// The secret must not reach a log through `{:?}`.
+impl std::fmt::Debug for TotpEnrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrollment([redacted])")
+    }
 }
 
 impl From<crate::mfa::TotpEnrolment> for TotpEnrollment {

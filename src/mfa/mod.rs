@@ -42,11 +42,24 @@ const ALREADY_ON: AppError =
 const NOT_ON: AppError = AppError::Conflict("two-step sign-in is not on");
 /// A non-admin asking for an admin operation.
 const ADMINS_ONLY: AppError = AppError::Forbidden("only an admin may do this");
+/// An admin resetting their own MFA: that needs their password and a code (`disableTotp`), or
+/// a stolen token alone could strip the admin's second factor.
+const OWN_RESET: AppError =
+    AppError::Forbidden("turn your own two-step sign-in off with disableTotp");
 /// An addressed user that does not exist.
 const NO_SUCH_USER: AppError = AppError::NotFound("user not found");
 
-/// An enrolment begun: what the authenticator app needs, shown once.
-#[derive(Debug, Clone)]
+/// A second factor found right, to be used up.
+#[derive(Debug)]
+enum Proof {
+    /// The step of a TOTP code.
+    Step(i64),
+    /// The hash of a recovery code.
+    Recovery(String),
+}
+
+/// An enrolment begun: what the authenticator app needs, shown once. Its `Debug` hides it.
+#[derive(Clone)]
 pub struct TotpEnrolment {
     /// The secret in base32, for typing into the app.
     pub secret: String,
@@ -54,6 +67,12 @@ pub struct TotpEnrolment {
     pub otpauth_uri: String,
     /// The same URI as an SVG QR code.
     pub qr_svg: String,
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrolment([redacted])")
+    }
 }
 
 /// The MFA service: built from exactly what it uses.
@@ -167,16 +186,16 @@ impl Mfa {
             .as_ref()
             .and_then(|row| row.live_enrolment(now.naive_utc()))
             .ok_or_else(no_enrolment)?;
-        let check = self
-            .sign_ins
-            .limiter()
-            .begin_password_check(Some(&user.username.to_lowercase()), context.ip)
+        let limiter = self.sign_ins.limiter();
+        limiter.check_login_address(context.ip).await?;
+        let check = limiter
+            .begin_code_check(&user.id, &user.username.to_lowercase(), context.ip)
             .await?;
         let secret = self.keys.open(&user.id, pending)?;
         let step = codes::matching_step(&secret, &code, unix_seconds(now))
             .and_then(|step| i64::try_from(step).ok())
             .ok_or(WRONG_CODE)?;
-        self.sign_ins.limiter().password_was_right(check).await;
+        limiter.password_was_right(check).await;
         let recovery = codes::new_recovery_codes();
         let hashes: Vec<String> = recovery
             .iter()
@@ -257,6 +276,9 @@ impl Mfa {
         if viewer.user.role != Role::Admin {
             return Err(ADMINS_ONLY);
         }
+        if id == viewer.user.id {
+            return Err(OWN_RESET);
+        }
         if !validation::is_id(id) {
             return Err(NO_SUCH_USER);
         }
@@ -283,19 +305,21 @@ impl Mfa {
         context: &SignInContext,
     ) -> Result<SignedIn, AppError> {
         let code = Code::parse(code)?;
+        // Dropped on a wrong code, `pending` leaves the attempt counted as a failure.
         let pending = self
             .sign_ins
             .begin_second_factor(mfa_token, context)
             .await?;
-        if !self.accept(&pending.user, &code).await? {
-            // Dropping `pending` leaves the attempt counted as a failure.
+        let proof = self.verify(&pending.user, &code).await?.ok_or(WRONG_CODE)?;
+        self.sign_ins.claim_second_factor(&pending).await?;
+        if !self.use_up(&pending.user, proof).await? {
             return Err(WRONG_CODE);
         }
         self.sign_ins.complete_second_factor(pending, context).await
     }
 
-    /// Checks `code` for `user` under the login limits: a wrong code counts as a wrong
-    /// password would.
+    /// Checks `code` for `user` under the login limits, using it up: a wrong code counts as a
+    /// wrong password would.
     async fn check_code_of(
         &self,
         user: &User,
@@ -303,38 +327,56 @@ impl Mfa {
         context: &SignInContext,
     ) -> Result<(), AppError> {
         let limiter = self.sign_ins.limiter();
+        limiter.check_login_address(context.ip).await?;
         let check = limiter
-            .begin_password_check(Some(&user.username.to_lowercase()), context.ip)
+            .begin_code_check(&user.id, &user.username.to_lowercase(), context.ip)
             .await?;
-        if !self.accept(user, code).await? {
+        let Some(proof) = self.verify(user, code).await? else {
+            return Err(WRONG_CODE);
+        };
+        if !self.use_up(user, proof).await? {
             return Err(WRONG_CODE);
         }
         limiter.password_was_right(check).await;
         Ok(())
     }
 
-    /// Whether `code` is a right second factor of `user`, using it up: a TOTP code's step
-    /// (and every earlier one) cannot be used again, a recovery code is deleted (with a
-    /// notice and a RECOVERY_CODE_USED event).
-    async fn accept(&self, user: &User, code: &Code) -> Result<bool, AppError> {
+    /// Whether `code` is a right second factor of `user` now, without using it up: what
+    /// [`Mfa::use_up`] then spends. A TOTP code of a step at or before the last one accepted
+    /// is refused here already (a replay), so that it cannot cost a challenge.
+    async fn verify(&self, user: &User, code: &Code) -> Result<Option<Proof>, AppError> {
         match code {
             Code::Totp(code) => {
-                let Some(sealed) = repo::find(&self.db, &user.id)
-                    .await?
-                    .and_then(|row| row.secret)
-                else {
-                    return Ok(false);
+                let Some(row) = repo::find(&self.db, &user.id).await? else {
+                    return Ok(None);
                 };
-                let secret = self.keys.open(&user.id, &sealed)?;
-                let step = codes::matching_step(&secret, code, unix_seconds(Utc::now()))
-                    .and_then(|step| i64::try_from(step).ok());
-                match step {
-                    Some(step) => Ok(repo::accept_step(&self.db, &user.id, step).await?),
-                    None => Ok(false),
-                }
+                let Some(sealed) = &row.secret else {
+                    return Ok(None);
+                };
+                let secret = self.keys.open(&user.id, sealed)?;
+                Ok(
+                    codes::matching_step(&secret, code, unix_seconds(Utc::now()))
+                        .and_then(|step| i64::try_from(step).ok())
+                        .filter(|step| *step > row.last_step)
+                        .map(Proof::Step),
+                )
             }
             Code::Recovery(code) => {
                 let hash = self.keys.recovery_hash(code);
+                Ok(repo::has_code(&self.db, &user.id, &hash)
+                    .await?
+                    .then_some(Proof::Recovery(hash)))
+            }
+        }
+    }
+
+    /// Uses up a second factor [`Mfa::verify`] found right: a TOTP code's step (and every
+    /// earlier one) cannot be used again; a recovery code is deleted, with a notice and a
+    /// RECOVERY_CODE_USED event. `false` when another request used it first.
+    async fn use_up(&self, user: &User, proof: Proof) -> Result<bool, AppError> {
+        match proof {
+            Proof::Step(step) => Ok(repo::accept_step(&self.db, &user.id, step).await?),
+            Proof::Recovery(hash) => {
                 let left = repo::count_codes(&self.db, &user.id).await?;
                 let remaining = usize::try_from(left.saturating_sub(1)).unwrap_or(0);
                 let mail = self.mailroom.notice(

@@ -46,6 +46,8 @@ pub struct TotpRow {
     pub pending_secret: Option<String>,
     /// When that enrolment lapses.
     pub pending_expires_at: Option<NaiveDateTime>,
+    /// The highest step whose code was accepted.
+    pub last_step: i64,
 }
 
 impl TotpRow {
@@ -187,6 +189,17 @@ pub async fn accept_step(db: &DbPool, user_id: &str, step: i64) -> Result<bool, 
     .execute(c)
     .await)
     .map(|n| n == 1)
+}
+
+/// Whether the user has the recovery code of `code_hash`.
+pub async fn has_code(db: &DbPool, user_id: &str, code_hash: &str) -> Result<bool, DbError> {
+    with_conn!(db, |c| mfa_recovery_codes::table
+        .filter(mfa_recovery_codes::user_id.eq(user_id))
+        .filter(mfa_recovery_codes::code_hash.eq(code_hash))
+        .count()
+        .get_result::<i64>(c)
+        .await)
+    .map(|n| n > 0)
 }
 
 /// How many recovery codes the user has left.

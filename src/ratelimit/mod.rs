@@ -43,6 +43,8 @@ pub enum Scope {
     LoginFailuresPerUsernameAndIp,
     /// Failed password checks naming one username, from anywhere.
     LoginFailuresPerUsername,
+    /// Wrong second-factor codes of one user, from anywhere, with no address exempt.
+    MfaFailuresPerUser,
     /// Registrations from one client address.
     RegisterPerIp,
     /// Token refreshes of one sign-in.
@@ -59,10 +61,11 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope, in a fixed order.
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 10] = [
         Scope::LoginPerIp,
         Scope::LoginFailuresPerUsernameAndIp,
         Scope::LoginFailuresPerUsername,
+        Scope::MfaFailuresPerUser,
         Scope::RegisterPerIp,
         Scope::RefreshPerSession,
         Scope::EmailChangePerUser,
@@ -77,6 +80,7 @@ impl Scope {
             Scope::LoginPerIp => "login-ip",
             Scope::LoginFailuresPerUsernameAndIp => "login-user-ip",
             Scope::LoginFailuresPerUsername => "login-user",
+            Scope::MfaFailuresPerUser => "mfa-user",
             Scope::RegisterPerIp => "register-ip",
             Scope::RefreshPerSession => "refresh-session",
             Scope::EmailChangePerUser => "email-change-user",
@@ -92,6 +96,7 @@ impl Scope {
             Scope::LoginPerIp => config.login_per_ip.0,
             Scope::LoginFailuresPerUsernameAndIp => config.login_per_username.0,
             Scope::LoginFailuresPerUsername => config.login_failures_per_username.0,
+            Scope::MfaFailuresPerUser => config.mfa_failures_per_user.0,
             Scope::RegisterPerIp => config.register_per_ip.0,
             Scope::RefreshPerSession => config.refresh_per_session.0,
             Scope::EmailChangePerUser => config.email_change_per_user.0,
@@ -233,8 +238,58 @@ impl RateLimiter {
         username: Option<&str>,
         client: Option<IpAddr>,
     ) -> Result<PasswordCheck, AppError> {
+        self.check_login_address(client).await?;
+        self.begin_username_check(username, client).await
+    }
+
+    /// Counts a password or second-factor check against the client address's limit: before
+    /// anything else of the check is looked up.
+    pub async fn check_login_address(&self, client: Option<IpAddr>) -> Result<(), AppError> {
+        self.check(Scope::LoginPerIp, &address_key(client)).await
+    }
+
+    /// Begins a check of a second-factor code of the user `user_id` (`username`, lower-cased),
+    /// whose client address was counted already ([`RateLimiter::check_login_address`]): as a
+    /// failure per username, as a password is, and as a failure per user against
+    /// [`Scope::MfaFailuresPerUser`], which no address escapes. Whoever sends codes knew the
+    /// password, so the clean-address exception of passwords would let them guess codes from
+    /// address after address.
+    pub async fn begin_code_check(
+        &self,
+        user_id: &str,
+        username: &str,
+        client: Option<IpAddr>,
+    ) -> Result<PasswordCheck, AppError> {
+        let mut check = self.begin_username_check(Some(username), client).await?;
+        match self.hit(Scope::MfaFailuresPerUser, user_id).await {
+            Ok(Some(Ok(counted))) => {
+                check.counted.push((
+                    Scope::MfaFailuresPerUser,
+                    user_id.to_owned(),
+                    counted.window,
+                ));
+                Ok(check)
+            }
+            Ok(None) => Ok(check),
+            Ok(Some(Err(wait))) => {
+                // The attempt does not happen: it must not count as a failure.
+                self.password_was_right(check).await;
+                Err(rate_limited(wait))
+            }
+            Err(e) => {
+                self.password_was_right(check).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The per-username part of [`RateLimiter::begin_password_check`].
+    async fn begin_username_check(
+        &self,
+        username: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<PasswordCheck, AppError> {
         let address = address_key(client);
-        self.check(Scope::LoginPerIp, &address).await?;
         let mut check = PasswordCheck {
             counted: Vec::new(),
         };

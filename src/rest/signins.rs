@@ -56,7 +56,7 @@ pub async fn refresh(
         (status = 200, description = "Signed in", body = Token),
         (status = 401, description = "Wrong code; or an unknown, used, expired or exhausted `mfa_token` (sign in again)", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The account is disabled (`reason`: `ACCOUNT_DISABLED`)", body = ErrorBody),
+        (status = 403, description = "The account was disabled in the instant between the two steps (`reason`: `ACCOUNT_DISABLED`); disabling ends waiting sign-ins, so afterwards it is 401", body = ErrorBody),
         (status = 422, description = "A field is missing, or `code` is neither 6 digits nor a recovery code", body = ValidationErrorBody),
         TooManyAttempts,
     )

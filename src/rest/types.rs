@@ -244,14 +244,20 @@ impl FromFields for RefreshRequest {
     }
 }
 
-/// The second step of a login.
-#[derive(Debug, ToSchema)]
+/// The second step of a login. Its `Debug` hides the token and the code.
+#[derive(ToSchema)]
 pub struct MfaLoginRequest {
     /// The `mfa_token` of the login's 401.
     pub mfa_token: String,
     /// A TOTP code (6 digits) or a recovery code.
     #[schema(example = "123456")]
     pub code: String,
+}
+
+impl std::fmt::Debug for MfaLoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MfaLoginRequest([redacted])")
+    }
 }
 
 impl FromFields for MfaLoginRequest {

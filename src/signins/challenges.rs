@@ -55,15 +55,31 @@ pub async fn open(
     Ok(token)
 }
 
-/// Counts one code against the challenge of `token_hash` and returns it, if it is still
-/// alive at `now` and has attempts left. Counted before the code is checked, in one
-/// statement, so codes sent in parallel cannot exceed the cap.
-pub async fn attempt(
+/// The challenge of `token_hash`, if it is alive at `now` and has attempts left.
+pub async fn find_live(
     db: &DbPool,
     token_hash: &str,
     now: NaiveDateTime,
 ) -> Result<Option<ChallengeRow>, DbError> {
-    let counted = with_conn!(db, |c| diesel::update(
+    with_conn!(db, |c| mfa_challenges::table
+        .find(token_hash)
+        .filter(mfa_challenges::attempts.lt(MAX_ATTEMPTS))
+        .filter(mfa_challenges::expires_at.gt(now))
+        .select(ChallengeRow::as_select())
+        .first(c)
+        .await
+        .optional())
+}
+
+/// Counts one code against the challenge of `token_hash`, if it is still alive at `now` and
+/// has attempts left; returns whether it did. Counted before the code is checked, in one
+/// conditional statement, so codes sent in parallel cannot exceed the cap.
+pub async fn count_attempt(
+    db: &DbPool,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    with_conn!(db, |c| diesel::update(
         mfa_challenges::table
             .find(token_hash)
             .filter(mfa_challenges::attempts.lt(MAX_ATTEMPTS))
@@ -71,20 +87,12 @@ pub async fn attempt(
     )
     .set(mfa_challenges::attempts.eq(mfa_challenges::attempts + 1))
     .execute(c)
-    .await)?;
-    if counted == 0 {
-        return Ok(None);
-    }
-    with_conn!(db, |c| mfa_challenges::table
-        .find(token_hash)
-        .select(ChallengeRow::as_select())
-        .first(c)
-        .await
-        .optional())
+    .await)
+    .map(|n| n == 1)
 }
 
 /// Uses the challenge up; `false` when another request did first.
-pub async fn finish(db: &DbPool, token_hash: &str) -> Result<bool, DbError> {
+pub async fn delete(db: &DbPool, token_hash: &str) -> Result<bool, DbError> {
     with_conn!(db, |c| diesel::delete(
         mfa_challenges::table.find(token_hash)
     )

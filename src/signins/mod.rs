@@ -262,11 +262,13 @@ impl SignIns {
         }
     }
 
-    /// Takes a second-factor code for the challenge `mfa_token`: counts it against the
-    /// challenge's attempts and the login limits (per address and per username, as a
-    /// password is) and returns the sign-in it would complete, for the caller to check the
-    /// code. A bad token, or one whose account changed its password, lost MFA or went away
-    /// since, is UNAUTHENTICATED; a disabled account is ACCOUNT_DISABLED.
+    /// Takes a second-factor code for the challenge `mfa_token`: counts it against the login
+    /// limits (per address first, before anything is looked up; then per username, and per
+    /// user against the second factor's own limit) and the challenge's attempts, and returns
+    /// the sign-in it would complete, for the caller to check the code. A bad token, or one
+    /// whose account changed its password, lost MFA or went away since, is UNAUTHENTICATED;
+    /// a disabled account is ACCOUNT_DISABLED (its challenges end when it is disabled, so
+    /// this is seen only in a race).
     pub async fn begin_second_factor(
         &self,
         mfa_token: &str,
@@ -275,8 +277,10 @@ impl SignIns {
         if !opaque_token::is_well_formed(mfa_token) {
             return Err(BAD_MFA_TOKEN);
         }
+        self.limiter.check_login_address(context.ip).await?;
         let token_hash = opaque_token::hash(mfa_token);
-        let challenge = challenges::attempt(&self.db, &token_hash, Utc::now().naive_utc())
+        let now = Utc::now().naive_utc();
+        let challenge = challenges::find_live(&self.db, &token_hash, now)
             .await?
             .ok_or(BAD_MFA_TOKEN)?;
         let user = repo::find_by_id(&self.db, &challenge.user_id)
@@ -288,8 +292,13 @@ impl SignIns {
         }
         let check = self
             .limiter
-            .begin_password_check(Some(&user.username.to_lowercase()), context.ip)
+            .begin_code_check(&user.id, &user.username.to_lowercase(), context.ip)
             .await?;
+        // Counted only once the limits let the code through: a refused request leaves the
+        // token its attempts.
+        if !challenges::count_attempt(&self.db, &token_hash, now).await? {
+            return Err(BAD_MFA_TOKEN);
+        }
         Ok(SecondFactor {
             user,
             token_hash,
@@ -297,17 +306,25 @@ impl SignIns {
         })
     }
 
-    /// Completes a sign-in whose second factor was right: uses its challenge up (a challenge
-    /// another request completed first is UNAUTHENTICATED) and opens the sign-in.
+    /// Uses up the challenge of a sign-in whose code was found right, before the code itself
+    /// is used up: of two requests completing one challenge at once, only one goes on to
+    /// spend its code. UNAUTHENTICATED when another request claimed it first.
+    pub async fn claim_second_factor(&self, pending: &SecondFactor) -> Result<(), AppError> {
+        if challenges::delete(&self.db, &pending.token_hash).await? {
+            Ok(())
+        } else {
+            Err(BAD_MFA_TOKEN)
+        }
+    }
+
+    /// Completes a claimed sign-in whose code was used up: takes back the code's failure
+    /// counts and opens the sign-in.
     pub async fn complete_second_factor(
         &self,
         pending: SecondFactor,
         context: &SignInContext,
     ) -> Result<SignedIn, AppError> {
         self.limiter.password_was_right(pending.check).await;
-        if !challenges::finish(&self.db, &pending.token_hash).await? {
-            return Err(BAD_MFA_TOKEN);
-        }
         self.start(pending.user, context).await
     }
 

@@ -4,7 +4,7 @@
 //! MFA off (by the user, by an admin), a password reset that leaves MFA on, notices and
 //! account events, the REST mirror, and bad input that changes nothing.
 
-use diesel::{ExpressionMethods as _, QueryDsl as _};
+use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _};
 use diesel_async::RunQueryDsl as _;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -185,7 +185,10 @@ backend_tests! {
         assert_eq!(message(&replayed), "invalid code");
         let stale = second_factor(&app, &second, &alice.app.code_at_offset(-2)).await;
         assert_eq!(error_code(&stale).as_deref(), Some("UNAUTHENTICATED"), "{stale}");
-        // The token took two wrong codes and lives on.
+        // A step inside the window but before the last one accepted is refused too, used or not.
+        let older = second_factor(&app, &second, &alice.app.code_at_offset(-1)).await;
+        assert_eq!(error_code(&older).as_deref(), Some("UNAUTHENTICATED"), "{older}");
+        // The token took three wrong codes and lives on.
         sign_in_with(&app, &second, &alice.app.next_code().await).await;
     }
 
@@ -279,9 +282,19 @@ backend_tests! {
         app.mailbox
             .wait_for("alice@example.com", |m| m.subject.contains("two-step sign-in is off"))
             .await;
-        // A sign-in that was waiting for its second factor ended with it.
-        let late = second_factor(&app, &pending, &alice.recovery[0]).await;
+        // A sign-in that was waiting for its second factor ended with it, even once MFA is
+        // back on.
+        let enrolment = start(&app, &alice.sign_in.access).await;
+        let mut renewed = Authenticator::new(enrolment["secret"].as_str().unwrap());
+        app.data(CONFIRM, json!({"c": renewed.next_code().await}), &alice.sign_in.access)
+            .await
+            .unwrap();
+        let late = second_factor(&app, &pending, &renewed.next_code().await).await;
         assert_eq!(error_code(&late).as_deref(), Some("UNAUTHENTICATED"), "{late}");
+        assert!(message(&late).contains("mfa token"), "{late}");
+        // An admin's own MFA goes off only with their password and a code.
+        let own = app.gql(RESET_MFA, json!({"id": admin.user_id}), Some(&admin.access)).await;
+        assert_eq!(error_code(&own).as_deref(), Some("FORBIDDEN"), "{own}");
         let missing = app
             .gql(RESET_MFA, json!({"id": "0193a1b2-0000-7000-8000-000000000000"}), Some(&admin.access))
             .await;
@@ -324,6 +337,81 @@ backend_tests! {
         // The password is limited too now: the codes counted as failed sign-ins.
         let body = app.login_body("alice", PASSWORD).await;
         assert_eq!(error_code(&body).as_deref(), Some("RATE_LIMITED"), "{body}");
+    }
+
+    async fn a_right_code_takes_its_count_back(backend: Backend) {
+        let app = TestApp::builder()
+            .login_per_username(per_minute(3))
+            .spawn(backend)
+            .await;
+        let mut alice = enrolled(&app, "alice").await;
+        let mut tokens = Vec::new();
+        for _ in 0..4 {
+            tokens.push(mfa_token(&app, "alice", PASSWORD).await);
+        }
+        for token in &tokens[..2] {
+            let body = second_factor(&app, token, &alice.app.wrong_code()).await;
+            assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+        }
+        sign_in_with(&app, &tokens[2], &alice.app.next_code().await).await;
+        let body = second_factor(&app, &tokens[3], &alice.app.wrong_code()).await;
+        assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+    }
+
+    async fn wrong_codes_from_many_addresses_hit_the_per_user_limit(backend: Backend) {
+        let app = TestApp::builder()
+            .trusted_proxies(["127.0.0.1/32".parse().expect("a network")])
+            .mfa_failures_per_user(per_minute(3))
+            .spawn(backend)
+            .await;
+        let mut alice = enrolled(&app, "alice").await;
+        let mut tokens = Vec::new();
+        for _ in 0..4 {
+            tokens.push(mfa_token(&app, "alice", PASSWORD).await);
+        }
+        // Each guess from an address with no failures of its own, as a botnet would send them.
+        for (n, token) in tokens[..3].iter().enumerate() {
+            let client = app.forwarded_for(&format!("198.51.100.{}", n + 1));
+            let body = client.gql(SECOND_FACTOR, json!({"t": token, "c": alice.app.wrong_code()}), None).await;
+            assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+        }
+        let client = app.forwarded_for("203.0.113.9");
+        let code = alice.app.next_code().await;
+        let body = client.gql(SECOND_FACTOR, json!({"t": tokens[3], "c": code}), None).await;
+        assert_eq!(error_code(&body).as_deref(), Some("RATE_LIMITED"), "{body}");
+        // The refused request did not use up one of the token's attempts.
+        let unused = app.forwarded_for("203.0.113.10");
+        for _ in 0..5 {
+            let body = unused.gql(SECOND_FACTOR, json!({"t": tokens[3], "c": "123456"}), None).await;
+            assert_eq!(error_code(&body).as_deref(), Some("RATE_LIMITED"), "{body}");
+        }
+    }
+
+    async fn a_deleted_account_leaves_no_second_factor_behind(app: TestApp) {
+        let alice = enrolled(&app, "alice").await;
+        let pending = mfa_token(&app, "alice", PASSWORD).await;
+        let deleted = app.data("mutation { deleteMe }", json!({}), &alice.sign_in.access).await.unwrap();
+        assert_eq!(deleted["deleteMe"], true);
+        let late = second_factor(&app, &pending, &alice.recovery[0]).await;
+        assert_eq!(error_code(&late).as_deref(), Some("UNAUTHENTICATED"), "{late}");
+        let (secret, hashes) = stored_factors(&app, &alice.sign_in.user_id).await;
+        assert!(secret.is_empty() && hashes.is_empty(), "{secret} {hashes:?}");
+        assert_eq!(challenge_count(&app).await, 0);
+    }
+
+    async fn one_token_with_two_right_codes_at_once_spends_one(app: TestApp) {
+        let mut alice = enrolled(&app, "alice").await;
+        let token = mfa_token(&app, "alice", PASSWORD).await;
+        let code = alice.app.next_code().await;
+        let (a, b) = tokio::join!(
+            second_factor(&app, &token, &code),
+            second_factor(&app, &token, &alice.recovery[0])
+        );
+        let won = |body: &Value| body["data"]["loginSecondFactor"].is_object();
+        assert_eq!(u8::from(won(&a)) + u8::from(won(&b)), 1, "{a}\n{b}");
+        // The recovery code is spent only if its request won.
+        let left = stored_code_count(&app, &alice.sign_in.user_id).await;
+        assert_eq!(left, if won(&b) { 9 } else { 10 }, "{a}\n{b}");
     }
 
     async fn a_password_reset_leaves_mfa_on(app: TestApp) {
@@ -564,6 +652,16 @@ async fn lapse_enrolments(app: &TestApp) {
     assert!(run(app).await.expect("lapse enrolments") > 0);
 }
 
+async fn challenge_count(app: &TestApp) -> i64 {
+    async fn run(app: &TestApp) -> Result<i64, DbError> {
+        user_api::with_conn!(app.state.dependencies.database(), |c| mfa_challenges::table
+            .count()
+            .get_result::<i64>(c)
+            .await)
+    }
+    run(app).await.expect("count challenges")
+}
+
 async fn stored_code_count(app: &TestApp, user_id: &str) -> i64 {
     async fn run(app: &TestApp, user_id: &str) -> Result<i64, DbError> {
         let query = mfa_recovery_codes::table
@@ -579,15 +677,19 @@ async fn stored_code_count(app: &TestApp, user_id: &str) -> i64 {
 
 /// The stored (sealed) secret and recovery-code hashes of the user.
 async fn stored_factors(app: &TestApp, user_id: &str) -> (String, Vec<String>) {
-    async fn run(app: &TestApp, user_id: &str) -> Result<(Option<String>, Vec<String>), DbError> {
+    async fn run(
+        app: &TestApp,
+        user_id: &str,
+    ) -> Result<(Option<Option<String>>, Vec<String>), DbError> {
         let secret = user_totp::table
             .find(user_id.to_owned())
             .select(user_totp::secret);
-        let secret: Option<String> =
+        let secret: Option<Option<String>> =
             user_api::with_conn!(app.state.dependencies.database(), |c| secret
                 .clone()
                 .first(c)
-                .await)?;
+                .await
+                .optional())?;
         let hashes = mfa_recovery_codes::table
             .filter(mfa_recovery_codes::user_id.eq(user_id.to_owned()))
             .select(mfa_recovery_codes::code_hash);
@@ -599,5 +701,5 @@ async fn stored_factors(app: &TestApp, user_id: &str) -> (String, Vec<String>) {
         Ok((secret, hashes))
     }
     let (secret, hashes) = run(app, user_id).await.expect("stored factors");
-    (secret.unwrap_or_default(), hashes)
+    (secret.flatten().unwrap_or_default(), hashes)
 }

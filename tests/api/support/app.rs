@@ -242,6 +242,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// `RATE_LIMIT_MFA_FAILURES_PER_USER`.
+    pub fn mfa_failures_per_user(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit.mfa_failures_per_user = limit;
+        self
+    }
+
     /// `RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME`.
     pub fn login_failures_per_username(mut self, limit: RateLimit) -> Self {
         self.config.rate_limit.login_failures_per_username = limit;
@@ -580,6 +586,7 @@ impl TestApp {
         for limit in [
             &mut limits.login_per_username,
             &mut limits.login_failures_per_username,
+            &mut limits.mfa_failures_per_user,
             &mut limits.login_per_ip,
             &mut limits.register_per_ip,
             &mut limits.refresh_per_session,
