@@ -6,7 +6,8 @@
 //! opens a challenge (`signins::challenges`) and answers MFA_REQUIRED with its token, which
 //! [`Mfa::login_second_factor`] completes with a code. Every code checked — at sign-in, to
 //! turn MFA off, for new recovery codes — counts against the login limits, as a password
-//! does; and no code is accepted twice (see [`codes::matching_step`] and `repo::accept_step`).
+//! does, and against a per-user limit of wrong codes that no address escapes; and no code is
+//! accepted twice (see [`codes::matching_step`] and `repo::accept_step`).
 
 pub mod codes;
 pub mod keys;
