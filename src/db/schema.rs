@@ -160,3 +160,7 @@ diesel::table! {
         expires_at -> Timestamp,
     }
 }
+
+// A challenge is read together with the user it signs in: one statement for the second step.
+diesel::joinable!(mfa_challenges -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(mfa_challenges, users);

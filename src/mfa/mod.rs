@@ -189,9 +189,7 @@ impl Mfa {
             .ok_or_else(no_enrolment)?;
         let limiter = self.sign_ins.limiter();
         limiter.check_login_address(context.ip).await?;
-        let check = limiter
-            .begin_code_check(&user.id, &user.username.to_lowercase(), context.ip)
-            .await?;
+        let check = limiter.begin_code_check(&user.id).await?;
         let secret = self.keys.open(&user.id, pending)?;
         let step = codes::matching_step(&secret, &code, unix_seconds(now))
             .and_then(|step| i64::try_from(step).ok())
@@ -329,9 +327,7 @@ impl Mfa {
     ) -> Result<(), AppError> {
         let limiter = self.sign_ins.limiter();
         limiter.check_login_address(context.ip).await?;
-        let check = limiter
-            .begin_code_check(&user.id, &user.username.to_lowercase(), context.ip)
-            .await?;
+        let check = limiter.begin_code_check(&user.id).await?;
         let Some(proof) = self.verify(user, code).await? else {
             return Err(WRONG_CODE);
         };

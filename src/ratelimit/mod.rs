@@ -1,5 +1,6 @@
 //! Rate limits on the attempts that guess or flood: password checks per client address and
-//! failed ones per username, registrations per client address, token refreshes per sign-in,
+//! failed ones per username, second-factor codes per client address and wrong ones per user,
+//! registrations per client address, token refreshes per sign-in,
 //! email changes per user, password-reset requests per client address and per address asked
 //! for, verification mails per user.
 //!
@@ -248,21 +249,18 @@ impl RateLimiter {
         self.check(Scope::LoginPerIp, &address_key(client)).await
     }
 
-    /// Begins a check of a second-factor code of the user `user_id` (`username`, lower-cased),
-    /// whose client address was counted already ([`RateLimiter::check_login_address`]): as a
-    /// failure per username, as a password is, and as a failure per user against
-    /// [`Scope::MfaFailuresPerUser`], which no address escapes. Whoever sends codes knew the
-    /// password, so the clean-address exception of passwords would let them guess codes from
-    /// address after address.
-    pub async fn begin_code_check(
-        &self,
-        user_id: &str,
-        username: &str,
-        client: Option<IpAddr>,
-    ) -> Result<PasswordCheck, AppError> {
-        let mut check = self.begin_username_check(Some(username), client).await?;
-        match self.hit(Scope::MfaFailuresPerUser, user_id).await {
-            Ok(Some(Ok(counted))) => {
+    /// Begins a check of a second-factor code of the user `user_id`, whose client address was
+    /// counted already ([`RateLimiter::check_login_address`]): counted as a failure per user
+    /// against [`Scope::MfaFailuresPerUser`], which no address escapes, until the code is
+    /// found right. Whoever sends codes knew the password: the clean-address exception of the
+    /// per-username password limits would let them guess codes from address after address,
+    /// so codes are held to this limit instead of those.
+    pub async fn begin_code_check(&self, user_id: &str) -> Result<PasswordCheck, AppError> {
+        let mut check = PasswordCheck {
+            counted: Vec::new(),
+        };
+        match self.hit(Scope::MfaFailuresPerUser, user_id).await? {
+            Some(Ok(counted)) => {
                 check.counted.push((
                     Scope::MfaFailuresPerUser,
                     user_id.to_owned(),
@@ -270,16 +268,8 @@ impl RateLimiter {
                 ));
                 Ok(check)
             }
-            Ok(None) => Ok(check),
-            Ok(Some(Err(wait))) => {
-                // The attempt does not happen: it must not count as a failure.
-                self.password_was_right(check).await;
-                Err(rate_limited(wait))
-            }
-            Err(e) => {
-                self.password_was_right(check).await;
-                Err(e)
-            }
+            None => Ok(check),
+            Some(Err(wait)) => Err(rate_limited(wait)),
         }
     }
 

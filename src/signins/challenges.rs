@@ -10,7 +10,8 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl as _;
 
-use crate::db::schema::mfa_challenges;
+use crate::accounts::model::{User, UserRecord};
+use crate::db::schema::{mfa_challenges, users};
 use crate::db::{DbError, DbPool};
 use crate::infra::opaque_token;
 use crate::with_conn;
@@ -55,20 +56,25 @@ pub async fn open(
     Ok(token)
 }
 
-/// The challenge of `token_hash`, if it is alive at `now` and has attempts left.
+/// The challenge of `token_hash`, if it is alive at `now` and has attempts left, with the
+/// user it signs in as stored now (one statement: the second step runs several).
 pub async fn find_live(
     db: &DbPool,
     token_hash: &str,
     now: NaiveDateTime,
-) -> Result<Option<ChallengeRow>, DbError> {
-    with_conn!(db, |c| mfa_challenges::table
-        .find(token_hash)
+) -> Result<Option<(ChallengeRow, User)>, DbError> {
+    let found = with_conn!(db, |c| mfa_challenges::table
+        .inner_join(users::table)
+        .filter(mfa_challenges::token_hash.eq(token_hash))
         .filter(mfa_challenges::attempts.lt(MAX_ATTEMPTS))
         .filter(mfa_challenges::expires_at.gt(now))
-        .select(ChallengeRow::as_select())
-        .first(c)
+        .select((ChallengeRow::as_select(), UserRecord::as_select()))
+        .first::<(ChallengeRow, UserRecord)>(c)
         .await
-        .optional())
+        .optional())?;
+    found
+        .map(|(challenge, user)| Ok((challenge, User::try_from(user)?)))
+        .transpose()
 }
 
 /// Counts one code against the challenge of `token_hash`, if it is still alive at `now` and

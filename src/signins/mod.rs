@@ -263,8 +263,8 @@ impl SignIns {
     }
 
     /// Takes a second-factor code for the challenge `mfa_token`: counts it against the login
-    /// limits (per address first, before anything is looked up; then per username, and per
-    /// user against the second factor's own limit) and the challenge's attempts, and returns
+    /// limits (per address first, before anything is looked up; then per user, against the
+    /// limit of wrong codes) and the challenge's attempts, and returns
     /// the sign-in it would complete, for the caller to check the code. A bad token, or one
     /// whose account changed its password, lost MFA or went away since, is UNAUTHENTICATED;
     /// a disabled account is ACCOUNT_DISABLED (its challenges end when it is disabled, so
@@ -280,20 +280,16 @@ impl SignIns {
         self.limiter.check_login_address(context.ip).await?;
         let token_hash = opaque_token::hash(mfa_token);
         let now = Utc::now().naive_utc();
-        let challenge = challenges::find_live(&self.db, &token_hash, now)
+        let (challenge, user) = challenges::find_live(&self.db, &token_hash, now)
             .await?
             .ok_or(BAD_MFA_TOKEN)?;
-        let user = repo::find_by_id(&self.db, &challenge.user_id)
-            .await?
-            .filter(|u| u.credentials_version == challenge.credentials_version && u.mfa_enabled)
-            .ok_or(BAD_MFA_TOKEN)?;
+        if user.credentials_version != challenge.credentials_version || !user.mfa_enabled {
+            return Err(BAD_MFA_TOKEN);
+        }
         if user.disabled {
             return Err(AppError::ACCOUNT_DISABLED);
         }
-        let check = self
-            .limiter
-            .begin_code_check(&user.id, &user.username.to_lowercase(), context.ip)
-            .await?;
+        let check = self.limiter.begin_code_check(&user.id).await?;
         // Counted only once the limits let the code through: a refused request leaves the
         // token its attempts.
         if !challenges::count_attempt(&self.db, &token_hash, now).await? {

@@ -318,11 +318,10 @@ backend_tests! {
 
     async fn wrong_codes_count_against_the_login_limits(backend: Backend) {
         let app = TestApp::builder()
-            .login_per_username(per_minute(3))
+            .mfa_failures_per_user(per_minute(3))
             .spawn(backend)
             .await;
         let mut alice = enrolled(&app, "alice").await;
-        // Tokens first: a right password takes its own count back.
         let mut tokens = Vec::new();
         for _ in 0..4 {
             tokens.push(mfa_token(&app, "alice", PASSWORD).await);
@@ -334,14 +333,31 @@ backend_tests! {
         let limited = second_factor(&app, &tokens[3], &alice.app.next_code().await).await;
         assert_eq!(error_code(&limited).as_deref(), Some("RATE_LIMITED"), "{limited}");
         assert!(retry_after(&limited).is_some_and(|s| s >= 1), "{limited}");
-        // The password is limited too now: the codes counted as failed sign-ins.
-        let body = app.login_body("alice", PASSWORD).await;
+        // Codes are checked when MFA is turned off too, under the same limit.
+        let body = app
+            .gql(DISABLE, json!({"p": PASSWORD, "c": alice.app.wrong_code()}), Some(&alice.sign_in.access))
+            .await;
+        assert_eq!(error_code(&body).as_deref(), Some("RATE_LIMITED"), "{body}");
+    }
+
+    async fn second_steps_count_against_the_address_limit(backend: Backend) {
+        let app = TestApp::builder().login_per_ip(per_minute(7)).spawn(backend).await;
+        let alice = enrolled(&app, "alice").await;
+        // The enrolment's password and code, two logins and three second steps from one
+        // address: the eighth check is refused, even with a token that names nothing.
+        let first = mfa_token(&app, "alice", PASSWORD).await;
+        let _second = mfa_token(&app, "alice", PASSWORD).await;
+        for _ in 0..3 {
+            let body = second_factor(&app, &first, &alice.app.wrong_code()).await;
+            assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+        }
+        let body = second_factor(&app, &"A".repeat(43), &alice.recovery[0]).await;
         assert_eq!(error_code(&body).as_deref(), Some("RATE_LIMITED"), "{body}");
     }
 
     async fn a_right_code_takes_its_count_back(backend: Backend) {
         let app = TestApp::builder()
-            .login_per_username(per_minute(3))
+            .mfa_failures_per_user(per_minute(3))
             .spawn(backend)
             .await;
         let mut alice = enrolled(&app, "alice").await;
