@@ -136,6 +136,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         mail = %state.mail_transport.describe(),
         "listening; GraphiQL at http://{bind}/graphiql, Swagger UI at http://{bind}/docs"
     );
+    if state.config.auth.mfa_encryption_key.is_none()
+        && matches!(state.config.database.url, DatabaseUrl::Mysql(_))
+    {
+        tracing::warn!(
+            "MFA_ENCRYPTION_KEY is unset: TOTP secrets are encrypted under a key derived from JWT_SECRET, so changing JWT_SECRET would make every enrolled authenticator unreadable; set MFA_ENCRYPTION_KEY (e.g. `openssl rand -hex 32`)"
+        );
+    }
     let http = state.config.http.clone();
     let stopping = state.clone();
     let shutdown = async move {

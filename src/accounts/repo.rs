@@ -13,7 +13,9 @@ use super::tokens::{Purpose, TokenRow};
 use crate::db::DbError;
 use crate::db::DbPool;
 use crate::db::prepared::CachedBySql;
-use crate::db::schema::{account_tokens, mail_outbox, mfa_recovery_codes, user_totp, users};
+use crate::db::schema::{
+    account_tokens, mail_outbox, mfa_challenges, mfa_recovery_codes, user_totp, users,
+};
 use crate::mail::outbox::OutboxRow;
 use crate::with_conn;
 
@@ -350,28 +352,29 @@ pub async fn find_credentials_version(db: &DbPool, id: &str) -> Result<Option<i6
         .optional())
 }
 
-/// Deletes the user unless they are the last (enabled) admin; returns whether a row went
-/// (`false`: no such user, or the last admin). See `NOT_THE_LAST_ADMIN` for why this is
-/// race-safe.
+/// Deletes the user unless they are the last (enabled) admin, and with them, in the same
+/// transaction, their second factors (TOTP secret, recovery codes) and the sign-ins awaiting
+/// one, so that no secret outlives its account. Returns whether the user went (`false`: no
+/// such user, or the last admin). See `NOT_THE_LAST_ADMIN` for why this is race-safe.
 pub async fn delete_user(db: &DbPool, id: &str) -> Result<bool, DbError> {
     let query = diesel::sql_query(format!(
         "DELETE FROM users WHERE id = ? AND {NOT_THE_LAST_ADMIN}"
     ))
     .bind::<Text, _>(id)
     .bind::<Text, _>(id);
-    with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
-}
-
-/// Deletes the user's second factors (TOTP secret, recovery codes), for an account that is
-/// going away.
-pub async fn delete_second_factors(db: &DbPool, id: &str) -> Result<(), DbError> {
     with_conn!(db, |c| {
-        c.transaction::<(), diesel::result::Error, _>(async |c| {
+        c.transaction::<bool, diesel::result::Error, _>(async |c| {
+            if query.clone().execute(c).await? == 0 {
+                return Ok(false);
+            }
             diesel::delete(user_totp::table.find(id)).execute(c).await?;
             diesel::delete(mfa_recovery_codes::table.filter(mfa_recovery_codes::user_id.eq(id)))
                 .execute(c)
                 .await?;
-            Ok(())
+            diesel::delete(mfa_challenges::table.filter(mfa_challenges::user_id.eq(id)))
+                .execute(c)
+                .await?;
+            Ok(true)
         })
         .await
     })

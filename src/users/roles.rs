@@ -63,7 +63,6 @@ impl Users {
         // refresh tokens should not outlive it.
         self.sign_ins.end_all(user_id).await?;
         crate::accounts::tokens::delete_for_user(&self.db, user_id).await?;
-        repo::delete_second_factors(&self.db, user_id).await?;
         if deleted {
             self.events
                 .publish(user_id, AccountEventKind::AccountDeleted, None)
