@@ -403,6 +403,26 @@ backend_tests! {
         }
     }
 
+    async fn disabling_an_account_ends_its_waiting_sign_ins(app: TestApp) {
+        let admin = app.register("root", PASSWORD).await;
+        make_admin(&app, &admin.user_id).await;
+        let mut alice = enrolled(&app, "alice").await;
+        let pending = mfa_token(&app, "alice", PASSWORD).await;
+        app.data(
+            "mutation($id: ID!) { setUserDisabled(id: $id, disabled: true) { id } }",
+            json!({"id": alice.sign_in.user_id}),
+            &admin.access,
+        )
+        .await
+        .unwrap();
+        let late = second_factor(&app, &pending, &alice.app.next_code().await).await;
+        assert_eq!(error_code(&late).as_deref(), Some("UNAUTHENTICATED"), "{late}");
+        // The right password of a disabled account answers as without MFA.
+        let body = app.login_body("alice", PASSWORD).await;
+        assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
+        assert_eq!(crate::support::error_reason(&body).as_deref(), Some("ACCOUNT_DISABLED"));
+    }
+
     async fn a_deleted_account_leaves_no_second_factor_behind(app: TestApp) {
         let alice = enrolled(&app, "alice").await;
         let pending = mfa_token(&app, "alice", PASSWORD).await;
