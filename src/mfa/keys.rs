@@ -15,6 +15,7 @@ use sha2::Sha256;
 
 use crate::config::EncryptionKey;
 use crate::error::AppError;
+use crate::infra::opaque_token;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -98,11 +99,7 @@ impl MfaKeys {
     pub fn recovery_hash(&self, code: &str) -> String {
         let mut mac = keyed(&self.recovery);
         mac.update(code.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        opaque_token::hex(&mac.finalize().into_bytes())
     }
 }
 

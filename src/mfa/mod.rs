@@ -195,11 +195,7 @@ impl Mfa {
             .and_then(|step| i64::try_from(step).ok())
             .ok_or(WRONG_CODE)?;
         limiter.password_was_right(check).await;
-        let recovery = codes::new_recovery_codes();
-        let hashes: Vec<String> = recovery
-            .iter()
-            .map(|(_, normalised)| self.keys.recovery_hash(normalised))
-            .collect();
+        let (recovery, hashes) = self.new_recovery_codes();
         let mail = self
             .mailroom
             .notice(user, &user.email, &Mail::MfaEnabled, now.naive_utc())?;
@@ -217,7 +213,7 @@ impl Mfa {
         self.events
             .publish(&user.id, AccountEventKind::MfaEnabled, None)
             .await;
-        Ok(recovery.into_iter().map(|(shown, _)| shown).collect())
+        Ok(recovery)
     }
 
     /// Turns the caller's MFA off; needs their password and a code (TOTP or recovery). Sends
@@ -258,13 +254,9 @@ impl Mfa {
             return Err(NOT_ON);
         }
         self.check_code_of(user, &code, context).await?;
-        let recovery = codes::new_recovery_codes();
-        let hashes: Vec<String> = recovery
-            .iter()
-            .map(|(_, normalised)| self.keys.recovery_hash(normalised))
-            .collect();
+        let (recovery, hashes) = self.new_recovery_codes();
         repo::replace_recovery_codes(&self.db, &user.id, &hashes).await?;
-        Ok(recovery.into_iter().map(|(shown, _)| shown).collect())
+        Ok(recovery)
     }
 
     /// Turns a user's MFA off, for one who lost their authenticator and their recovery codes.
@@ -315,6 +307,14 @@ impl Mfa {
             return Err(WRONG_CODE);
         }
         self.sign_ins.complete_second_factor(pending, context).await
+    }
+
+    /// Fresh recovery codes, as shown once to the user, and their stored hashes.
+    fn new_recovery_codes(&self) -> (Vec<String>, Vec<String>) {
+        codes::new_recovery_codes()
+            .into_iter()
+            .map(|(shown, normalised)| (shown, self.keys.recovery_hash(&normalised)))
+            .unzip()
     }
 
     /// Checks `code` for `user` under the login limits, using it up: a wrong code counts as a

@@ -5,8 +5,7 @@
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::{
-    ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, Queryable, Selectable,
-    SelectableHelper as _,
+    ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, SelectableHelper as _,
 };
 use diesel_async::RunQueryDsl as _;
 
@@ -20,18 +19,6 @@ use crate::with_conn;
 pub const CHALLENGE_TTL: TimeDelta = TimeDelta::minutes(5);
 /// Codes a challenge takes; the next one finds it dead.
 pub const MAX_ATTEMPTS: i32 = 5;
-
-/// A live challenge, as stored.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = mfa_challenges)]
-pub struct ChallengeRow {
-    /// Hex SHA-256 of the token.
-    pub token_hash: String,
-    /// Whose password was right.
-    pub user_id: String,
-    /// The user's credentials version when it was checked.
-    pub credentials_version: i64,
-}
 
 /// Opens a challenge for the user whose password (checked against `credentials_version`)
 /// was just found right; returns its token.
@@ -56,24 +43,25 @@ pub async fn open(
     Ok(token)
 }
 
-/// The challenge of `token_hash`, if it is alive at `now` and has attempts left, with the
-/// user it signs in as stored now (one statement: the second step runs several).
+/// The user the challenge of `token_hash` signs in, as stored now, and the credentials
+/// version the challenge was opened under, if it is alive at `now` and has attempts left (one
+/// statement: the second step runs several).
 pub async fn find_live(
     db: &DbPool,
     token_hash: &str,
     now: NaiveDateTime,
-) -> Result<Option<(ChallengeRow, User)>, DbError> {
+) -> Result<Option<(i64, User)>, DbError> {
     let found = with_conn!(db, |c| mfa_challenges::table
         .inner_join(users::table)
         .filter(mfa_challenges::token_hash.eq(token_hash))
         .filter(mfa_challenges::attempts.lt(MAX_ATTEMPTS))
         .filter(mfa_challenges::expires_at.gt(now))
-        .select((ChallengeRow::as_select(), UserRecord::as_select()))
-        .first::<(ChallengeRow, UserRecord)>(c)
+        .select((mfa_challenges::credentials_version, UserRecord::as_select(),))
+        .first::<(i64, UserRecord)>(c)
         .await
         .optional())?;
     found
-        .map(|(challenge, user)| Ok((challenge, User::try_from(user)?)))
+        .map(|(version, user)| Ok((version, User::try_from(user)?)))
         .transpose()
 }
 

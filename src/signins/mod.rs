@@ -280,10 +280,10 @@ impl SignIns {
         self.limiter.check_login_address(context.ip).await?;
         let token_hash = opaque_token::hash(mfa_token);
         let now = Utc::now().naive_utc();
-        let (challenge, user) = challenges::find_live(&self.db, &token_hash, now)
+        let (credentials_version, user) = challenges::find_live(&self.db, &token_hash, now)
             .await?
             .ok_or(BAD_MFA_TOKEN)?;
-        if user.credentials_version != challenge.credentials_version || !user.mfa_enabled {
+        if user.credentials_version != credentials_version || !user.mfa_enabled {
             return Err(BAD_MFA_TOKEN);
         }
         if user.disabled {

@@ -81,6 +81,16 @@ async fn mfa_token(app: &TestApp, username: &str, password: &str) -> String {
     token
 }
 
+/// `count` logins of `username` answered MFA_REQUIRED: their mfaTokens. A right password
+/// takes its own count back, so these leave the limits as they were.
+async fn mfa_tokens(app: &TestApp, username: &str, count: usize) -> Vec<String> {
+    let mut tokens = Vec::with_capacity(count);
+    for _ in 0..count {
+        tokens.push(mfa_token(app, username, PASSWORD).await);
+    }
+    tokens
+}
+
 /// `loginSecondFactor`: the whole reply.
 async fn second_factor(app: &TestApp, token: &str, code: &str) -> Value {
     app.gql(SECOND_FACTOR, json!({"t": token, "c": code}), None)
@@ -322,10 +332,7 @@ backend_tests! {
             .spawn(backend)
             .await;
         let mut alice = enrolled(&app, "alice").await;
-        let mut tokens = Vec::new();
-        for _ in 0..4 {
-            tokens.push(mfa_token(&app, "alice", PASSWORD).await);
-        }
+        let tokens = mfa_tokens(&app, "alice", 4).await;
         for token in &tokens[..3] {
             let body = second_factor(&app, token, &alice.app.wrong_code()).await;
             assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
@@ -361,10 +368,7 @@ backend_tests! {
             .spawn(backend)
             .await;
         let mut alice = enrolled(&app, "alice").await;
-        let mut tokens = Vec::new();
-        for _ in 0..4 {
-            tokens.push(mfa_token(&app, "alice", PASSWORD).await);
-        }
+        let tokens = mfa_tokens(&app, "alice", 4).await;
         for token in &tokens[..2] {
             let body = second_factor(&app, token, &alice.app.wrong_code()).await;
             assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
@@ -381,10 +385,7 @@ backend_tests! {
             .spawn(backend)
             .await;
         let mut alice = enrolled(&app, "alice").await;
-        let mut tokens = Vec::new();
-        for _ in 0..4 {
-            tokens.push(mfa_token(&app, "alice", PASSWORD).await);
-        }
+        let tokens = mfa_tokens(&app, "alice", 4).await;
         // Each guess from an address with no failures of its own, as a botnet would send them.
         for (n, token) in tokens[..3].iter().enumerate() {
             let client = app.forwarded_for(&format!("198.51.100.{}", n + 1));
@@ -627,12 +628,15 @@ backend_tests! {
         let mut ws = WsClient::signed_in(&app, &alice.access).await;
         ws.subscribe("1", "subscription { accountEvents { kind } }").await;
         // A login shows the subscription runs (its event may take a few tries to arrive).
-        loop {
+        let mut running = false;
+        for _ in 0..20 {
             app.login("alice", PASSWORD).await;
             if ws.recv_within(std::time::Duration::from_millis(250)).await.is_some() {
+                running = true;
                 break;
             }
         }
+        assert!(running, "the subscription heard no login");
         let enrolment = start(&app, &alice.access).await;
         let mut authenticator = Authenticator::new(enrolment["secret"].as_str().unwrap());
         let codes = app
