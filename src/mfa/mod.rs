@@ -296,12 +296,16 @@ impl Mfa {
         context: &SignInContext,
     ) -> Result<SignedIn, AppError> {
         let code = Code::parse(code)?;
-        // Dropped on a wrong code, `pending` leaves the attempt counted as a failure.
         let pending = self
             .sign_ins
             .begin_second_factor(mfa_token, context)
             .await?;
-        let proof = self.verify(&pending.user, &code).await?.ok_or(WRONG_CODE)?;
+        // Either way the challenge's attempt is spent before the answer is given; a wrong
+        // code also stays counted against the login limits.
+        let Some(proof) = self.verify(&pending.user, &code).await? else {
+            self.sign_ins.count_wrong_code(pending).await?;
+            return Err(WRONG_CODE);
+        };
         self.sign_ins.claim_second_factor(&pending).await?;
         if !self.use_up(&pending.user, proof).await? {
             return Err(WRONG_CODE);

@@ -65,9 +65,11 @@ pub async fn find_live(
         .transpose()
 }
 
-/// Counts one code against the challenge of `token_hash`, if it is still alive at `now` and
-/// has attempts left; returns whether it did. Counted before the code is checked, in one
-/// conditional statement, so codes sent in parallel cannot exceed the cap.
+/// Counts a wrong code against the challenge of `token_hash`, if it is still alive at `now`
+/// and has attempts left; returns whether it did. The code is checked first and the answer
+/// waits for this one conditional statement, so codes sent in parallel get at most
+/// [`MAX_ATTEMPTS`] answers between them (a right code is taken by [`claim`], under the same
+/// condition).
 pub async fn count_attempt(
     db: &DbPool,
     token_hash: &str,
@@ -85,10 +87,15 @@ pub async fn count_attempt(
     .map(|n| n == 1)
 }
 
-/// Uses the challenge up; `false` when another request did first.
-pub async fn delete(db: &DbPool, token_hash: &str) -> Result<bool, DbError> {
+/// Uses the challenge up for a right code, if it is still alive at `now` and has attempts
+/// left: the right code's attempt and the end of the challenge in one statement. `false` when
+/// another request used it first, or wrong codes used its attempts up meanwhile.
+pub async fn claim(db: &DbPool, token_hash: &str, now: NaiveDateTime) -> Result<bool, DbError> {
     with_conn!(db, |c| diesel::delete(
-        mfa_challenges::table.find(token_hash)
+        mfa_challenges::table
+            .find(token_hash)
+            .filter(mfa_challenges::attempts.lt(MAX_ATTEMPTS))
+            .filter(mfa_challenges::expires_at.gt(now))
     )
     .execute(c)
     .await)

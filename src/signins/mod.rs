@@ -20,7 +20,7 @@ mod lifecycle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::task::JoinHandle;
 
@@ -89,9 +89,11 @@ pub struct SignedIn {
 }
 
 /// A sign-in whose password was right, awaiting its second factor (see
-/// [`SignIns::begin_second_factor`]): the code has been counted against the challenge and the
-/// login limits; hand it to [`SignIns::complete_second_factor`] when the code was right, or
-/// drop it, and the code stays counted as a failure.
+/// [`SignIns::begin_second_factor`]): the code has been counted against the login limits.
+/// Once the code is checked, a wrong one goes to [`SignIns::count_wrong_code`] and a right one
+/// to [`SignIns::claim_second_factor`], either of which spends one of the challenge's
+/// attempts, before the answer is given; a right code then completes the sign-in with
+/// [`SignIns::complete_second_factor`]. Dropped, it leaves the code counted as a failure.
 #[derive(Debug)]
 #[must_use = "a right code must complete the sign-in"]
 pub struct SecondFactor {
@@ -99,6 +101,8 @@ pub struct SecondFactor {
     pub user: User,
     token_hash: String,
     check: PasswordCheck,
+    /// When the challenge was found alive: its expiry is checked again against this.
+    now: NaiveDateTime,
 }
 
 /// Every bad `mfaToken` — malformed, unknown, used, expired, out of attempts, of an account
@@ -264,8 +268,8 @@ impl SignIns {
 
     /// Takes a second-factor code for the challenge `mfa_token`: counts it against the login
     /// limits (per address first, before anything is looked up; then per user, against the
-    /// limit of wrong codes) and the challenge's attempts, and returns
-    /// the sign-in it would complete, for the caller to check the code. A bad token, or one
+    /// limit of wrong codes), and returns the sign-in it would complete, for the caller to
+    /// check the code. A bad token, or one
     /// whose account changed its password, lost MFA or went away since, is UNAUTHENTICATED;
     /// a disabled account is ACCOUNT_DISABLED (its challenges end when it is disabled, so
     /// this is seen only in a race).
@@ -290,23 +294,32 @@ impl SignIns {
             return Err(AppError::ACCOUNT_DISABLED);
         }
         let check = self.limiter.begin_code_check(&user.id).await?;
-        // Counted only once the limits let the code through: a refused request leaves the
-        // token its attempts.
-        if !challenges::count_attempt(&self.db, &token_hash, now).await? {
-            return Err(BAD_MFA_TOKEN);
-        }
         Ok(SecondFactor {
             user,
             token_hash,
             check,
+            now,
         })
     }
 
-    /// Uses up the challenge of a sign-in whose code was found right, before the code itself
-    /// is used up: of two requests completing one challenge at once, only one goes on to
-    /// spend its code. UNAUTHENTICATED when another request claimed it first.
+    /// Spends one of the challenge's attempts on a code found wrong, before the caller says
+    /// so: UNAUTHENTICATED instead when the challenge has none left (or expired, or was used
+    /// since), so that however many codes are sent at once, at most
+    /// [`challenges::MAX_ATTEMPTS`] of them get an answer.
+    pub async fn count_wrong_code(&self, pending: SecondFactor) -> Result<(), AppError> {
+        if challenges::count_attempt(&self.db, &pending.token_hash, pending.now).await? {
+            Ok(())
+        } else {
+            Err(BAD_MFA_TOKEN)
+        }
+    }
+
+    /// Uses up the challenge of a sign-in whose code was found right, if it has an attempt
+    /// left, before the code itself is used up: of two requests completing one challenge at
+    /// once, only one goes on to spend its code. UNAUTHENTICATED when another request claimed
+    /// it first, or wrong codes spent its attempts meanwhile.
     pub async fn claim_second_factor(&self, pending: &SecondFactor) -> Result<(), AppError> {
-        if challenges::delete(&self.db, &pending.token_hash).await? {
+        if challenges::claim(&self.db, &pending.token_hash, pending.now).await? {
             Ok(())
         } else {
             Err(BAD_MFA_TOKEN)

@@ -326,6 +326,27 @@ backend_tests! {
         sign_in_with(&app, &token, &alice.recovery[0]).await;
     }
 
+    async fn codes_sent_at_once_get_five_answers_at_most(app: TestApp) {
+        let mut alice = enrolled(&app, "alice").await;
+        let token = mfa_token(&app, "alice", PASSWORD).await;
+        let wrong: Vec<String> = (0..8).map(|_| alice.app.wrong_code()).collect();
+        let answers =
+            futures_util::future::join_all(wrong.iter().map(|code| second_factor(&app, &token, code)))
+                .await;
+        let answered = answers
+            .iter()
+            .filter(|body| message(body) == "invalid code")
+            .count();
+        let refused = answers
+            .iter()
+            .filter(|body| message(body).contains("mfa token"))
+            .count();
+        assert_eq!((answered, refused), (5, 3), "{answers:?}");
+        // The five answers used the token up: a right code finds it dead.
+        let late = second_factor(&app, &token, &alice.app.next_code().await).await;
+        assert_eq!(error_code(&late).as_deref(), Some("UNAUTHENTICATED"), "{late}");
+    }
+
     async fn wrong_codes_count_against_the_login_limits(backend: Backend) {
         let app = TestApp::builder()
             .mfa_failures_per_user(per_minute(3))
