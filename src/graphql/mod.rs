@@ -99,20 +99,27 @@ impl KeptRequest {
     }
 }
 
-/// Per-request authentication: the raw `Authorization` header, resolved to a viewer the first
-/// time a resolver needs one.
+/// What the HTTP handler tells the resolvers of one request: the raw `Authorization` header,
+/// resolved to a viewer the first time a resolver needs one, the client, and how fresh reads of
+/// other users must be. One piece of request data rather than three: each is a map entry that
+/// every request builds and drops.
 #[derive(Debug, Default)]
-pub struct RequestAuth {
+pub struct Caller {
     header: Option<String>,
     viewer: OnceCell<Viewer>,
+    context: SignInContext,
+    freshness: Freshness,
 }
 
-impl RequestAuth {
-    /// Authentication from the request's `Authorization` header, if any.
-    pub fn new(header: Option<String>) -> Self {
-        RequestAuth {
+impl Caller {
+    /// The caller of a request with `header` as its `Authorization` (if any), from the client
+    /// `context`, whose reads of other users must be as fresh as `freshness`.
+    pub fn new(header: Option<String>, context: SignInContext, freshness: Freshness) -> Self {
+        Caller {
             header,
             viewer: OnceCell::new(),
+            context,
+            freshness,
         }
     }
 }
@@ -126,7 +133,7 @@ pub(crate) fn state<'a>(ctx: &'a Context<'_>) -> Result<&'a AppState, AppError> 
 
 /// The authenticated caller, or `UNAUTHENTICATED`.
 pub(crate) async fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer, AppError> {
-    let auth = ctx.data::<RequestAuth>().map_err(|e| {
+    let auth = ctx.data::<Caller>().map_err(|e| {
         AppError::internal(anyhow::anyhow!("request without auth data: {}", e.message))
     })?;
     let state = state(ctx)?;
@@ -148,11 +155,15 @@ pub(crate) async fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer, AppEr
 /// How fresh reads of other users must be: as the HTTP handler decided for the request (see
 /// `http::execute`), else every write seen.
 pub(crate) fn freshness(ctx: &Context<'_>) -> Freshness {
-    ctx.data_opt::<Freshness>().copied().unwrap_or_default()
+    ctx.data_opt::<Caller>()
+        .map(|caller| caller.freshness)
+        .unwrap_or_default()
 }
 
 /// The client of the request, for the sign-ins and password checks it asks for (the HTTP
 /// handler adds it to every request; a schema executed without it knows nothing of the client).
 pub(crate) fn context(ctx: &Context<'_>) -> SignInContext {
-    ctx.data_opt::<SignInContext>().cloned().unwrap_or_default()
+    ctx.data_opt::<Caller>()
+        .map(|caller| caller.context.clone())
+        .unwrap_or_default()
 }

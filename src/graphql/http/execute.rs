@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::graphql::documents::Parsed;
 use crate::graphql::limits::{self, DocumentStats};
 use crate::graphql::persisted::{self, Persisted, PersistedError};
-use crate::graphql::{RequestAuth, errors};
+use crate::graphql::{Caller, errors};
 use crate::signins::SignInContext;
 use crate::users::Freshness;
 use crate::web::access_log::Faults;
@@ -114,10 +114,11 @@ pub(super) async fn execute(
     for (request, parsed) in requests.into_iter().zip(parsed) {
         let operation_name = request.operation_name.clone();
         let query_text = request.query.clone();
-        let request = request
-            .data(RequestAuth::new(authorization.clone()))
-            .data(call.context.clone())
-            .data(freshness);
+        let request = request.data(Caller::new(
+            authorization.clone(),
+            call.context.clone(),
+            freshness,
+        ));
         let started = std::time::Instant::now();
         let validated = parsed.as_ref().is_some_and(Parsed::validated);
         let schema = if validated {
