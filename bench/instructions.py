@@ -10,8 +10,13 @@ requests, so two ways of asking the same thing can be told apart by a few percen
     bench/instructions.py --backend mysql --keep /tmp/dumps   # then callgrind_annotate a dump
 
 Scenarios: `me` by POST, `me` as an automatic persisted query sent by GET as its hash alone,
-and REST `/users/me`, one request at a time on one keep-alive connection. Prints a Markdown
-section for bench/RESULTS.md.
+and REST `/users/me`, one request at a time on one keep-alive connection. With --sign-ins N,
+also N plain logins (`login`, users without MFA) against N two-step sign-ins (`login` →
+MFA_REQUIRED → `loginSecondFactor` with a fresh TOTP code), each user signing in once: what the
+second step adds to a login in the API's own work, argon2 included, repeatable to the
+instruction. Prints a Markdown section for bench/RESULTS.md.
+
+    bench/instructions.py --sign-ins 10 --requests 200
 """
 
 import argparse
@@ -28,6 +33,7 @@ sys.path.insert(0, os.path.join(ROOT, "reliability"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from common import BIN, Client, Server, register, tmpdir  # noqa: E402
 import run  # noqa: E402
+import mfa_login  # noqa: E402
 
 
 def callgrind(binary, out_dir):
@@ -73,6 +79,32 @@ def counted(pid, out_dir, send, requests, keep=None):
     return total
 
 
+#: The sign-in scenarios, counted per sign-in (both requests of a two-step one).
+SIGN_INS = ("login, password only", "login with a second factor (TOTP)")
+
+
+def sign_in_scenarios(client, n):
+    """Users for two counts of each sign-in scenario, registered (and enrolled) before anything
+    is counted, and a warm-up of each; the two scenarios, each signing in the next user."""
+    plain = [f"plain{i:03d}" for i in range(2 * n + 2)]
+    for name in plain:
+        register(client, name)
+    mfa = [mfa_login.enrol(client, f"mfa{i:03d}") for i in range(2 * n + 2)]
+
+    def plain_sign_in():
+        if not mfa_login.plain_login(client, plain.pop()):
+            raise RuntimeError(f"a plain login failed: {mfa_login.PROBLEMS}")
+
+    def mfa_sign_in():
+        if not mfa_login.mfa_login(client, mfa.pop()):
+            raise RuntimeError(f"a two-step sign-in failed: {mfa_login.PROBLEMS}")
+
+    for _ in range(2):
+        plain_sign_in()
+        mfa_sign_in()
+    return [(SIGN_INS[0], plain_sign_in), (SIGN_INS[1], mfa_sign_in)]
+
+
 def measure(backend, args):
     workdir = tmpdir(f"instr-{backend}-")
     if backend == "mysql":
@@ -82,6 +114,8 @@ def measure(backend, args):
         env = {"DATABASE_URL": "sqlite://data/users.db"}
     # Under valgrind everything is tens of times slower: the pools wait longer.
     env["POOL_TIMEOUT"] = "30"
+    if args.sign_ins:
+        env.update(mfa_login.rate_limits_off())
     server = Server(env, workdir, binary=callgrind(args.binary, workdir))
     try:
         client = Client(server.url, timeout=120)
@@ -107,15 +141,18 @@ def measure(backend, args):
         for _, send in scenarios:  # warm every cache first
             for _ in range(20):
                 send()
+        if args.sign_ins:
+            scenarios += sign_in_scenarios(client, args.sign_ins)
         rows = {}
         # Twice each, in two orders: the count should not depend on what ran before.
         for i, (name, send) in enumerate(scenarios + scenarios[::-1]):
+            requests = args.sign_ins if name in SIGN_INS else args.requests
             keep = None
             if args.keep:
                 os.makedirs(args.keep, exist_ok=True)
                 slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
                 keep = os.path.join(args.keep, f"callgrind.{backend}.{slug}.{i // len(scenarios)}")
-            rows.setdefault(name, []).append(counted(pid, workdir, send, args.requests, keep) / args.requests)
+            rows.setdefault(name, []).append(counted(pid, workdir, send, requests, keep) / requests)
         return rows
     finally:
         server.stop()
@@ -128,6 +165,8 @@ def main():
     parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     parser.add_argument("--binary", default=BIN)
+    parser.add_argument("--sign-ins", type=int, default=0, metavar="N",
+                        help="also count N plain logins against N two-step (TOTP) sign-ins")
     parser.add_argument("--keep", metavar="DIR", help="keep each scenario's callgrind dump in DIR, for callgrind_annotate")
     args = parser.parse_args()
     rev = run.sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
@@ -143,9 +182,22 @@ def main():
     for backend, rows in results.items():
         post = sum(rows["GraphQL me by POST"]) / 2
         for scenario, counts in rows.items():
+            if scenario in SIGN_INS:
+                continue
             mean = sum(counts) / len(counts)
             each = " / ".join(f"{c:,.0f}" for c in counts)
             print(f"| {name[backend]} | {scenario} | {mean:,.0f} ({each}) | {mean / post:.1%} |")
+    if args.sign_ins:
+        print(f"\nSign-ins ({args.sign_ins} per count, each user once, every rate limit off), instructions per sign-in:\n")
+        print("| backend | scenario | instructions per sign-in (each count) | ÷ by a plain login |")
+        print("|---|---|---:|---:|")
+        for backend, rows in results.items():
+            plain = sum(rows[SIGN_INS[0]]) / 2
+            for scenario in SIGN_INS:
+                counts = rows[scenario]
+                mean = sum(counts) / len(counts)
+                each = " / ".join(f"{c:,.0f}" for c in counts)
+                print(f"| {name[backend]} | {scenario} | {mean:,.0f} ({each}) | {mean / plain:.2%} |")
 
 
 if __name__ == "__main__":

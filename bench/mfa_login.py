@@ -19,6 +19,12 @@ both; the second step should cost none.
     bench/mfa_login.py                         # embedded SQLite, 5 rounds
     bench/mfa_login.py --mysql                 # and MySQL + Redis (127.0.0.1:3306, :6379)
     bench/mfa_login.py --logins 120 --saturate-logins 200 --saturate-clients 8 --rounds 5
+    bench/mfa_login.py --mysql --api-core 0    # the API alone on core 0, the rest on the others
+
+With --api-core, the server runs on that one core (HASH_CONCURRENCY = 1) and everything else
+(MariaDB, Redis, this client) on the other cores, as when the database has a machine of its
+own: sign-ins/s is then bounded by the API's core alone, and what the second step costs the
+database no longer comes off the hashing.
 
 The server accepts each TOTP step at most once per user, and no step older than the last one it
 accepted: every MFA user here signs in once (with the current step, or the next one when the
@@ -48,7 +54,7 @@ import urllib.parse
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "reliability"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from common import PASSWORD, Client, Server, error_code, loadavg, machine, register, tmpdir  # noqa: E402
+from common import BIN, PASSWORD, Client, Server, error_code, loadavg, machine, register, tmpdir  # noqa: E402
 import run  # noqa: E402
 
 LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }"
@@ -215,7 +221,39 @@ def machine_busy():
     return sum(fields[i] for i in (0, 1, 2, 5, 6)) / os.sysconf("SC_CLK_TCK")
 
 
-def phase(server, fn, jobs, concurrency):
+def api_slots(args):
+    """The server's hash slots: its cores (HASH_CONCURRENCY's default), or 1 on --api-core."""
+    return 1 if args.api_core is not None else (os.cpu_count() or 1)
+
+
+def on_one_core(core, workdir):
+    """A launcher: the release server pinned to `core` (taskset execs it: same process)."""
+    path = os.path.join(workdir, "on-one-core.sh")
+    with open(path, "w") as f:
+        f.write(f"#!/bin/sh\nexec taskset -c {core} {shlex.quote(BIN)} \"$@\"\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def pin_the_rest(core):
+    """Moves this client and the database and Redis servers off `core`; returns the undo."""
+    everything = set(range(os.cpu_count() or 1))
+    others = everything - {core}
+    cores = ",".join(str(c) for c in sorted(others))
+    os.sched_setaffinity(0, others)
+    pids = db_pids()
+    for pid in pids:
+        subprocess.run(["taskset", "-a", "-p", "-c", cores, str(pid)], capture_output=True)
+
+    def undo():
+        os.sched_setaffinity(0, everything)
+        every = ",".join(str(c) for c in sorted(everything))
+        for pid in pids:
+            subprocess.run(["taskset", "-a", "-p", "-c", every, str(pid)], capture_output=True)
+    return undo
+
+
+def phase(server, fn, jobs, concurrency, slots):
     """Runs fn(client, job) for every job on `concurrency` threads, each with a keep-alive
     connection opened beforehand; wall time, the server's CPU time, and each sign-in's times."""
     clients = [Client(server.url, timeout=30) for _ in range(concurrency)]
@@ -270,7 +308,7 @@ def phase(server, fn, jobs, concurrency):
         "first": mean("first") if ok and "first" in ok[0] else None,
         "second": mean("second") if ok and "second" in ok[0] else None,
         "cpu": cpu / len(jobs),
-        "busy": cpu / wall / (os.cpu_count() or 1),
+        "busy": cpu / wall / slots,
         "db_cpu": dbcpu / len(jobs),
         "all_cpu": allcpu / len(jobs),
         "all_busy": allcpu / wall / (os.cpu_count() or 1),
@@ -297,7 +335,18 @@ def bench(backend, env, args, workdir):
     n, conc, rounds = args.logins, args.concurrency, args.rounds
     sat_n, sat_conc = args.saturate_logins, args.saturate_clients
     print(f"\n== {backend}", flush=True)
-    server = Server({**rate_limits_off(), **env}, workdir, name="mfa-" + backend.split()[0].lower())
+    slots = api_slots(args)
+    binary, undo = None, None
+    if args.api_core is not None:
+        env = {**env, "HASH_CONCURRENCY": "1"}
+        binary = on_one_core(args.api_core, workdir)
+        undo = pin_the_rest(args.api_core)
+    try:
+        server = Server({**rate_limits_off(), **env}, workdir, name="mfa-" + backend.split()[0].lower(), binary=binary)
+    except BaseException:
+        if undo:
+            undo()
+        raise
     try:
         t0 = time.monotonic()
         plain_users = [f"plain{i:04d}" for i in range(max(n, sat_n))]
@@ -315,10 +364,10 @@ def bench(backend, env, args, workdir):
         print(f"  {len(plain_users)} plain users and {mfa_users} MFA users ready in {setup_s:.1f} s", flush=True)
 
         # Warm-up: connections, caches, the server's pools, at both concurrencies.
-        phase(server, plain_login, plain_users[:warm], conc)
-        phase(server, mfa_login, warm_set[:warm], conc)
-        phase(server, plain_login, plain_users[:warm_sat], sat_conc)
-        phase(server, mfa_login, warm_set[warm:], sat_conc)
+        phase(server, plain_login, plain_users[:warm], conc, slots)
+        phase(server, mfa_login, warm_set[:warm], conc, slots)
+        phase(server, plain_login, plain_users[:warm_sat], sat_conc, slots)
+        phase(server, mfa_login, warm_set[warm:], sat_conc, slots)
 
         rows = []
         for r in range(rounds):
@@ -330,14 +379,14 @@ def bench(backend, env, args, workdir):
             lat_users, sat_users = sets[r]
             for which in lat_order:
                 if which == "plain":
-                    row["lp"] = phase(server, plain_login, plain_users[:n], conc)
+                    row["lp"] = phase(server, plain_login, plain_users[:n], conc, slots)
                 else:
-                    row["lm"] = phase(server, mfa_login, lat_users, conc)
+                    row["lm"] = phase(server, mfa_login, lat_users, conc, slots)
             for which in sat_order:
                 if which == "plain":
-                    row["sp"] = phase(server, plain_login, plain_users[:sat_n], sat_conc)
+                    row["sp"] = phase(server, plain_login, plain_users[:sat_n], sat_conc, slots)
                 else:
-                    row["sm"] = phase(server, mfa_login, sat_users, sat_conc)
+                    row["sm"] = phase(server, mfa_login, sat_users, sat_conc, slots)
             lp, lm, sp, sm = row["lp"], row["lm"], row["sp"], row["sm"]
             # Latency view: MFA sign-in time ÷ plain login time.
             row["lat_ratio"] = lm["mean"] / lp["mean"] if lp["mean"] and lm["mean"] else None
@@ -370,6 +419,8 @@ def bench(backend, env, args, workdir):
         total_s = time.monotonic() - t0
     finally:
         server.stop()
+        if undo:
+            undo()
     return {"backend": backend, "rows": rows, "setup_s": setup_s, "total_s": total_s, "mfa_users": mfa_users,
             "external_db": not env.get("DATABASE_URL", "").startswith("sqlite"),
             "token_ok": token_ok, "replay_refused": replay_refused, "replay_answer": replay_answer}
@@ -406,14 +457,26 @@ def pct(v):
 
 
 def section(results, args, rev, load_start):
-    cores = os.cpu_count() or 1
+    cores = api_slots(args)
+    if args.api_core is not None:
+        placement = (f"the server alone on core {args.api_core} (`HASH_CONCURRENCY` = 1 hash slot, every `RATE_LIMIT_*` "
+                     f"off), MariaDB, Redis and this Python client on the other cores, as with a database on a machine of "
+                     f"its own; the machine is shared")
+        sharing = (f"The API has its core to itself and the hashing threads run under `SCHED_IDLE`, so the API's own "
+                   f"work comes off the hashing, and the other processes' does not: the throughput cost counts the API's "
+                   f"part. ")
+    else:
+        placement = (f"the server (`HASH_CONCURRENCY` = cores = {cores} hash slots, every `RATE_LIMIT_*` off) and this "
+                     f"Python client share the cores, and the machine is shared")
+        sharing = (f"Everything shares the {cores} cores and the hashing threads run under `SCHED_IDLE`, so all of that "
+                   f"work comes off the hashing: the throughput cost counts it all, the API's CPU ratio only the "
+                   f"server's part. ")
     command = " ".join(["bench/mfa_login.py", shlex.join(sys.argv[1:])]).strip()
     out = ["## Login with a second factor (bench/mfa_login.py)", ""]
     out.append(f"Command: `{command}`  ")
     out.append(
         f"Commit {rev}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: {machine()}; "
-        f"the server (`HASH_CONCURRENCY` = cores = {cores} hash slots, every `RATE_LIMIT_*` off) and this Python client "
-        f"share the cores, and the machine is shared (load average {load_start} at the start, {loadavg()} at the end), "
+        f"{placement} (load average {load_start} at the start, {loadavg()} at the end), "
         f"so absolute rates are noisy. Each round runs two views, each a phase of plain logins (`login`, users without MFA) "
         f"and a phase of two-step sign-ins (`login` → `MFA_REQUIRED` → `loginSecondFactor` with a fresh TOTP code, each "
         f"a different MFA user), plain and MFA in alternating order:")
@@ -513,9 +576,7 @@ def section(results, args, rev, load_start):
             f"{all_ms * 1000:.1f} ms, the API server {cpu_ms * 1000:+.1f} ms"
             + (f", MariaDB + Redis {db_ms * 1000:+.1f} ms" if res["external_db"] else "")
             + f", this Python client {(client[1] - client[0]) * 1000:+.1f} ms ({client[0] * 1000:.1f} / {client[1] * 1000:.1f} ms "
-            f"per plain / MFA sign-in). Everything shares the 2 cores and the hashing threads run under `SCHED_IDLE`, so "
-            f"all of that work comes off the hashing: the throughput cost counts it all, the API's CPU ratio only the "
-            f"server's part. "
+            f"per plain / MFA sign-in). " + sharing +
             f"In the latency view (as many clients as slots) a full MFA sign-in took {pct(lat - 1)} the time of a plain "
             f"login (median; {each_lat}), {met(lat - 1)} 10 %: there a hash slot idles while its client makes the second "
             f"request, so the second step's latency ({ms(second)}: its statements and commits and one more HTTP round "
@@ -537,8 +598,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logins", type=int, default=120, help="sign-ins per phase and round, latency view (default 120)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds, each all four phases (default 5)")
-    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1,
-                        help="clients in the latency view (default: cores, the server's hash slots)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="clients in the latency view (default: the server's hash slots)")
     parser.add_argument("--saturate-clients", type=int, default=None,
                         help="clients against the hashing limit (default: 4 × --concurrency, 8 on 2 cores)")
     parser.add_argument("--saturate-logins", type=int, default=200,
@@ -546,7 +607,14 @@ def main():
     parser.add_argument("--mysql", action="store_true", help="also on MySQL + Redis (after SQLite)")
     parser.add_argument("--mysql-url", default="mysql://root@127.0.0.1:3306")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
+    parser.add_argument("--api-core", type=int, default=None, metavar="N",
+                        help="run the server alone on core N (one hash slot), everything else on the other cores")
     args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+    if args.api_core is not None and not (cpus > 1 and 0 <= args.api_core < cpus):
+        parser.error("--api-core needs a core of this machine and at least one other")
+    if args.concurrency is None:
+        args.concurrency = api_slots(args)
     if args.saturate_clients is None:
         args.saturate_clients = 4 * args.concurrency
     rev = run.sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
