@@ -84,13 +84,15 @@ impl AccountEvent {
         let this_one = self.session_id.as_deref().is_none_or(|s| s == session_id);
         match self.kind {
             AccountEventKind::SessionEnded => this_one,
-            AccountEventKind::PasswordChanged => self.session_id.as_deref() != Some(session_id),
+            // Both end every sign-in but the one that made the change (its session id).
+            AccountEventKind::PasswordChanged | AccountEventKind::MfaEnabled => {
+                self.session_id.as_deref() != Some(session_id)
+            }
             AccountEventKind::AccountDisabled | AccountEventKind::AccountDeleted => true,
             AccountEventKind::SessionStarted
             | AccountEventKind::EmailChanged
             | AccountEventKind::EmailVerified
             | AccountEventKind::RoleChanged
-            | AccountEventKind::MfaEnabled
             | AccountEventKind::MfaDisabled
             | AccountEventKind::RecoveryCodeUsed => false,
         }

@@ -156,8 +156,10 @@ impl Mfa {
     }
 
     /// Confirms the caller's enrolment with a code of its secret: turns MFA on and returns
-    /// the recovery codes, shown this once (only their hashes are kept). Sends a notice and
-    /// an MFA_ENABLED event. Without an enrolment under way (or after it lapsed): BAD_USER_INPUT.
+    /// the recovery codes, shown this once (only their hashes are kept). Every other sign-in of
+    /// the caller ends, as after a password change: they were opened with the password alone,
+    /// perhaps by whoever the user is turning MFA on against. Sends a notice and an
+    /// MFA_ENABLED event. Without an enrolment under way (or after it lapsed): BAD_USER_INPUT.
     pub async fn confirm_enrolment(
         &self,
         viewer: &Viewer,
@@ -210,8 +212,13 @@ impl Mfa {
             return Err(no_enrolment());
         }
         self.mailroom.queued();
+        self.sign_ins.end_others(viewer).await?;
         self.events
-            .publish(&user.id, AccountEventKind::MfaEnabled, None)
+            .publish(
+                &user.id,
+                AccountEventKind::MfaEnabled,
+                Some(&viewer.session_id),
+            )
             .await;
         Ok(recovery)
     }

@@ -134,8 +134,12 @@ pub async fn confirm(
                     .find(user_id)
                     .filter(users::mfa_enabled.eq(false)),
             )
+            // The credentials version moves on with the flag, as with a password change: a
+            // sign-in checked by password alone, racing this, withdraws (`SignIns::start`),
+            // and the caller's other sign-ins end next.
             .set((
                 users::mfa_enabled.eq(true),
+                users::credentials_version.eq(users::credentials_version + 1),
                 users::updated_at.eq(confirm.now),
             ))
             .execute(c)

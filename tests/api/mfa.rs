@@ -15,7 +15,7 @@ use crate::support::db::make_admin;
 use crate::support::mailbox::RESET_PATH;
 use crate::support::rest::{self, call};
 use crate::support::totp::Authenticator;
-use crate::support::ws::WsClient;
+use crate::support::ws::{Frame, WsClient};
 use crate::support::{
     Backend, PASSWORD, SignIn, TestApp, backend_tests, error_code, error_field, per_minute,
     retry_after,
@@ -324,6 +324,35 @@ backend_tests! {
         // A fresh login gets a fresh token.
         let token = mfa_token(&app, "alice", PASSWORD).await;
         sign_in_with(&app, &token, &alice.recovery[0]).await;
+    }
+
+    async fn turning_mfa_on_ends_the_other_sign_ins(app: TestApp) {
+        let alice = app.register("alice", PASSWORD).await;
+        // A sign-in by password alone, as whoever MFA is turned on against would have.
+        let other = app.login("alice", PASSWORD).await;
+        let mut elsewhere = WsClient::signed_in(&app, &other.access).await;
+        elsewhere
+            .subscribe("1", "subscription { accountEvents { kind } }")
+            .await;
+        // Answered after the subscription is in place.
+        elsewhere.send(json!({"type": "ping"})).await;
+        assert_eq!(elsewhere.recv().await, Frame::Text(json!({"type": "pong"})));
+        let enrolment = start(&app, &alice.access).await;
+        let mut authenticator = Authenticator::new(enrolment["secret"].as_str().unwrap());
+        app.data(CONFIRM, json!({"c": authenticator.next_code().await}), &alice.access)
+            .await
+            .expect("confirmTotpEnrollment");
+        // The other sign-in hears the change, then its socket closes and its tokens are dead.
+        assert_eq!(elsewhere.event("1").await["kind"], "MFA_ENABLED");
+        let (code, reason) = elsewhere.closed().await;
+        assert_eq!(code, 4403, "{reason}");
+        assert_eq!(app.me(&other.access).await, Err("UNAUTHENTICATED".to_owned()));
+        assert!(app.try_refresh(&other.refresh).await.is_err());
+        // The sign-in that turned MFA on carries on, its refresh included.
+        assert_eq!(app.me(&alice.access).await, Ok(alice.user_id.clone()));
+        let renewed = app.refresh(&alice.refresh).await;
+        assert_eq!(app.me(&renewed.access).await, Ok(alice.user_id.clone()));
+        assert_eq!(mfa_enabled(&app, &renewed.access).await, true);
     }
 
     async fn codes_sent_at_once_get_five_answers_at_most(app: TestApp) {
