@@ -80,25 +80,39 @@ pub async fn start_enrolment(
 ) -> Result<(), DbError> {
     with_conn!(db, |c| {
         c.transaction::<(), diesel::result::Error, _>(async |c| {
+            let pending = (
+                user_totp::pending_secret.eq(sealed),
+                user_totp::pending_expires_at.eq(expires_at),
+            );
             let updated = diesel::update(user_totp::table.find(user_id))
-                .set((
-                    user_totp::pending_secret.eq(sealed),
-                    user_totp::pending_expires_at.eq(expires_at),
-                ))
+                .set(pending)
                 .execute(c)
                 .await?;
-            if updated == 0 {
-                diesel::insert_into(user_totp::table)
-                    .values((
-                        user_totp::user_id.eq(user_id),
-                        user_totp::pending_secret.eq(sealed),
-                        user_totp::pending_expires_at.eq(expires_at),
-                        user_totp::last_step.eq(0),
-                    ))
-                    .execute(c)
-                    .await?;
+            if updated > 0 {
+                return Ok(());
             }
-            Ok(())
+            let inserted = diesel::insert_into(user_totp::table)
+                .values((
+                    user_totp::user_id.eq(user_id),
+                    pending,
+                    user_totp::last_step.eq(0),
+                ))
+                .execute(c)
+                .await;
+            match inserted {
+                // An enrolment started at the same moment stored the row first (InnoDB's
+                // deadlock between two such inserts is run again by `with_conn!`): this one
+                // replaces its secret, as a later start does.
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => diesel::update(user_totp::table.find(user_id))
+                    .set(pending)
+                    .execute(c)
+                    .await
+                    .map(|_| ()),
+                other => other.map(|_| ()),
+            }
         })
         .await
     })

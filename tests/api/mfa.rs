@@ -355,6 +355,36 @@ backend_tests! {
         assert_eq!(mfa_enabled(&app, &renewed.access).await, true);
     }
 
+    async fn enrolments_started_at_once_all_answer_and_the_last_one_counts(app: TestApp) {
+        let alice = app.register("alice", PASSWORD).await;
+        let starts = futures_util::future::join_all(
+            (0..6).map(|_| app.gql(START, json!({"p": PASSWORD}), Some(&alice.access))),
+        )
+        .await;
+        for body in &starts {
+            assert!(body["data"]["startTotpEnrollment"].is_object(), "{body}");
+        }
+        // One enrolment is under way: the secret of the last one stored. A code of any other
+        // is refused; a code of the stored one turns MFA on.
+        let secrets: Vec<&str> = starts
+            .iter()
+            .map(|body| body["data"]["startTotpEnrollment"]["secret"].as_str().unwrap())
+            .collect();
+        let mut confirmed = 0;
+        for secret in secrets {
+            let mut authenticator = Authenticator::new(secret);
+            let body = app
+                .gql(CONFIRM, json!({"c": authenticator.next_code().await}), Some(&alice.access))
+                .await;
+            if body["data"]["confirmTotpEnrollment"].is_array() {
+                confirmed += 1;
+                break;
+            }
+        }
+        assert_eq!(confirmed, 1);
+        assert_eq!(mfa_enabled(&app, &alice.access).await, true);
+    }
+
     async fn codes_sent_at_once_get_five_answers_at_most(app: TestApp) {
         let mut alice = enrolled(&app, "alice").await;
         let token = mfa_token(&app, "alice", PASSWORD).await;
