@@ -146,7 +146,10 @@ impl Mfa {
         let secret = codes::new_secret();
         let sealed = self.keys.seal(&user.id, &secret)?;
         let expires_at = Utc::now().naive_utc() + ENROLMENT_TTL;
-        repo::start_enrolment(&self.db, &user.id, &sealed, expires_at).await?;
+        // MFA turned on (or the account deleted) since the caller's request began.
+        if !repo::start_enrolment(&self.db, &user.id, &sealed, expires_at).await? {
+            return Err(ALREADY_ON);
+        }
         let (base32, uri) = codes::provisioning(&secret, &self.issuer, &user.username);
         Ok(TotpEnrolment {
             qr_svg: codes::qr_svg(&uri)?,
@@ -262,7 +265,10 @@ impl Mfa {
         }
         self.check_code_of(user, &code, context).await?;
         let (recovery, hashes) = self.new_recovery_codes();
-        repo::replace_recovery_codes(&self.db, &user.id, &hashes).await?;
+        // MFA turned off (or the account deleted) since the code was checked.
+        if !repo::replace_recovery_codes(&self.db, &user.id, &hashes).await? {
+            return Err(NOT_ON);
+        }
         Ok(recovery)
     }
 

@@ -36,6 +36,25 @@ macro_rules! replace_codes {
     }};
 }
 
+/// Locks the user's row for the rest of the transaction if the user exists with MFA `on` (or
+/// off); `false` when not. A no-op UPDATE (the connections count the rows it matched): it
+/// waits for, or makes wait, a deletion or an MFA change of the user, so that rows written
+/// after it cannot outlive the account or MFA being turned off (neither has a foreign key).
+macro_rules! hold_user {
+    ($c:ident, $user_id:expr, mfa_on = $on:expr) => {{
+        let user_id: &str = $user_id;
+        diesel::update(
+            users::table
+                .find(user_id)
+                .filter(users::mfa_enabled.eq($on)),
+        )
+        .set(users::mfa_enabled.eq($on))
+        .execute($c)
+        .await?
+            == 1
+    }};
+}
+
 /// A user's TOTP row.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = user_totp)]
@@ -71,15 +90,18 @@ pub async fn find(db: &DbPool, user_id: &str) -> Result<Option<TotpRow>, DbError
 }
 
 /// Stores `sealed` as the secret being enrolled until `expires_at`, replacing an earlier
-/// enrolment; the confirmed secret, if any, stays.
+/// enrolment, if the user still exists with MFA off; returns whether it did.
 pub async fn start_enrolment(
     db: &DbPool,
     user_id: &str,
     sealed: &str,
     expires_at: NaiveDateTime,
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
     with_conn!(db, |c| {
-        c.transaction::<(), diesel::result::Error, _>(async |c| {
+        c.transaction::<bool, diesel::result::Error, _>(async |c| {
+            if !hold_user!(c, user_id, mfa_on = false) {
+                return Ok(false);
+            }
             let pending = (
                 user_totp::pending_secret.eq(sealed),
                 user_totp::pending_expires_at.eq(expires_at),
@@ -89,7 +111,7 @@ pub async fn start_enrolment(
                 .execute(c)
                 .await?;
             if updated > 0 {
-                return Ok(());
+                return Ok(true);
             }
             let inserted = diesel::insert_into(user_totp::table)
                 .values((
@@ -110,8 +132,8 @@ pub async fn start_enrolment(
                     .set(pending)
                     .execute(c)
                     .await
-                    .map(|_| ()),
-                other => other.map(|_| ()),
+                    .map(|_| true),
+                other => other.map(|_| true),
             }
         })
         .await
@@ -258,16 +280,20 @@ pub async fn use_code(
     })
 }
 
-/// Replaces the user's recovery codes with `code_hashes`.
+/// Replaces the user's recovery codes with `code_hashes`, if the user still exists with MFA
+/// on; returns whether it did.
 pub async fn replace_recovery_codes(
     db: &DbPool,
     user_id: &str,
     code_hashes: &[String],
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
     with_conn!(db, |c| {
-        c.transaction::<(), diesel::result::Error, _>(async |c| {
+        c.transaction::<bool, diesel::result::Error, _>(async |c| {
+            if !hold_user!(c, user_id, mfa_on = true) {
+                return Ok(false);
+            }
             replace_codes!(c, user_id, code_hashes);
-            Ok(())
+            Ok(true)
         })
         .await
     })
