@@ -215,9 +215,10 @@ pub async fn write(db: &DbPool, effects: &Effects) -> Result<(), DbError> {
 
 /// Redeems the reset token `token` (as read just before): deletes it and the user's other
 /// reset tokens, sets `password_hash`, moves the credentials version on, marks the address
-/// verified when it is still the one the token was mailed to, and writes `effects` — all or
-/// nothing. Returns whether it did: `false` when the token was no longer live at `now` (or
-/// another request redeemed it first), or the user is gone.
+/// verified, and writes `effects` — all or nothing. Returns whether it did: `false` when the
+/// token was no longer live at `now` (or another request redeemed it first), or the user is
+/// gone, disabled, or no longer has the address the token was mailed to (the tokens are used
+/// up all the same).
 pub async fn redeem_reset(
     db: &DbPool,
     token: &TokenRow,
@@ -238,26 +239,29 @@ pub async fn redeem_reset(
             )
             .execute(c)
             .await?;
-            let changed = diesel::update(users::table.find(&token.user_id))
-                .set((
-                    users::password_hash.eq(password_hash),
-                    users::updated_at.eq(now),
-                    users::credentials_version.eq(users::credentials_version + 1),
-                ))
-                .execute(c)
-                .await?;
+            // Only for the address the link was mailed to, and an account still enabled: the
+            // link may have been issued from a read just before the address changed or the
+            // account was disabled (both end the user's links, but not one written after).
+            // Proving the address by using the link also verifies it.
+            let password = (
+                users::password_hash.eq(password_hash),
+                users::updated_at.eq(now),
+                users::credentials_version.eq(users::credentials_version + 1),
+            );
+            let account = users::table
+                .find(&token.user_id)
+                .filter(users::disabled.eq(false));
+            let changed = match &token.email_lower {
+                Some(email_lower) => {
+                    diesel::update(account.filter(users::email_lower.eq(email_lower)))
+                        .set((password, users::email_verified.eq(true)))
+                        .execute(c)
+                        .await?
+                }
+                None => diesel::update(account).set(password).execute(c).await?,
+            };
             if changed == 0 {
                 return Ok(false);
-            }
-            if let Some(email_lower) = &token.email_lower {
-                diesel::update(
-                    users::table
-                        .find(&token.user_id)
-                        .filter(users::email_lower.eq(email_lower)),
-                )
-                .set(users::email_verified.eq(true))
-                .execute(c)
-                .await?;
             }
             write_effects!(c, effects);
             Ok(true)

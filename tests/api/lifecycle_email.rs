@@ -357,6 +357,47 @@ backend_tests! {
         assert_eq!(body["data"]["setUserDisabled"]["disabled"], true, "{body}");
         assert_eq!(error_code(&reset(&app, &token, "third passphrase here").await).as_deref(), Some("UNAUTHENTICATED"));
     }
+
+    /// A reset link written in the instant after the account moved to another address (so
+    /// that the change's clean-up missed it) still resets nothing: it was mailed to the old
+    /// address, whose owner may no longer be the account's.
+    async fn a_reset_link_for_an_old_address_resets_nothing(app: TestApp) {
+        let pat = app.register("pat", PASSWORD).await;
+        let token = fresh_reset_token(&app, "pat@example.com").await;
+        // The address changes, as if the link had been written just after the change's
+        // clean-up: straight in the database, which leaves the link alone.
+        move_address(&app, &pat.user_id, "pat@example.org").await;
+        let body = reset(&app, &token, NEW_PASSWORD).await;
+        assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+        // The password is the old one, and the link is used up.
+        app.login("pat", PASSWORD).await;
+        move_address(&app, &pat.user_id, "pat@example.com").await;
+        let again = reset(&app, &token, NEW_PASSWORD).await;
+        assert_eq!(error_code(&again).as_deref(), Some("UNAUTHENTICATED"), "{again}");
+        app.login("pat", PASSWORD).await;
+    }
+}
+
+/// Moves the user to `email` in the database alone, without the service's clean-up.
+async fn move_address(app: &TestApp, user_id: &str, email: &str) {
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+    use diesel_async::RunQueryDsl as _;
+    use user_api::db::schema::users;
+    async fn run(
+        app: &TestApp,
+        user_id: &str,
+        email: &str,
+    ) -> Result<usize, user_api::db::DbError> {
+        let query = diesel::update(users::table.find(user_id.to_owned())).set((
+            users::email.eq(email.to_owned()),
+            users::email_lower.eq(email.to_lowercase()),
+        ));
+        user_api::with_conn!(app.state.dependencies.database(), |c| query
+            .clone()
+            .execute(c)
+            .await)
+    }
+    assert_eq!(run(app, user_id, email).await.expect("move the address"), 1);
 }
 
 /// Asks for a reset link for `email` and returns the token of the mail it brings.
