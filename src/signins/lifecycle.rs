@@ -46,7 +46,7 @@ const REUSED_REFRESH: AppError = AppError::Unauthenticated(
 const MAX_GRACE_HOPS: usize = 4;
 
 /// A sign-in whose credentials were replaced (or whose sessions were all ended) while it ran.
-const CREDENTIALS_CHANGED: AppError =
+pub(super) const CREDENTIALS_CHANGED: AppError =
     AppError::Unauthenticated("the account's sign-ins were ended meanwhile; sign in again");
 
 impl SignIns {
@@ -132,18 +132,33 @@ impl SignIns {
     /// began, and the revocation ends it. If it sees a new version (or no user), the session is
     /// withdrawn here. Either way no session checked under old credentials survives; and it costs
     /// one small read per sign-in, nothing per request.
+    ///
+    /// Returns whether the sign-in stands (`false`: withdrawn). An error is an outage, not a
+    /// verdict: the caller answers it as one.
     pub(super) async fn confirm_sign_in(
         &self,
         user: &User,
         session_id: &str,
-    ) -> Result<(), AppError> {
+    ) -> Result<bool, AppError> {
         let current = repo::find_credentials_version(&self.db, &user.id).await?;
         if current == Some(user.credentials_version) {
-            return Ok(());
+            return Ok(true);
         }
         self.store.revoke(&user.id, session_id).await?;
         self.end_family_of_session(&user.id, session_id).await?;
-        Err(CREDENTIALS_CHANGED)
+        Ok(false)
+    }
+
+    /// Withdraws a session stored for a sign-in that then failed (its token was never handed
+    /// out), and the refresh-token family opened with it, if any. Best effort: the failure
+    /// being answered is the request's; a session left behind lapses with its token.
+    pub(super) async fn withdraw(&self, user_id: &str, session_id: &str) {
+        if let Err(e) = self.store.revoke(user_id, session_id).await {
+            tracing::warn!(error = %e, "cannot withdraw the session of a failed sign-in");
+        }
+        if let Err(e) = self.end_family_of_session(user_id, session_id).await {
+            tracing::warn!(error = %e, "cannot withdraw the refresh tokens of a failed sign-in");
+        }
     }
 
     /// Ends every refresh-token family of the user but the one that issued session `keep` (a
@@ -303,6 +318,15 @@ impl SignIns {
         // re-signs this session's token, so the session must already exist.
         let session = NewSession::for_token(&user.id, &token, context);
         self.store.create(&session).await?;
+        // The old access token ends with the refresh token it came with, before the rotation
+        // commits: ended after it, a store that failed in between would answer 503 for a
+        // rotation already made (a retry after the grace window would then look like reuse and
+        // end the sign-in) and leave the old session alive. Ended here, a rotation that then
+        // loses the race or fails costs the caller only an access token it was replacing.
+        if let Err(e) = self.store.revoke(&user.id, &row.session_id).await {
+            self.withdraw(&user.id, &token.session_id).await;
+            return Err(e);
+        }
         let rotated = tokens::rotate(
             &self.db,
             &row.token_hash,
@@ -315,11 +339,9 @@ impl SignIns {
             self.store.revoke(&user.id, &token.session_id).await?;
             return rotated.map(|_| None).map_err(AppError::from);
         }
-        // The old access token ends with the refresh token it came with.
-        self.store.revoke(&user.id, &row.session_id).await?;
-        self.confirm_sign_in(user, &token.session_id)
-            .await
-            .map_err(|_| INVALID_REFRESH)?;
+        if !self.confirm_sign_in(user, &token.session_id).await? {
+            return Err(INVALID_REFRESH);
+        }
         Ok(Some(SignedIn {
             token,
             user: UserView::own(user.clone()),

@@ -375,8 +375,21 @@ impl SignIns {
         let token = self.access.issue(&user.id)?;
         let session = NewSession::for_token(&user.id, &token, context);
         self.store.create(&session).await?;
-        let refresh_token = self.open_family(&user, &token, context).await?;
-        self.confirm_sign_in(&user, &token.session_id).await?;
+        let refresh_token = match self.open_family(&user, &token, context).await {
+            Ok(refresh_token) => refresh_token,
+            Err(e) => {
+                self.withdraw(&user.id, &token.session_id).await;
+                return Err(e);
+            }
+        };
+        match self.confirm_sign_in(&user, &token.session_id).await {
+            Ok(true) => {}
+            Ok(false) => return Err(lifecycle::CREDENTIALS_CHANGED),
+            Err(e) => {
+                self.withdraw(&user.id, &token.session_id).await;
+                return Err(e);
+            }
+        }
         self.events
             .publish(
                 &user.id,
