@@ -445,26 +445,60 @@ pub async fn update_role(
     with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
 }
 
-/// Disables the user, unless they are the last enabled admin, and moves their credentials
-/// version on in the same statement, so that a sign-in checked before now withdraws (see
-/// `SignIns::confirm_sign_in`) and their refresh tokens stop working. Returns whether the user
-/// was changed (`false`: no such user, or the last enabled admin). Disabling a disabled user
-/// succeeds (and moves the version on again, which ends nothing that still works).
+/// What [`disable_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disabling {
+    /// The account was enabled and is now disabled; its effects were written with it.
+    Disabled,
+    /// The account was disabled already; its credentials version moved on again (a sign-in
+    /// that slipped in is withdrawn all the same), and nothing was written.
+    AlreadyDisabled,
+    /// Nothing changed: there is no such user, or they are the last enabled admin.
+    Unchanged,
+}
+
+/// Disables the user unless they are the last enabled admin, moving their credentials version
+/// on in the same statement (a sign-in checked before now withdraws, see
+/// `SignIns::confirm_sign_in`, and their refresh tokens stop working), and writes `effects` (the notice, the end of their reset links)
+/// in the same transaction when the account was enabled: a failure after it cannot lose the
+/// notice or leave a reset link that works again once the account is enabled.
 pub async fn disable_user(
     db: &DbPool,
     id: &str,
     updated_at: NaiveDateTime,
-) -> Result<bool, DbError> {
+    effects: &Effects,
+) -> Result<Disabling, DbError> {
     // updated_at and the version always change, so a matched row always counts as changed,
     // on MySQL too.
-    let query = diesel::sql_query(format!(
+    let disable = diesel::sql_query(format!(
         "UPDATE users SET disabled = TRUE, credentials_version = credentials_version + 1, \
-         updated_at = ? WHERE id = ? AND {NOT_THE_LAST_ADMIN}"
+         updated_at = ? WHERE id = ? AND disabled = FALSE AND {NOT_THE_LAST_ADMIN}"
     ))
     .bind::<Timestamp, _>(updated_at)
     .bind::<Text, _>(id)
     .bind::<Text, _>(id);
-    with_conn!(db, |c| query.clone().execute(c).await).map(|n| n > 0)
+    let again = diesel::update(
+        users::table
+            .find(id.to_owned())
+            .filter(users::disabled.eq(true)),
+    )
+    .set((
+        users::credentials_version.eq(users::credentials_version + 1),
+        users::updated_at.eq(updated_at),
+    ));
+    with_conn!(db, |c| {
+        c.transaction::<Disabling, diesel::result::Error, _>(async |c| {
+            if disable.clone().execute(c).await? > 0 {
+                write_effects!(c, effects);
+                return Ok(Disabling::Disabled);
+            }
+            if again.clone().execute(c).await? > 0 {
+                return Ok(Disabling::AlreadyDisabled);
+            }
+            Ok(Disabling::Unchanged)
+        })
+        .await
+    })
 }
 
 /// Enables the user; returns whether they exist.

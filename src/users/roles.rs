@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use super::Users;
 use crate::accounts::model::{Role, User, UserView};
-use crate::accounts::repo::{self, Effects};
+use crate::accounts::repo::{self, Disabling, Effects};
 use crate::accounts::validation;
 use crate::db::DbPool;
 use crate::error::AppError;
@@ -118,23 +118,27 @@ impl Users {
         }
         let now = Utc::now().naive_utc();
         if disabled {
-            let was_enabled = repo::find_by_id(&self.db, id)
-                .await?
-                .is_some_and(|u| !u.disabled);
-            let changed = repo::disable_user(&self.db, id, now).await?;
-            if changed {
-                self.sign_ins.end_sessions(id).await?;
-            }
             let user = repo::find_by_id(&self.db, id).await?.ok_or(NO_SUCH_USER)?;
-            if !changed {
-                return Err(LAST_ADMIN_DISABLED);
+            let disabling =
+                repo::disable_user(&self.db, id, now, &self.disabled_effects(&user, now)).await?;
+            if disabling == Disabling::Unchanged {
+                return Err(if repo::find_by_id(&self.db, id).await?.is_some() {
+                    LAST_ADMIN_DISABLED
+                } else {
+                    NO_SUCH_USER
+                });
             }
-            if was_enabled {
-                self.tell_disabled(&user, now).await;
+            // The event goes out even when ending the sessions fails (the admin then retries,
+            // and the retry, finding the account disabled, publishes nothing).
+            let ended = self.sign_ins.end_sessions(id).await;
+            if disabling == Disabling::Disabled {
+                self.mailroom.queued();
                 self.events
                     .publish(id, AccountEventKind::AccountDisabled, None)
                     .await;
             }
+            ended?;
+            let user = repo::find_by_id(&self.db, id).await?.ok_or(NO_SUCH_USER)?;
             return Ok(UserView::for_viewer(user, &viewer.user));
         }
         let user = repo::find_by_id(&self.db, id).await?.ok_or(NO_SUCH_USER)?;
@@ -180,28 +184,25 @@ pub async fn promote(db: &DbPool, username: &str) -> Result<(User, bool), AppErr
 }
 
 impl Users {
-    /// Queues the notice that tells a user their account was disabled, and ends their reset
-    /// links. A failure is logged: the account is disabled either way (and `reset_password`
-    /// refuses a disabled account's links), and the admin's request succeeded.
-    async fn tell_disabled(&self, user: &User, now: chrono::NaiveDateTime) {
-        let queued = async {
-            let notice = self
-                .mailroom
-                .notice(user, &user.email, &Mail::AccountDisabled, now)?;
-            // Reset links mailed before stop working with it.
-            let effects = Effects {
-                token: None,
-                mails: vec![notice],
-                end_resets_of: Some(user.id.clone()),
-            };
-            repo::write(&self.db, &effects).await?;
-            Ok::<(), AppError>(())
-        };
-        match queued.await {
-            Ok(()) => self.mailroom.queued(),
+    /// What disabling `user` writes with it: the notice that tells them, and the end of their
+    /// reset links (one mailed before must not work again once the account is enabled). A
+    /// notice that cannot be written is logged and left out: the account is disabled either
+    /// way, and the admin's request succeeds.
+    fn disabled_effects(&self, user: &User, now: chrono::NaiveDateTime) -> Effects {
+        let mails = match self
+            .mailroom
+            .notice(user, &user.email, &Mail::AccountDisabled, now)
+        {
+            Ok(notice) => vec![notice],
             Err(e) => {
-                tracing::warn!(error = %e, user_id = %user.id, "could not queue the account-disabled notice")
+                tracing::warn!(error = %e, user_id = %user.id, "could not write the account-disabled notice");
+                Vec::new()
             }
+        };
+        Effects {
+            token: None,
+            mails,
+            end_resets_of: Some(user.id.clone()),
         }
     }
 }
