@@ -193,12 +193,21 @@ impl SignIns {
 
     /// Ends a family: the session of its live token (its predecessors' sessions ended as they
     /// were rotated), then every token of it; returns the sessions it ended.
+    ///
+    /// The sessions are revoked before the tokens go, so that a store that fails leaves the
+    /// family for a retry; the tokens then go with a locked read of their sessions
+    /// ([`tokens::take_family`]), and a session a rotation added in between is revoked too.
     async fn end_family(&self, user_id: &str, family_id: &str) -> Result<Vec<String>, AppError> {
-        let sessions = tokens::find_family_sessions(&self.db, family_id).await?;
+        let mut sessions = tokens::find_family_sessions(&self.db, family_id).await?;
         for session_id in &sessions {
             self.store.revoke(user_id, session_id).await?;
         }
-        tokens::delete_family(&self.db, family_id).await?;
+        for session_id in tokens::take_family(&self.db, family_id).await? {
+            if !sessions.contains(&session_id) {
+                self.store.revoke(user_id, &session_id).await?;
+                sessions.push(session_id);
+            }
+        }
         Ok(sessions)
     }
 

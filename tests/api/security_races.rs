@@ -99,6 +99,39 @@ backend_tests! {
         assert!(survivors.is_empty(), "sessions survived in trials {survivors:?}");
     }
 
+    /// A refresh sent while another session of the user revokes its sign-in (`revokeSession`):
+    /// either it fails, or what it issued ends too.
+    async fn a_refresh_racing_a_revoke_of_its_sign_in_does_not_survive_it(app: TestApp) {
+        app.register("revoked", &password(0)).await;
+        let owner = app.login("revoked", &password(0)).await;
+        let mut survivors = Vec::new();
+        for i in 0..TRIALS {
+            let victim = app.login("revoked", &password(0)).await;
+            let revoke = async {
+                let body = app
+                    .gql(
+                        "mutation($id: ID!) { revokeSession(id: $id) }",
+                        json!({"id": victim.session_id()}),
+                        Some(&owner.access),
+                    )
+                    .await;
+                assert_eq!(body["data"]["revokeSession"], true, "{body}");
+            };
+            let refresh = async {
+                tokio::time::sleep(stagger(i, 10)).await;
+                app.try_refresh(&victim.refresh).await
+            };
+            let ((), refreshed) = tokio::join!(revoke, refresh);
+            if let Ok(sign_in) = refreshed
+                && survives(&app, &sign_in).await
+            {
+                survivors.push(i);
+            }
+            assert!(!survives(&app, &victim).await, "trial {i}");
+        }
+        assert!(survivors.is_empty(), "sessions survived in trials {survivors:?}");
+    }
+
     /// A refresh of another sign-in sent while the password changes: either it fails, or
     /// what it issued ends too. The sign-in that changed the password keeps refreshing.
     async fn a_refresh_racing_a_password_change_does_not_survive_it(app: TestApp) {

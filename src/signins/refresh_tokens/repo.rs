@@ -148,11 +148,32 @@ pub async fn update_family_version(
     with_conn!(db, |c| query.clone().execute(c).await)
 }
 
-/// Deletes every token of a family; returns how many went.
-pub async fn delete_family(db: &DbPool, family_id: &str) -> Result<usize, DbError> {
-    let query =
+/// Deletes every token of a family and returns the sessions of its unrotated tokens, in one
+/// transaction that first locks the family's rows (a no-op UPDATE): a rotation of one of them
+/// either committed before, and its successor's session is among those returned, or waits and
+/// then finds its token gone (and withdraws the session it made). Read and deleted in two
+/// calls, a rotation committing between them would leave a live session no token leads to.
+pub async fn take_family(db: &DbPool, family_id: &str) -> Result<Vec<String>, DbError> {
+    let lock =
+        diesel::update(refresh_tokens::table.filter(refresh_tokens::family_id.eq(family_id)))
+            .set(refresh_tokens::family_id.eq(refresh_tokens::family_id));
+    let sessions = refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq(family_id))
+        .filter(refresh_tokens::rotated_at.is_null())
+        .select(refresh_tokens::session_id);
+    let delete =
         diesel::delete(refresh_tokens::table.filter(refresh_tokens::family_id.eq(family_id)));
-    with_conn!(db, |c| query.clone().execute(c).await)
+    with_conn!(db, |c| {
+        c.transaction::<Vec<String>, diesel::result::Error, _>(async |c| {
+            if lock.clone().execute(c).await? == 0 {
+                return Ok(Vec::new());
+            }
+            let found = sessions.clone().load::<String>(c).await?;
+            delete.clone().execute(c).await?;
+            Ok(found)
+        })
+        .await
+    })
 }
 
 /// Deletes every token of the user except those of family `keep`; returns how many went.
