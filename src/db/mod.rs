@@ -199,11 +199,28 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     }
 }
 
+/// MySQL settings applied to every new connection. The last-admin guards (and the other
+/// conditional writes whose subqueries read the table they change) are race-free under
+/// REPEATABLE READ, InnoDB's default, whose locking reads they rely on; a server configured
+/// for READ COMMITTED would let two admins demote each other at once. Pinned here rather than
+/// assumed. Both MySQL 8 and MariaDB accept the statement.
+const MYSQL_SETUP: &str = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ";
+
 /// A pool of connections to the MySQL server at `url`, sized and timed as `config` says;
 /// nothing connects until a connection is asked for.
 pub fn mysql_pool(url: &str, config: &DatabaseConfig) -> DbPool {
-    let mut manager_config = ManagerConfig::default();
+    let mut manager_config = ManagerConfig::<AsyncMysqlConnection>::default();
     manager_config.recycling_method = RecyclingMethod::Fast;
+    manager_config.custom_setup = Box::new(|url| {
+        async move {
+            let mut conn = AsyncMysqlConnection::establish(url).await?;
+            conn.batch_execute(MYSQL_SETUP)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
     let manager =
         AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, manager_config);
     let size = config.pool_size.unwrap_or(DEFAULT_POOL_SIZE);
