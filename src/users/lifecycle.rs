@@ -2,6 +2,8 @@
 //! (API.md section 7). Registration and email changes send their verification mails from
 //! `Users::register` and `Users::update_me`.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 
 use super::Mailroom;
@@ -15,7 +17,7 @@ use crate::error::{AppError, Field};
 use crate::events::AccountEventKind;
 use crate::infra::opaque_token;
 use crate::mail::compose::Mail;
-use crate::signins::{SignInContext, Viewer};
+use crate::signins::{SignInContext, SignIns, Viewer};
 
 /// Every bad token — malformed, unknown, used, expired, for an address no longer the
 /// account's, of a deleted user — gets this one answer.
@@ -162,23 +164,33 @@ impl Users {
         // access tokens cannot be checked against an unreachable store either.
         if let Err(e) = self.sign_ins.end_all(&user.id).await {
             tracing::warn!(error = %e, user_id = %user.id, "a reset could not end the user's sessions yet; retrying");
-            let sign_ins = self.sign_ins.clone();
-            let user_id = user.id;
-            tokio::spawn(async move {
-                for _ in 0..END_SESSIONS_RETRIES {
-                    tokio::time::sleep(END_SESSIONS_RETRY_EVERY).await;
-                    if sign_ins.end_all(&user_id).await.is_ok() {
-                        return;
-                    }
-                }
-                tracing::error!(%user_id, "a reset's sessions could not be ended; they lapse with their access tokens");
-            });
+            end_sign_ins_later(self.sign_ins.clone(), user.id, None);
         }
         self.events
             .publish(&row.user_id, AccountEventKind::PasswordChanged, None)
             .await;
         Ok(())
     }
+}
+
+/// Ends the sign-ins of `user_id` (all, or all but `keep`'s) in the background, every
+/// [`END_SESSIONS_RETRY_EVERY`] until the session store answers, for a password that changed
+/// when the store could not be reached: the change stands, so the sessions must end whatever
+/// happens. Gives up after [`END_SESSIONS_RETRIES`], when they have lapsed on their own.
+pub(super) fn end_sign_ins_later(sign_ins: Arc<SignIns>, user_id: String, keep: Option<Viewer>) {
+    tokio::spawn(async move {
+        for _ in 0..END_SESSIONS_RETRIES {
+            tokio::time::sleep(END_SESSIONS_RETRY_EVERY).await;
+            let ended = match &keep {
+                Some(viewer) => sign_ins.end_others(viewer).await.map(|_| ()),
+                None => sign_ins.end_all(&user_id).await,
+            };
+            if ended.is_ok() {
+                return;
+            }
+        }
+        tracing::error!(%user_id, "a password change's other sessions could not be ended; they lapse with their access tokens");
+    });
 }
 
 /// Queues a reset link for the account registered with `email_lower`, if there is one and it

@@ -168,7 +168,7 @@ pub async fn take_family(db: &DbPool, family_id: &str) -> Result<Vec<String>, Db
             if lock.clone().execute(c).await? == 0 {
                 return Ok(Vec::new());
             }
-            let found = sessions.clone().load::<String>(c).await?;
+            let found = sessions.load::<String>(c).await?;
             delete.clone().execute(c).await?;
             Ok(found)
         })
