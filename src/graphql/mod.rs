@@ -13,6 +13,7 @@ pub mod subscription;
 pub mod types;
 mod walk;
 
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql::{Context, Schema, ValidationMode};
 use tokio::sync::OnceCell;
 
@@ -121,6 +122,24 @@ impl Caller {
             context,
             freshness,
         }
+    }
+}
+
+/// The type of the operation a request runs: the one named `name`, or, without a name, the
+/// document's only operation — as async-graphql picks it, which parses a named operation into
+/// `Multiple` even when it is the only one (and runs it when no name is given). `None` when
+/// nothing would run: no such name, or several operations and no name.
+pub(crate) fn selected_operation_type(
+    doc: &ExecutableDocument,
+    name: Option<&str>,
+) -> Option<OperationType> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
     }
 }
 

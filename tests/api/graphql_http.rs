@@ -286,6 +286,8 @@ backend_tests! {
 
         for params in [
             vec![("query", "mutation { logout }")],
+            // A named operation, alone: it runs without an operationName.
+            vec![("query", "mutation Out { logout }")],
             vec![
                 ("query", "query Me { me { id } } mutation Out { logout }"),
                 ("operationName", "Out"),

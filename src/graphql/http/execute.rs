@@ -2,7 +2,7 @@
 //! each request in turn, its errors classified, and the answer written.
 
 use async_graphql::ServerError;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -187,13 +187,9 @@ pub(super) async fn execute(
     response
 }
 
+/// Whether the operation that will run is a mutation. Chosen as async-graphql chooses it: a
+/// named operation is parsed into `Multiple` even when it is the only one, and without an
+/// operation name that one runs; several operations and no name run nothing.
 fn selected_operation_is_mutation(doc: &ExecutableDocument, name: Option<&str>) -> bool {
-    match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => op.node.ty == OperationType::Mutation,
-        (DocumentOperations::Multiple(ops), Some(name)) => ops
-            .get(name)
-            .is_some_and(|op| op.node.ty == OperationType::Mutation),
-        // Several operations and no name: execution will refuse it anyway.
-        (DocumentOperations::Multiple(_), None) => false,
-    }
+    crate::graphql::selected_operation_type(doc, name) == Some(OperationType::Mutation)
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_graphql::http::ClientMessage;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::Utc;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -387,9 +387,5 @@ fn token_of(payload: &Value) -> Option<String> {
 
 /// The type of the operation `name` selects (the only one, without a name).
 fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(_), None) => None,
-    }
+    crate::graphql::selected_operation_type(document, name)
 }
