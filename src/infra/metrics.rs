@@ -299,9 +299,24 @@ fn set_pool(gauge: &IntGaugeVec, state: bb8::State, max: u32) {
     gauge.with_label_values(&["max"]).set(i64::from(max));
 }
 
+/// The label of an HTTP method: itself if standard, else `OTHER`.
+fn method_label(method: &str) -> &str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    if STANDARD.contains(&method) {
+        method
+    } else {
+        "OTHER"
+    }
+}
+
 impl Metrics {
-    /// Records one HTTP request to `route` (the matched pattern, not the path).
+    /// Records one HTTP request to `route` (the matched pattern, not the path). A method
+    /// outside the standard ones is labelled `OTHER`: HTTP lets a client invent any token as
+    /// a method, and each new label value would be a series kept for good.
     pub fn observe_http(&self, route: &str, method: &str, status: &str, started: Instant) {
+        let method = method_label(method);
         self.http_requests
             .with_label_values(&[route, method, status])
             .inc();
@@ -335,5 +350,36 @@ impl Metrics {
         let mut body = Vec::new();
         prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut body)?;
         Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus::core::Collector as _;
+
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let metrics = Metrics::new().unwrap();
+        for i in 0..20 {
+            metrics.observe_http("/users", &format!("FOO{i}"), "405", Instant::now());
+        }
+        metrics.observe_http("/users", "GET", "200", Instant::now());
+        let other = metrics
+            .http_requests
+            .with_label_values(&["/users", "OTHER", "405"])
+            .get();
+        assert_eq!(other, 20);
+        let series: usize = metrics
+            .http_requests
+            .collect()
+            .iter()
+            .map(|family| family.get_metric().len())
+            .sum();
+        assert_eq!(
+            series, 2,
+            "one series for every invented method, one for GET"
+        );
     }
 }
