@@ -19,6 +19,9 @@ use crate::infra::redis::{self, Redis};
 
 /// How long Redis keeps a document after it was last registered.
 pub const REDIS_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Documents longer than this are run but not kept: a frontend's operations are far smaller,
+/// and anyone may register documents, so each one kept must cost little (in Redis, for a day).
+pub const MAX_KEPT_TEXT: usize = 8 * 1024;
 /// The in-process cache's capacity, in bytes of document text.
 const MEMORY_BYTES: u64 = 8 * 1024 * 1024;
 /// A guess at the number of documents the in-process cache holds, for sizing its tables.

@@ -85,6 +85,20 @@ backend_tests! {
         assert_eq!(body["data"]["me"]["username"], "bob", "{body}");
     }
 
+    /// A document over 8 KB sent with its hash runs but is not kept: its hash alone stays
+    /// unknown, so that registrations cannot fill the store with large documents.
+    async fn a_large_document_runs_but_is_not_kept(app: TestApp) {
+        let alice = app.register("alice", PASSWORD).await;
+        let large = format!("{ME} #{}", "x".repeat(9 * 1024));
+        let hash = sha256(&large);
+        let (status, body) = post(&app, json!({"query": large, "extensions": extension(&hash)}),
+                                  Some(&alice.access)).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["data"]["me"]["username"], "alice", "{body}");
+        let (status, body) = post(&app, json!({"extensions": extension(&hash)}), Some(&alice.access)).await;
+        assert_not_found(status, &body);
+    }
+
     /// A hash that is not its document's SHA-256 is BAD_USER_INPUT, runs nothing and keeps
     /// nothing; so are a malformed extension and another version.
     async fn a_mismatching_hash_is_refused_and_not_kept(app: TestApp) {

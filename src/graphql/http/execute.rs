@@ -58,7 +58,11 @@ pub(super) async fn execute(
     for request in &mut requests {
         match persisted::read(&request.query, &request.extensions) {
             Ok(Persisted::No) => {}
-            Ok(Persisted::Register(hash)) => to_keep.push((hash, request.query.clone())),
+            Ok(Persisted::Register(hash)) if request.query.len() <= persisted::MAX_KEPT_TEXT => {
+                to_keep.push((hash, request.query.clone()));
+            }
+            // Run, not kept: its hash alone stays unknown, and the client keeps sending both.
+            Ok(Persisted::Register(_)) => {}
             Ok(Persisted::Lookup(hash)) => match endpoint.persisted.get(&hash).await {
                 Ok(Some(text)) => request.query = text,
                 Ok(None) => return persisted_error(media, batched, PersistedError::NotFound),
