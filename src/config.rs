@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
+use self::hidden::Hidden;
+
 /// Command line of the `user-api` binary.
 #[derive(Debug, Parser)]
 #[command(
@@ -84,7 +86,7 @@ pub struct Config {
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
     /// DATABASE_URL: `mysql://user:pass@host/db` or `sqlite://path` (the embedded default).
-    #[arg(id = "database-url", long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://data/users.db", value_parser = parse_database_url)]
+    #[arg(id = "database-url", long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://data/users.db", value_parser = Hidden(parse_database_url))]
     pub url: DatabaseUrl,
     /// DB_POOL_SIZE: connections in the database pool (default: 8).
     #[arg(id = "db-pool-size", long = "db-pool-size", env = "DB_POOL_SIZE", value_name = "DB_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -94,7 +96,7 @@ pub struct DatabaseConfig {
     pub pool_timeout: Duration,
     /// DATABASE_REPLICA_URLS: comma-separated `mysql://…` URLs of read replicas of the MySQL
     /// primary; they serve reads of other users, which tolerate lag. Empty = none.
-    #[arg(id = "database-replica-urls", long = "database-replica-urls", env = "DATABASE_REPLICA_URLS", value_name = "DATABASE_REPLICA_URLS", default_value = "", hide_env_values = true, value_parser = parse_replica_urls)]
+    #[arg(id = "database-replica-urls", long = "database-replica-urls", env = "DATABASE_REPLICA_URLS", value_name = "DATABASE_REPLICA_URLS", default_value = "", hide_env_values = true, value_parser = Hidden(parse_replica_urls))]
     pub replica_urls: ReplicaUrls,
     /// REPLICA_MAX_LAG: seconds a replica may lag behind the primary and still serve reads.
     #[arg(id = "replica-max-lag", long = "replica-max-lag", env = "REPLICA_MAX_LAG", value_name = "REPLICA_MAX_LAG", default_value = "5", value_parser = parse_seconds)]
@@ -163,7 +165,7 @@ fn parse_replica_urls(s: &str) -> Result<ReplicaUrls, String> {
 #[derive(Debug, Clone, Args)]
 pub struct RedisConfig {
     /// REDIS_URL: `redis://host:port/db`; when unset, sessions live in the database.
-    #[arg(id = "redis-url", long = "redis-url", env = "REDIS_URL", value_name = "REDIS_URL", value_parser = parse_redis_url)]
+    #[arg(id = "redis-url", long = "redis-url", env = "REDIS_URL", value_name = "REDIS_URL", value_parser = Hidden(parse_redis_url))]
     pub url: Option<String>,
     /// REDIS_KEY_PREFIX: prefix of every Redis key this server writes.
     #[arg(id = "redis-key-prefix", long = "redis-key-prefix", env = "REDIS_KEY_PREFIX", value_name = "REDIS_KEY_PREFIX", default_value = "user-api:", value_parser = parse_key_prefix)]
@@ -208,7 +210,7 @@ pub struct AuthConfig {
     /// MFA_ENCRYPTION_KEY: the key TOTP secrets are encrypted under (AES-256-GCM), 32 bytes as
     /// 64 hex digits or base64. Unset, it is derived from JWT_SECRET, so changing that secret
     /// would leave every enrolled authenticator unreadable: set this one in production.
-    #[arg(id = "mfa-encryption-key", long = "mfa-encryption-key", env = "MFA_ENCRYPTION_KEY", value_name = "MFA_ENCRYPTION_KEY", hide_env_values = true, value_parser = parse_encryption_key)]
+    #[arg(id = "mfa-encryption-key", long = "mfa-encryption-key", env = "MFA_ENCRYPTION_KEY", value_name = "MFA_ENCRYPTION_KEY", hide_env_values = true, value_parser = Hidden(parse_encryption_key))]
     pub mfa_encryption_key: Option<EncryptionKey>,
 }
 
@@ -558,6 +560,7 @@ impl Config {
     }
 }
 
+mod hidden;
 mod lifecycle;
 mod limits;
 pub use lifecycle::LifecycleConfig;
@@ -725,5 +728,23 @@ mod tests {
         assert!(err.to_string().contains("--access-token-ttl"), "{err}");
         let err = Config::try_from_args(["user-api", "--database-url", "ftp://x"]).unwrap_err();
         assert!(err.to_string().contains("--database-url"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_that_may_hold_a_secret_are_not_shown() {
+        for (flag, value) in [
+            ("--database-url", "postgres://app:hunter2@db/users"),
+            (
+                "--database-replica-urls",
+                "mysql://app:hunter2@a/users,mysql://app:hunter2@a/users",
+            ),
+            ("--redis-url", "redis://:hunter2@a:6379,b:6379"),
+            ("--mfa-encryption-key", "hunter2hunter2"),
+        ] {
+            let err = Config::try_from_args(["user-api", flag, value]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(flag), "{text}");
+            assert!(!text.contains("hunter2"), "{flag}: {text}");
+        }
     }
 }
