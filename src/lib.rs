@@ -117,7 +117,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
                 // Outside everything below, so that preflights and refusals carry them too.
                 .layer(web::headers::layer())
-                .layer(cors(&state.config.http.cors_allowed_origins))
+                .option_layer(cors(&state.config.http.cors_allowed_origins))
                 // CORS answers preflights with an empty body of the inner service's type.
                 .map_response(IntoResponse::into_response)
                 // Outside the body limit, whose 413 is plain text.
@@ -186,7 +186,9 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 
 /// CORS for browser frontends: only the configured origins, with proper preflight answers.
 /// Tokens travel in the Authorization header, not cookies, so credentials are never allowed.
-fn cors(origins: &CorsOrigins) -> CorsLayer {
+/// None when no origin is allowed: the layer would still answer every OPTIONS request itself
+/// (200, empty), where the routes answer 404 or 405.
+fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
     let base = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
@@ -198,10 +200,10 @@ fn cors(origins: &CorsOrigins) -> CorsLayer {
         ])
         .max_age(std::time::Duration::from_secs(600));
     match origins {
-        CorsOrigins::None => CorsLayer::new(),
-        CorsOrigins::Any => base.allow_origin(AllowOrigin::any()),
-        CorsOrigins::List(list) => base.allow_origin(AllowOrigin::list(
+        CorsOrigins::None => None,
+        CorsOrigins::Any => Some(base.allow_origin(AllowOrigin::any())),
+        CorsOrigins::List(list) => Some(base.allow_origin(AllowOrigin::list(
             list.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
-        )),
+        ))),
     }
 }

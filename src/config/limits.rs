@@ -157,15 +157,25 @@ fn parse_rate_limit(s: &str) -> Result<RateLimit, String> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies(pub Vec<IpNet>);
 
-/// Parses comma-separated IP addresses (a single host) and CIDR networks.
+/// Parses comma-separated IP addresses (a single host) and CIDR networks. A network of every
+/// address (`0.0.0.0/0`, `::/0`) is refused: with it every client would be a trusted proxy
+/// and could name its own address, and so its own rate-limit key, in `X-Forwarded-For`.
 fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
     s.split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
         .map(|item| {
-            item.parse::<IpNet>()
+            let net = item
+                .parse::<IpNet>()
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("`{item}` is not an IP address or CIDR network"))
+                .map_err(|_| format!("`{item}` is not an IP address or CIDR network"))?;
+            if net.prefix_len() == 0 {
+                return Err(format!(
+                    "`{item}` is every address: each client could then choose its own address \
+                     (and rate-limit key) in X-Forwarded-For; name the proxies' addresses"
+                ));
+            }
+            Ok(net)
         })
         .collect::<Result<Vec<_>, _>>()
         .map(TrustedProxies)
@@ -221,6 +231,9 @@ mod tests {
         assert_eq!(parsed.0[2], "::1/128".parse::<IpNet>().unwrap());
         assert!(parse_trusted_proxies("10.0.0.0/33").is_err());
         assert!(parse_trusted_proxies("proxy.example").is_err());
+        // Every address: every client a proxy.
+        assert!(parse_trusted_proxies("10.0.0.1, 0.0.0.0/0").is_err());
+        assert!(parse_trusted_proxies("::/0").is_err());
     }
 
     #[test]
