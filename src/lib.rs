@@ -32,6 +32,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::CorsOrigins;
@@ -132,6 +133,12 @@ pub fn app(state: AppState) -> Router {
                 ))
                 .map_response(IntoResponse::into_response)
                 .layer(RequestBodyLimitLayer::new(body_limit))
+                // A body that stops arriving for HTTP_HEADER_TIMEOUT seconds fails its read
+                // (400), as a head that stops arriving closes the connection: a client that
+                // announces a body and sends nothing cannot hold a connection for ever.
+                .layer(RequestBodyTimeoutLayer::new(
+                    std::time::Duration::from_secs(state.config.http.header_timeout),
+                ))
                 .layer(DefaultBodyLimit::max(body_limit)),
         );
     // Rewriting the path must happen before routing, which a layer on the Router (applied

@@ -111,6 +111,29 @@ backend_tests! {
         read_until_closed(&mut stream).await;
     }
 
+    async fn a_body_that_never_comes_is_refused_after_the_timeout(backend: Backend) {
+        let app = TestApp::builder().header_timeout(HEADER_TIMEOUT).spawn(backend).await;
+        // A whole head announcing a body, then nothing, and part of a body then nothing: each
+        // is answered (the read failed) and closed, instead of waiting for ever.
+        for sent in [&b""[..], &b"{\"username\": \"al"[..]] {
+            let mut stream = connect(&app).await;
+            stream
+                .write_all(
+                    b"POST /users/login HTTP/1.1\r\nHost: example\r\n\
+                      Content-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+                )
+                .await
+                .unwrap();
+            stream.write_all(sent).await.unwrap();
+            let received = read_until_closed(&mut stream).await;
+            let text = String::from_utf8_lossy(&received);
+            assert!(text.starts_with("HTTP/1.1 4"), "{text}");
+        }
+        // The server still serves others.
+        let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
     async fn idle_keep_alive_connections_are_closed_after_the_timeout(backend: Backend) {
         let app = TestApp::builder().header_timeout(HEADER_TIMEOUT).spawn(backend).await;
         let mut stream = connect(&app).await;
