@@ -44,6 +44,11 @@ pub enum Scope {
     LoginFailuresPerUsernameAndIp,
     /// Failed password checks naming one username, from anywhere.
     LoginFailuresPerUsername,
+    /// Failed password checks naming one username past [`Scope::LoginFailuresPerUsername`],
+    /// from addresses with no failures for it: a second ceiling (at the same rate) that no
+    /// address escapes, as one client can hold many clean addresses (an IPv6 /48 holds 65,536
+    /// of the /64s addresses are counted by).
+    LoginExemptFailuresPerUsername,
     /// Wrong second-factor codes of one user, from anywhere, with no address exempt.
     MfaFailuresPerUser,
     /// Registrations from one client address.
@@ -62,10 +67,11 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope, in a fixed order.
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 11] = [
         Scope::LoginPerIp,
         Scope::LoginFailuresPerUsernameAndIp,
         Scope::LoginFailuresPerUsername,
+        Scope::LoginExemptFailuresPerUsername,
         Scope::MfaFailuresPerUser,
         Scope::RegisterPerIp,
         Scope::RefreshPerSession,
@@ -81,6 +87,7 @@ impl Scope {
             Scope::LoginPerIp => "login-ip",
             Scope::LoginFailuresPerUsernameAndIp => "login-user-ip",
             Scope::LoginFailuresPerUsername => "login-user",
+            Scope::LoginExemptFailuresPerUsername => "login-user-exempt",
             Scope::MfaFailuresPerUser => "mfa-user",
             Scope::RegisterPerIp => "register-ip",
             Scope::RefreshPerSession => "refresh-session",
@@ -96,7 +103,9 @@ impl Scope {
         match self {
             Scope::LoginPerIp => config.login_per_ip.0,
             Scope::LoginFailuresPerUsernameAndIp => config.login_per_username.0,
-            Scope::LoginFailuresPerUsername => config.login_failures_per_username.0,
+            Scope::LoginFailuresPerUsername | Scope::LoginExemptFailuresPerUsername => {
+                config.login_failures_per_username.0
+            }
             Scope::MfaFailuresPerUser => config.mfa_failures_per_user.0,
             Scope::RegisterPerIp => config.register_per_ip.0,
             Scope::RefreshPerSession => config.refresh_per_session.0,
@@ -233,7 +242,8 @@ impl RateLimiter {
     /// Counted per client address (every check), then as a failure per username from this
     /// address, and per username from anywhere. Past the per-username ceiling, an address
     /// with no recent failures for that username may still try: the owner typing the right
-    /// password from their usual device is not locked out by someone else's guesses.
+    /// password from their usual device is not locked out by someone else's guesses. Those
+    /// tries have a ceiling of their own, as many again, which no address escapes.
     pub async fn begin_password_check(
         &self,
         username: Option<&str>,
@@ -310,8 +320,27 @@ impl RateLimiter {
                     counted.window,
                 ));
             }
-            Some(Err(_)) if clean => {
-                tracing::debug!("an address with no recent failures tries an account under attack");
+            Some(Err(wait)) if clean => {
+                match self
+                    .hit(Scope::LoginExemptFailuresPerUsername, username)
+                    .await?
+                {
+                    Some(Ok(counted)) => {
+                        tracing::debug!(
+                            "an address with no recent failures tries an account under attack"
+                        );
+                        check.counted.push((
+                            Scope::LoginExemptFailuresPerUsername,
+                            username.to_owned(),
+                            counted.window,
+                        ));
+                    }
+                    None => {}
+                    Some(Err(_)) => {
+                        self.password_was_right(check).await;
+                        return Err(rate_limited(wait));
+                    }
+                }
             }
             Some(Err(wait)) => {
                 // The attempt does not happen: it must not count as this address's failure.

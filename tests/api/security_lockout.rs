@@ -86,6 +86,32 @@ backend_tests! {
         app.login("bystander", "correct horse").await;
     }
 
+    async fn clean_addresses_share_a_ceiling_of_their_own(backend: Backend) {
+        let app = behind_proxy()
+            .login_per_username(per_minute(3))
+            .login_failures_per_username(per_hour(4))
+            .spawn(backend)
+            .await;
+        app.register("victim", "correct horse").await;
+        for address in ["203.0.113.1", "203.0.113.2"] {
+            for _ in 0..2 {
+                assert_eq!(code(&app, "a guess", address).await, "UNAUTHENTICATED");
+            }
+        }
+        // Past the ceiling, clean addresses (one client may hold thousands: an IPv6 /48 is
+        // 65,536 of the /64s addresses are counted by) get as many guesses again between them...
+        for i in 0..4 {
+            let address = format!("2001:db8:0:{i:x}::1");
+            assert_eq!(code(&app, "a guess", &address).await, "UNAUTHENTICATED", "{address}");
+        }
+        // ...and then none, whatever the address, the right password included.
+        assert_eq!(code(&app, "a guess", "2001:db8:0:ff::1").await, "RATE_LIMITED");
+        assert_eq!(code(&app, "correct horse", "198.51.100.7").await, "RATE_LIMITED");
+        // Other accounts are not affected.
+        app.register("bystander", "correct horse").await;
+        app.login("bystander", "correct horse").await;
+    }
+
     async fn a_right_password_does_not_count_as_a_failure(backend: Backend) {
         let app = TestApp::builder().login_per_username(per_minute(3)).spawn(backend).await;
         app.register("victim", "correct horse").await;
