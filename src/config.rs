@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
-use self::hidden::Hidden;
+use self::parsers::Hidden;
 
 /// Command line of the `user-api` binary.
 #[derive(Debug, Parser)]
@@ -560,9 +560,9 @@ impl Config {
     }
 }
 
-mod hidden;
 mod lifecycle;
 mod limits;
+mod parsers;
 pub use lifecycle::LifecycleConfig;
 pub use limits::{GraphqlLimitsConfig, Rate, RateLimit, RateLimitConfig, TrustedProxies};
 mod mail;

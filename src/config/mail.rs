@@ -3,15 +3,14 @@
 //! hard delivery tries. Kept apart so that the SMTP URL's handling (it may hold a password)
 //! sits in one place.
 
-use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use clap::builder::TypedValueParser;
-use clap::error::ErrorKind;
 use lettre::message::Mailbox;
 use secrecy::{ExposeSecret as _, SecretString};
+
+use super::parsers::{Escaped, Hidden};
 
 /// Mail delivery and composition.
 #[derive(Debug, Clone, Args)]
@@ -19,7 +18,7 @@ pub struct MailConfig {
     /// SMTP_URL: the SMTP server, e.g. `smtps://user:pass@host:465` (TLS),
     /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtp://host:25` (a local relay);
     /// when unset, mails are written as `.eml` files into MAIL_DIR.
-    #[arg(id = "smtp-url", long = "smtp-url", env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true, value_parser = SmtpUrlParser)]
+    #[arg(id = "smtp-url", long = "smtp-url", env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true, value_parser = Hidden(SmtpUrl::parse))]
     pub smtp_url: Option<SmtpUrl>,
     /// MAIL_FROM: the sender of every mail, e.g. `Example <no-reply@example.com>`.
     #[arg(id = "mail-from", long = "mail-from", env = "MAIL_FROM", value_name = "MAIL_FROM", default_value = "user-api <no-reply@localhost>", value_parser = Escaped(parse_mailbox))]
@@ -116,57 +115,6 @@ impl SmtpUrl {
     pub fn describe(&self) -> String {
         format!("{}:{} ({})", self.host, self.port, self.security)
     }
-}
-
-/// Parses SMTP_URL without ever echoing it: clap's own errors quote the bad value, which here
-/// may hold a password.
-#[derive(Debug, Clone, Copy)]
-struct SmtpUrlParser;
-
-impl TypedValueParser for SmtpUrlParser {
-    type Value = SmtpUrl;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &OsStr,
-    ) -> Result<SmtpUrl, clap::Error> {
-        let shown = "(not shown: it may hold a password)";
-        let value = value
-            .to_str()
-            .ok_or_else(|| invalid(cmd, arg, shown, "not UTF-8"))?;
-        SmtpUrl::parse(value).map_err(|reason| invalid(cmd, arg, shown, &reason))
-    }
-}
-
-/// Parses with `parse`, quoting a bad value escaped: clap quotes it as it is, and a line break
-/// in it would split the one line `main` prints (losing the variable's name).
-#[derive(Debug, Clone, Copy)]
-struct Escaped<T>(fn(&str) -> Result<T, String>);
-
-impl<T: Clone + Send + Sync + 'static> TypedValueParser for Escaped<T> {
-    type Value = T;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &OsStr,
-    ) -> Result<T, clap::Error> {
-        let text = value.to_string_lossy();
-        (self.0)(&text).map_err(|reason| invalid(cmd, arg, &format!("{text:?}"), &reason))
-    }
-}
-
-/// A one-line "invalid value" error naming the flag and its variable.
-fn invalid(cmd: &clap::Command, arg: Option<&clap::Arg>, shown: &str, reason: &str) -> clap::Error {
-    let name = arg.map_or_else(|| "a mail setting".to_owned(), |arg| format!("'{arg}'"));
-    clap::Error::raw(
-        ErrorKind::ValueValidation,
-        format!("invalid value {shown} for {name}: {reason}\n"),
-    )
-    .with_cmd(cmd)
 }
 
 fn parse_mailbox(s: &str) -> Result<Mailbox, String> {
