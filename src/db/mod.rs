@@ -16,10 +16,10 @@ use anyhow::Context as _;
 use diesel::SqliteConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, SetupCallback,
 };
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use futures_util::FutureExt as _;
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
@@ -178,16 +178,7 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
             ensure_sqlite_file(&config.url).await?;
             let mut manager_config = ManagerConfig::<SqliteConn>::default();
             manager_config.recycling_method = RecyclingMethod::Fast;
-            manager_config.custom_setup = Box::new(|url| {
-                async move {
-                    let mut conn = SqliteConn::establish(url).await?;
-                    conn.batch_execute(SQLITE_SETUP)
-                        .await
-                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                    Ok(conn)
-                }
-                .boxed()
-            });
+            manager_config.custom_setup = set_up_with(SQLITE_SETUP);
             let manager =
                 AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, manager_config);
             let size = config.pool_size.unwrap_or(DEFAULT_POOL_SIZE);
@@ -211,16 +202,7 @@ const MYSQL_SETUP: &str = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE RE
 pub fn mysql_pool(url: &str, config: &DatabaseConfig) -> DbPool {
     let mut manager_config = ManagerConfig::<AsyncMysqlConnection>::default();
     manager_config.recycling_method = RecyclingMethod::Fast;
-    manager_config.custom_setup = Box::new(|url| {
-        async move {
-            let mut conn = AsyncMysqlConnection::establish(url).await?;
-            conn.batch_execute(MYSQL_SETUP)
-                .await
-                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-            Ok(conn)
-        }
-        .boxed()
-    });
+    manager_config.custom_setup = set_up_with(MYSQL_SETUP);
     let manager =
         AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, manager_config);
     let size = config.pool_size.unwrap_or(DEFAULT_POOL_SIZE);
@@ -228,6 +210,20 @@ pub fn mysql_pool(url: &str, config: &DatabaseConfig) -> DbPool {
         builder(size, config.pool_timeout),
         manager,
     ))
+}
+
+/// A pool's way to open a connection: connect, then run `setup` on it before first use.
+fn set_up_with<C: AsyncConnection + 'static>(setup: &'static str) -> SetupCallback<C> {
+    Box::new(move |url| {
+        async move {
+            let mut conn = C::establish(url).await?;
+            conn.batch_execute(setup)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    })
 }
 
 /// Creates the folder of a SQLite file if it is missing, readable by the server's user only
