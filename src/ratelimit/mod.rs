@@ -129,10 +129,17 @@ struct Counted {
 /// A password check under way, counted against the login limits: hand it to
 /// [`RateLimiter::password_was_right`] when the password turned out right, so that only
 /// failures stay counted; dropped, it stays counted as a failure.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 #[must_use = "a right password must be reported, or it counts as a failure"]
 pub struct PasswordCheck {
     counted: Vec<(Scope, String, u64)>,
+}
+
+impl PasswordCheck {
+    /// Remembers where an attempt was counted, to take it back if the password is right.
+    fn record(&mut self, scope: Scope, key: &str, counted: Counted) {
+        self.counted.push((scope, key.to_owned(), counted.window));
+    }
 }
 
 /// The rate limits of the server, counted in Redis or in process.
@@ -266,16 +273,10 @@ impl RateLimiter {
     /// per-username password limits would let them guess codes from address after address,
     /// so codes are held to this limit instead of those.
     pub async fn begin_code_check(&self, user_id: &str) -> Result<PasswordCheck, AppError> {
-        let mut check = PasswordCheck {
-            counted: Vec::new(),
-        };
+        let mut check = PasswordCheck::default();
         match self.hit(Scope::MfaFailuresPerUser, user_id).await? {
             Some(Ok(counted)) => {
-                check.counted.push((
-                    Scope::MfaFailuresPerUser,
-                    user_id.to_owned(),
-                    counted.window,
-                ));
+                check.record(Scope::MfaFailuresPerUser, user_id, counted);
                 Ok(check)
             }
             None => Ok(check),
@@ -290,9 +291,7 @@ impl RateLimiter {
         client: Option<IpAddr>,
     ) -> Result<PasswordCheck, AppError> {
         let address = address_key(client);
-        let mut check = PasswordCheck {
-            counted: Vec::new(),
-        };
+        let mut check = PasswordCheck::default();
         let Some(username) = username else {
             return Ok(check);
         };
@@ -304,50 +303,42 @@ impl RateLimiter {
         {
             Some(Err(wait)) => return Err(rate_limited(wait)),
             Some(Ok(counted)) => {
-                check
-                    .counted
-                    .push((Scope::LoginFailuresPerUsernameAndIp, pair, counted.window));
+                check.record(Scope::LoginFailuresPerUsernameAndIp, &pair, counted);
                 counted.prior == 0.0
             }
             // Nothing says which addresses failed before: none counts as clean.
             None => false,
         };
-        match self.hit(Scope::LoginFailuresPerUsername, username).await? {
+        let over_ceiling = match self.hit(Scope::LoginFailuresPerUsername, username).await? {
             Some(Ok(counted)) => {
-                check.counted.push((
-                    Scope::LoginFailuresPerUsername,
-                    username.to_owned(),
-                    counted.window,
-                ));
+                check.record(Scope::LoginFailuresPerUsername, username, counted);
+                None
             }
-            Some(Err(wait)) if clean => {
-                match self
-                    .hit(Scope::LoginExemptFailuresPerUsername, username)
+            Some(Err(wait)) => Some(wait),
+            None => None,
+        };
+        if let Some(wait) = over_ceiling {
+            // Past the ceiling only a clean address may try, within the ceiling of such tries.
+            let exempt = if clean {
+                self.hit(Scope::LoginExemptFailuresPerUsername, username)
                     .await?
-                {
-                    Some(Ok(counted)) => {
-                        tracing::debug!(
-                            "an address with no recent failures tries an account under attack"
-                        );
-                        check.counted.push((
-                            Scope::LoginExemptFailuresPerUsername,
-                            username.to_owned(),
-                            counted.window,
-                        ));
-                    }
-                    None => {}
-                    Some(Err(_)) => {
-                        self.password_was_right(check).await;
-                        return Err(rate_limited(wait));
-                    }
+            } else {
+                Some(Err(wait))
+            };
+            match exempt {
+                Some(Ok(counted)) => {
+                    tracing::debug!(
+                        "an address with no recent failures tries an account under attack"
+                    );
+                    check.record(Scope::LoginExemptFailuresPerUsername, username, counted);
+                }
+                None => {}
+                Some(Err(_)) => {
+                    // The attempt does not happen: it must not count as this address's failure.
+                    self.password_was_right(check).await;
+                    return Err(rate_limited(wait));
                 }
             }
-            Some(Err(wait)) => {
-                // The attempt does not happen: it must not count as this address's failure.
-                self.password_was_right(check).await;
-                return Err(rate_limited(wait));
-            }
-            None => {}
         }
         Ok(check)
     }
