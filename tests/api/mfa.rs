@@ -107,6 +107,18 @@ async fn sign_in_with(app: &TestApp, token: &str, code: &str) -> SignIn {
     SignIn::from_reply(&body, "loginSecondFactor").unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
+/// `loginSecondFactor` with a wrong code for each of `tokens`, asserting each is refused.
+async fn send_wrong_codes(app: &TestApp, user: &Enrolled, tokens: &[String]) {
+    for token in tokens {
+        let body = second_factor(app, token, &user.app.wrong_code()).await;
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("UNAUTHENTICATED"),
+            "{body}"
+        );
+    }
+}
+
 fn message(body: &Value) -> String {
     body["errors"][0]["message"]
         .as_str()
@@ -413,10 +425,7 @@ backend_tests! {
             .await;
         let mut alice = enrolled(&app, "alice").await;
         let tokens = mfa_tokens(&app, "alice", 4).await;
-        for token in &tokens[..3] {
-            let body = second_factor(&app, token, &alice.app.wrong_code()).await;
-            assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
-        }
+        send_wrong_codes(&app, &alice, &tokens[..3]).await;
         let limited = second_factor(&app, &tokens[3], &alice.app.next_code().await).await;
         assert_eq!(error_code(&limited).as_deref(), Some("RATE_LIMITED"), "{limited}");
         assert!(retry_after(&limited).is_some_and(|s| s >= 1), "{limited}");
@@ -434,10 +443,7 @@ backend_tests! {
         // address: the eighth check is refused, even with a token that names nothing.
         let first = mfa_token(&app, "alice", PASSWORD).await;
         let _second = mfa_token(&app, "alice", PASSWORD).await;
-        for _ in 0..3 {
-            let body = second_factor(&app, &first, &alice.app.wrong_code()).await;
-            assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
-        }
+        send_wrong_codes(&app, &alice, &[first.clone(), first.clone(), first]).await;
         let body = second_factor(&app, &"A".repeat(43), &alice.recovery[0]).await;
         assert_eq!(error_code(&body).as_deref(), Some("RATE_LIMITED"), "{body}");
     }
@@ -449,10 +455,7 @@ backend_tests! {
             .await;
         let mut alice = enrolled(&app, "alice").await;
         let tokens = mfa_tokens(&app, "alice", 4).await;
-        for token in &tokens[..2] {
-            let body = second_factor(&app, token, &alice.app.wrong_code()).await;
-            assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
-        }
+        send_wrong_codes(&app, &alice, &tokens[..2]).await;
         sign_in_with(&app, &tokens[2], &alice.app.next_code().await).await;
         let body = second_factor(&app, &tokens[3], &alice.app.wrong_code()).await;
         assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
