@@ -29,6 +29,23 @@ async fn code(app: &TestApp, password: &str, address: &str) -> String {
     error_code(&body).unwrap_or_else(|| "OK".to_owned())
 }
 
+/// A server (three failures per username and address a minute, four per username an hour)
+/// whose user `victim` is past its ceiling: two addresses spent its four failures.
+async fn victim_past_its_ceiling(backend: Backend) -> TestApp {
+    let app = behind_proxy()
+        .login_per_username(per_minute(3))
+        .login_failures_per_username(per_hour(4))
+        .spawn(backend)
+        .await;
+    app.register("victim", "correct horse").await;
+    for address in ["203.0.113.1", "203.0.113.2"] {
+        for _ in 0..2 {
+            assert_eq!(code(&app, "a guess", address).await, "UNAUTHENTICATED");
+        }
+    }
+    app
+}
+
 /// The error code of `updateMe(input)` with `token`, or `OK`.
 async fn update_me_code(app: &TestApp, token: &str, input: Value) -> String {
     error_code(&app.update_me(token, input).await).unwrap_or_else(|| "OK".to_owned())
@@ -53,18 +70,7 @@ backend_tests! {
     }
 
     async fn past_the_ceiling_only_addresses_without_failures_may_try(backend: Backend) {
-        let app = behind_proxy()
-            .login_per_username(per_minute(3))
-            .login_failures_per_username(per_hour(4))
-            .spawn(backend)
-            .await;
-        app.register("victim", "correct horse").await;
-        // Two addresses spend the account's four failures.
-        for address in ["203.0.113.1", "203.0.113.2"] {
-            for _ in 0..2 {
-                assert_eq!(code(&app, "a guess", address).await, "UNAUTHENTICATED");
-            }
-        }
+        let app = victim_past_its_ceiling(backend).await;
         // Each is under its own limit of three, but has failed before: refused, right password
         // or not.
         assert_eq!(code(&app, "a guess", "203.0.113.1").await, "RATE_LIMITED");
@@ -87,17 +93,7 @@ backend_tests! {
     }
 
     async fn clean_addresses_share_a_ceiling_of_their_own(backend: Backend) {
-        let app = behind_proxy()
-            .login_per_username(per_minute(3))
-            .login_failures_per_username(per_hour(4))
-            .spawn(backend)
-            .await;
-        app.register("victim", "correct horse").await;
-        for address in ["203.0.113.1", "203.0.113.2"] {
-            for _ in 0..2 {
-                assert_eq!(code(&app, "a guess", address).await, "UNAUTHENTICATED");
-            }
-        }
+        let app = victim_past_its_ceiling(backend).await;
         // Past the ceiling, clean addresses (one client may hold thousands: an IPv6 /48 is
         // 65,536 of the /64s addresses are counted by) get as many guesses again between them...
         for i in 0..4 {
