@@ -367,7 +367,7 @@ backend_tests! {
         assert_eq!(mfa_enabled(&app, &renewed.access).await, true);
     }
 
-    async fn enrolments_started_at_once_all_answer_and_the_last_one_counts(app: TestApp) {
+    async fn enrolments_started_at_once_all_answer_and_one_is_under_way(app: TestApp) {
         let alice = app.register("alice", PASSWORD).await;
         let starts = futures_util::future::join_all(
             (0..6).map(|_| app.gql(START, json!({"p": PASSWORD}), Some(&alice.access))),
@@ -382,18 +382,18 @@ backend_tests! {
             .iter()
             .map(|body| body["data"]["startTotpEnrollment"]["secret"].as_str().unwrap())
             .collect();
-        let mut confirmed = 0;
+        let mut confirmed = false;
         for secret in secrets {
             let mut authenticator = Authenticator::new(secret);
             let body = app
                 .gql(CONFIRM, json!({"c": authenticator.next_code().await}), Some(&alice.access))
                 .await;
             if body["data"]["confirmTotpEnrollment"].is_array() {
-                confirmed += 1;
+                confirmed = true;
                 break;
             }
         }
-        assert_eq!(confirmed, 1);
+        assert!(confirmed, "no started enrolment could be confirmed");
         assert_eq!(mfa_enabled(&app, &alice.access).await, true);
     }
 
