@@ -459,9 +459,10 @@ pub enum Disabling {
 
 /// Disables the user unless they are the last enabled admin, moving their credentials version
 /// on in the same statement (a sign-in checked before now withdraws, see
-/// `SignIns::confirm_sign_in`, and their refresh tokens stop working), and writes `effects` (the notice, the end of their reset links)
-/// in the same transaction when the account was enabled: a failure after it cannot lose the
-/// notice or leave a reset link that works again once the account is enabled.
+/// `SignIns::confirm_sign_in`, and their refresh tokens stop working), and writes `effects`
+/// (the notice, the end of their reset links) in the same transaction when the account was
+/// enabled: a failure after it cannot lose the notice or leave a reset link that works again
+/// once the account is enabled.
 pub async fn disable_user(
     db: &DbPool,
     id: &str,

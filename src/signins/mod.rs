@@ -269,10 +269,9 @@ impl SignIns {
     /// Takes a second-factor code for the challenge `mfa_token`: counts it against the login
     /// limits (per address first, before anything is looked up; then per user, against the
     /// limit of wrong codes), and returns the sign-in it would complete, for the caller to
-    /// check the code. A bad token, or one
-    /// whose account changed its password, lost MFA or went away since, is UNAUTHENTICATED;
-    /// a disabled account is ACCOUNT_DISABLED (its challenges end when it is disabled, so
-    /// this is seen only in a race).
+    /// check the code. A bad token, or one whose account changed its password, lost MFA or
+    /// went away since, is UNAUTHENTICATED; a disabled account is ACCOUNT_DISABLED (its
+    /// challenges end when it is disabled, so this is seen only in a race).
     pub async fn begin_second_factor(
         &self,
         mfa_token: &str,
@@ -375,21 +374,20 @@ impl SignIns {
         let token = self.access.issue(&user.id)?;
         let session = NewSession::for_token(&user.id, &token, context);
         self.store.create(&session).await?;
-        let refresh_token = match self.open_family(&user, &token, context).await {
-            Ok(refresh_token) => refresh_token,
+        let finished = async {
+            let refresh_token = self.open_family(&user, &token, context).await?;
+            let stands = self.confirm_sign_in(&user, &token.session_id).await?;
+            Ok::<_, AppError>((refresh_token, stands))
+        };
+        let refresh_token = match finished.await {
+            Ok((refresh_token, true)) => refresh_token,
+            // Withdrawn by the confirmation itself.
+            Ok((_, false)) => return Err(lifecycle::CREDENTIALS_CHANGED),
             Err(e) => {
                 self.withdraw(&user.id, &token.session_id).await;
                 return Err(e);
             }
         };
-        match self.confirm_sign_in(&user, &token.session_id).await {
-            Ok(true) => {}
-            Ok(false) => return Err(lifecycle::CREDENTIALS_CHANGED),
-            Err(e) => {
-                self.withdraw(&user.id, &token.session_id).await;
-                return Err(e);
-            }
-        }
         self.events
             .publish(
                 &user.id,
