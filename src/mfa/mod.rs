@@ -215,7 +215,7 @@ impl Mfa {
             return Err(no_enrolment());
         }
         self.mailroom.queued();
-        self.sign_ins.end_others(viewer).await?;
+        self.sign_ins.end_others_surely(viewer).await;
         self.events
             .publish(
                 &user.id,

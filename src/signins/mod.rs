@@ -105,6 +105,12 @@ pub struct SecondFactor {
     now: NaiveDateTime,
 }
 
+/// How often [`SignIns::end_later`] tries again to end sign-ins the session store could not.
+const END_LATER_EVERY: Duration = Duration::from_secs(2);
+/// How many times: 30 minutes in all, the default access-token lifetime, past which the
+/// sessions have lapsed on their own.
+const END_LATER_TRIES: u32 = 900;
+
 /// Every bad `mfaToken` — malformed, unknown, used, expired, out of attempts, of an account
 /// whose password or MFA changed since — gets this one answer: sign in again.
 const BAD_MFA_TOKEN: AppError =
@@ -489,6 +495,50 @@ impl SignIns {
     pub async fn end_refresh_tokens(&self, user_id: &str) -> Result<(), AppError> {
         refresh_tokens::repo::delete_for_user(&self.db, user_id, None).await?;
         Ok(())
+    }
+
+    /// [`SignIns::end_all`] after a change that stands (a password reset): when the session
+    /// store cannot be reached, the change is not undone, so the sign-ins are ended in the
+    /// background instead (see [`SignIns::end_later`]).
+    pub async fn end_all_surely(self: &Arc<Self>, user_id: &str) {
+        if let Err(e) = self.end_all(user_id).await {
+            tracing::warn!(error = %e, %user_id, "could not end the user's sign-ins yet; retrying");
+            Arc::clone(self).end_later(user_id.to_owned(), None);
+        }
+    }
+
+    /// [`SignIns::end_others`] after a change that stands (a password change, MFA turned on):
+    /// when the session store cannot be reached, the other sign-ins are ended in the
+    /// background instead (see [`SignIns::end_later`]). Returns the credentials version the
+    /// caller's sign-in carries on under (the change moved it on by one).
+    pub async fn end_others_surely(self: &Arc<Self>, viewer: &Viewer) -> i64 {
+        match self.end_others(viewer).await {
+            Ok(version) => version,
+            Err(e) => {
+                tracing::warn!(error = %e, user_id = %viewer.user.id, "could not end the other sign-ins yet; retrying");
+                Arc::clone(self).end_later(viewer.user.id.clone(), Some(viewer.clone()));
+                viewer.user.credentials_version.saturating_add(1)
+            }
+        }
+    }
+
+    /// Ends the sign-ins of `user_id` (all, or all but `keep`'s) in the background, every
+    /// [`END_LATER_EVERY`] until the session store answers. Gives up after
+    /// [`END_LATER_TRIES`], when the sessions have lapsed on their own.
+    fn end_later(self: Arc<Self>, user_id: String, keep: Option<Viewer>) {
+        tokio::spawn(async move {
+            for _ in 0..END_LATER_TRIES {
+                tokio::time::sleep(END_LATER_EVERY).await;
+                let ended = match &keep {
+                    Some(viewer) => self.end_others(viewer).await.map(|_| ()),
+                    None => self.end_all(&user_id).await,
+                };
+                if ended.is_ok() {
+                    return;
+                }
+            }
+            tracing::error!(%user_id, "the user's sign-ins could not be ended; they lapse with their access tokens");
+        });
     }
 
     /// Ends every sign-in of the caller but the one that made the request, after their

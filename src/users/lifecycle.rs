@@ -2,8 +2,6 @@
 //! (API.md section 7). Registration and email changes send their verification mails from
 //! `Users::register` and `Users::update_me`.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 
 use super::Mailroom;
@@ -17,18 +15,11 @@ use crate::error::{AppError, Field};
 use crate::events::AccountEventKind;
 use crate::infra::opaque_token;
 use crate::mail::compose::Mail;
-use crate::signins::{SignInContext, SignIns, Viewer};
+use crate::signins::{SignInContext, Viewer};
 
 /// Every bad token — malformed, unknown, used, expired, for an address no longer the
 /// account's, of a deleted user — gets this one answer.
 const BAD_TOKEN: AppError = AppError::Unauthenticated("invalid or expired token");
-
-/// How often a reset retries ending the user's sessions when the session store could not be
-/// reached.
-const END_SESSIONS_RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
-/// How many times: 30 minutes in all, the default access-token lifetime, past which the
-/// sessions have lapsed on their own.
-const END_SESSIONS_RETRIES: u32 = 900;
 
 /// How often expired verification and reset tokens are purged.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
@@ -158,39 +149,15 @@ impl Users {
         }
         self.mailroom.queued();
         // The password has changed and the link is used up: from here the sessions must end
-        // whatever happens, so a session store that cannot be reached now is retried in the
-        // background rather than reported to a client who could not undo the reset anyway.
+        // whatever happens, not be reported to a client who could not undo the reset anyway.
         // Meanwhile refresh tokens are already dead (the credentials version moved on), and
         // access tokens cannot be checked against an unreachable store either.
-        if let Err(e) = self.sign_ins.end_all(&user.id).await {
-            tracing::warn!(error = %e, user_id = %user.id, "a reset could not end the user's sessions yet; retrying");
-            end_sign_ins_later(self.sign_ins.clone(), user.id, None);
-        }
+        self.sign_ins.end_all_surely(&user.id).await;
         self.events
             .publish(&row.user_id, AccountEventKind::PasswordChanged, None)
             .await;
         Ok(())
     }
-}
-
-/// Ends the sign-ins of `user_id` (all, or all but `keep`'s) in the background, every
-/// [`END_SESSIONS_RETRY_EVERY`] until the session store answers, for a password that changed
-/// when the store could not be reached: the change stands, so the sessions must end whatever
-/// happens. Gives up after [`END_SESSIONS_RETRIES`], when they have lapsed on their own.
-pub(super) fn end_sign_ins_later(sign_ins: Arc<SignIns>, user_id: String, keep: Option<Viewer>) {
-    tokio::spawn(async move {
-        for _ in 0..END_SESSIONS_RETRIES {
-            tokio::time::sleep(END_SESSIONS_RETRY_EVERY).await;
-            let ended = match &keep {
-                Some(viewer) => sign_ins.end_others(viewer).await.map(|_| ()),
-                None => sign_ins.end_all(&user_id).await,
-            };
-            if ended.is_ok() {
-                return;
-            }
-        }
-        tracing::error!(%user_id, "a password change's other sessions could not be ended; they lapse with their access tokens");
-    });
 }
 
 /// Queues a reset link for the account registered with `email_lower`, if there is one and it

@@ -355,21 +355,9 @@ impl Users {
                 .await;
         }
         if password_hash.is_some() {
-            // The new password stands whatever happens next: a session store that cannot be
-            // reached is retried in the background rather than answered with a 503 the caller
-            // could not act on (their retry would find the current password changed).
-            user_version = match self.sign_ins.end_others(viewer).await {
-                Ok(version) => version,
-                Err(e) => {
-                    tracing::warn!(error = %e, user_id = %viewer.user.id, "a password change could not end the other sessions yet; retrying");
-                    lifecycle::end_sign_ins_later(
-                        Arc::clone(&self.sign_ins),
-                        viewer.user.id.clone(),
-                        Some(viewer.clone()),
-                    );
-                    user_version.saturating_add(1)
-                }
-            };
+            // The new password stands whatever happens next: not a 503 the caller could not
+            // act on (their retry would find the current password changed).
+            user_version = self.sign_ins.end_others_surely(viewer).await;
             self.events
                 .publish(&viewer.user.id, AccountEventKind::PasswordChanged, session)
                 .await;
