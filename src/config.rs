@@ -506,14 +506,23 @@ fn parse_non_empty(s: &str) -> Result<String, String> {
     }
 }
 
+/// The shortest wait a timeout or retry setting takes. Below it a setting is a typo, not a
+/// choice: `POOL_TIMEOUT=0.0001` would answer every request 503 and `MAIL_RETRY_BASE=0.0001`
+/// would retry a failing mail server in a tight loop.
+const MIN_SECONDS: f64 = 0.1;
+/// The longest.
+const MAX_SECONDS: f64 = 3600.0;
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
+    if secs.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&secs) {
         Ok(Duration::from_secs_f64(secs))
     } else {
-        Err("expected seconds between 0 and 3600".into())
+        Err(format!(
+            "expected seconds between {MIN_SECONDS} and {MAX_SECONDS}"
+        ))
     }
 }
 
@@ -623,6 +632,16 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn timeouts_are_between_a_tenth_of_a_second_and_an_hour() {
+        assert_eq!(parse_seconds("0.1"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_seconds("3600"), Ok(Duration::from_secs(3600)));
+        for bad in ["0", "0.0001", "-1", "3601", "NaN", "inf", "five"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn replica_urls_are_mysql_urls_of_other_servers() {
