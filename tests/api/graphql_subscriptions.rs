@@ -344,6 +344,46 @@ backend_tests! {
         again.expect("the slot came back").init(&alice.access).await;
     }
 
+    /// One address may hold 16 connections that have not sent `connection_init` (a real client
+    /// sends it at once): the seventeenth is answered 429, and each connection that signs in
+    /// (or leaves) gives its place back. Signed-in connections do not count.
+    async fn an_address_holds_few_connections_awaiting_init(app: TestApp) {
+        let alice = app.register("alice", PASSWORD).await;
+        let _signed_in = WsClient::signed_in(&app, &alice.access).await;
+        let mut waiting = Vec::new();
+        for _ in 0..16 {
+            waiting.push(WsClient::connect(&app, "graphql-transport-ws").await);
+        }
+        let assert_refused = |result: Result<WsClient, tokio_tungstenite::tungstenite::Error>| match result {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 429);
+                assert!(response.headers().contains_key("retry-after"));
+            }
+            Err(other) => panic!("expected 429, got {other}"),
+            Ok(_) => panic!("a seventeenth connection awaiting init was accepted"),
+        };
+        assert_refused(WsClient::try_connect(&app, "graphql-transport-ws").await);
+        // One signs in, another leaves: two places come back, and only two.
+        waiting[0].init(&alice.access).await;
+        drop(waiting.pop());
+        let mut accepted = 0;
+        for _ in 0..50 {
+            match WsClient::try_connect(&app, "graphql-transport-ws").await {
+                Ok(client) => {
+                    waiting.push(client);
+                    accepted += 1;
+                    if accepted == 2 {
+                        break;
+                    }
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        assert_eq!(accepted, 2, "the places came back");
+        assert_refused(WsClient::try_connect(&app, "graphql-transport-ws").await);
+        assert_open(&mut waiting[0]).await;
+    }
+
     /// Keep-alive: the server pings every `WS_KEEPALIVE` (`ping`, or `ka` in the older
     /// dialect).
     async fn the_server_keeps_connections_alive(backend: Backend) {

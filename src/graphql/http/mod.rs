@@ -93,7 +93,9 @@ pub async fn get_graphql(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     if wants_websocket {
         return match upgrade {
-            Ok(upgrade) => endpoint.live.upgrade(upgrade, endpoint.state.clone()),
+            Ok(upgrade) => endpoint
+                .live
+                .upgrade(upgrade, context.ip, endpoint.state.clone()),
             Err(rejection) => rejection.into_response(),
         };
     }

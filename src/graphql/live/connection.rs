@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::protocol::{Dialect, close, errors};
-use super::{INIT_TIMEOUT, MAX_SUBSCRIPTIONS, WRITE_TIMEOUT};
+use super::{Awaiting, INIT_TIMEOUT, MAX_SUBSCRIPTIONS, WRITE_TIMEOUT};
 use crate::error::AppError;
 use crate::events::{AccountEvent, AccountEventKind, Notice};
 use crate::graphql::errors::{BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED};
@@ -88,12 +88,22 @@ struct Subscription {
 
 impl Connection {
     /// Serves the connection until it ends, then closes it.
-    pub(super) async fn run(mut self, socket: WebSocket, dialect: Option<Dialect>) {
+    /// `awaiting` counts it among its address's connections that have not sent
+    /// `connection_init`, until it has.
+    pub(super) async fn run(
+        mut self,
+        socket: WebSocket,
+        dialect: Option<Dialect>,
+        awaiting: Awaiting,
+    ) {
         let (sink, mut reader) = socket.split();
         let mut writer = Writer(sink);
         let end = match dialect {
             None => close_with(close::BAD_SUBPROTOCOL, "Subprotocol not acceptable"),
-            Some(dialect) => match self.serve(&mut writer, &mut reader, dialect).await {
+            Some(dialect) => match self
+                .serve(&mut writer, &mut reader, dialect, awaiting)
+                .await
+            {
                 Ok(()) => End::Gone,
                 Err(end) => end,
             },
@@ -108,9 +118,12 @@ impl Connection {
         writer: &mut Writer,
         reader: &mut SplitStream<WebSocket>,
         dialect: Dialect,
+        awaiting: Awaiting,
     ) -> Result<(), End> {
+        let init = self.await_init(writer, reader).await;
+        drop(awaiting);
         // Only the token is kept of the payload.
-        let token = token_of(&self.await_init(writer, reader).await?).ok_or_else(|| {
+        let token = token_of(&init?).ok_or_else(|| {
             close_with(
                 close::FORBIDDEN,
                 r#"connection_init's payload must be {"Authorization": "Bearer <access token>"}"#,

@@ -14,7 +14,9 @@
 mod connection;
 pub mod protocol;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -26,10 +28,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use self::connection::Connection;
 use self::protocol::{Dialect, LEGACY_WS, TRANSPORT_WS};
 use super::ApiSchema;
+use crate::ratelimit::address_key;
 use crate::state::AppState;
 
 /// Time a client has to send `connection_init` once connected.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections one client address (an IPv4 address, an IPv6 /64) may hold while they
+/// wait for `connection_init`. A real client sends it within milliseconds of connecting, so
+/// this is never reached by one; without it, one address could hold every one of
+/// `WS_MAX_CONNECTIONS` for [`INIT_TIMEOUT`] at a time without a token.
+pub const MAX_AWAITING_INIT_PER_ADDRESS: usize = 16;
 /// Most subscriptions one connection runs at once.
 pub const MAX_SUBSCRIPTIONS: usize = 10;
 /// Time a write to a client may take; a client that reads nothing for this long is dropped,
@@ -50,6 +58,7 @@ pub struct Live {
     schema: ApiSchema,
     validated_schema: ApiSchema,
     slots: Arc<Semaphore>,
+    awaiting_init: Arc<AwaitingInit>,
     keepalive: Duration,
     open: IntGauge,
     stopping: watch::Receiver<bool>,
@@ -65,16 +74,32 @@ impl Live {
             schema,
             validated_schema,
             slots: Arc::new(Semaphore::new(limits.ws_max_connections as usize)),
+            awaiting_init: Arc::default(),
             keepalive: Duration::from_secs(limits.ws_keepalive),
             open: state.metrics.ws_connections.clone(),
             stopping: state.stopping(),
         }
     }
 
-    /// Accepts a WebSocket upgrade of `/graphql`: 503 when the process holds
-    /// `WS_MAX_CONNECTIONS` already. A client offering none of the two subprotocols is
-    /// upgraded and closed at once with 4406, as `graphql-ws` servers do.
-    pub fn upgrade(self: &Arc<Self>, upgrade: WebSocketUpgrade, state: AppState) -> Response {
+    /// Accepts a WebSocket upgrade of `/graphql` from the client at `client`: 503 when the
+    /// process holds `WS_MAX_CONNECTIONS` already, 429 when that client's address holds
+    /// [`MAX_AWAITING_INIT_PER_ADDRESS`] connections that have not sent `connection_init` yet.
+    /// A client offering none of the two subprotocols is upgraded and closed at once with
+    /// 4406, as `graphql-ws` servers do.
+    pub fn upgrade(
+        self: &Arc<Self>,
+        upgrade: WebSocketUpgrade,
+        client: Option<IpAddr>,
+        state: AppState,
+    ) -> Response {
+        let Some(awaiting) = AwaitingInit::enter(&self.awaiting_init, address_key(client)) else {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, "10")],
+                "too many WebSocket connections from this address await connection_init",
+            )
+                .into_response();
+        };
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -100,8 +125,49 @@ impl Live {
                 keepalive: live.keepalive,
                 stopping: live.stopping.clone(),
             };
-            connection.run(socket, dialect).await;
+            connection.run(socket, dialect, awaiting).await;
         })
+    }
+}
+
+/// The connections that wait for `connection_init`, counted per client address.
+#[derive(Debug, Default)]
+struct AwaitingInit(Mutex<HashMap<String, usize>>);
+
+impl AwaitingInit {
+    /// Counts one more connection of the address `key`, unless it holds
+    /// [`MAX_AWAITING_INIT_PER_ADDRESS`] already.
+    fn enter(this: &Arc<Self>, key: String) -> Option<Awaiting> {
+        // A panic elsewhere while counting leaves the counts as they were: still usable.
+        let mut counts = this.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(key.clone()).or_default();
+        if *count >= MAX_AWAITING_INIT_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(Awaiting {
+            counts: Arc::clone(this),
+            key,
+        })
+    }
+}
+
+/// One connection waiting for `connection_init`, counted until dropped: when the connection
+/// has sent it (or ended, or its upgrade never completed).
+pub(super) struct Awaiting {
+    counts: Arc<AwaitingInit>,
+    key: String,
+}
+
+impl Drop for Awaiting {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
     }
 }
 
