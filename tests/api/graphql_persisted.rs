@@ -99,6 +99,31 @@ backend_tests! {
         assert_not_found(status, &body);
     }
 
+    /// In a batch, an unknown hash is answered in each entry's place, so that a batching
+    /// client's persisted-query link sees it for its operation and resends the document;
+    /// nothing in the batch runs. Then the batch with the document runs and keeps it.
+    async fn an_unknown_hash_in_a_batch_is_answered_per_entry(backend: Backend) {
+        let app = TestApp::builder().graphql_max_batch(2).spawn(backend).await;
+        let alice = app.register("alice", PASSWORD).await;
+        let hash = sha256(ME);
+        let change = json!({"query": "mutation { updateMe(input: {email: \"new@example.com\"}) { email } }"});
+        let batch = json!([change, {"extensions": extension(&hash)}]);
+        let (status, body) = post(&app, batch, Some(&alice.access)).await;
+        assert_eq!(status, 200, "{body}");
+        let answers = body.as_array().expect("a batch is answered with an array");
+        assert_eq!(answers.len(), 2, "{body}");
+        for answer in answers {
+            assert_not_found(status, answer);
+        }
+        let batch = json!([{"query": "{ me { email } }"}, {"query": ME, "extensions": extension(&hash)}]);
+        let (_, body) = post(&app, batch, Some(&alice.access)).await;
+        assert_ne!(body[0]["data"]["me"]["email"], "new@example.com", "the batch ran: {body}");
+        assert_eq!(body[1]["data"]["me"]["username"], "alice", "{body}");
+        let batch = json!([{"extensions": extension(&hash)}, {"extensions": extension(&hash)}]);
+        let (_, body) = post(&app, batch, Some(&alice.access)).await;
+        assert_eq!(body[1]["data"]["me"]["username"], "alice", "{body}");
+    }
+
     /// A hash that is not its document's SHA-256 is BAD_USER_INPUT, runs nothing and keeps
     /// nothing; so are a malformed extension and another version.
     async fn a_mismatching_hash_is_refused_and_not_kept(app: TestApp) {

@@ -296,15 +296,22 @@ backend_tests! {
         // Per-document limits hold for every entry: one over the alias limit (default 30)
         // refuses the whole batch, and nothing in it runs.
         let aliases: String = (0..31).map(|i| format!("a{i}: __typename ")).collect();
+        // The answer is still an array, one refusal in each entry's place, as batching
+        // clients expect one answer per operation.
         let batch = json!([entry, {"query": format!("{{ {aliases} }}")}]);
         let response = app.post_graphql(&batch, &[]).await;
         assert_eq!(response.status(), 400);
         let body: Value = response.json().await.unwrap();
-        assert_eq!(
-            error_code(&body).as_deref(),
-            Some("GRAPHQL_VALIDATION_FAILED"),
-            "{body}"
-        );
+        let answers = body.as_array().expect("a batch is answered with an array");
+        assert_eq!(answers.len(), 2, "{body}");
+        for answer in answers {
+            assert_eq!(
+                error_code(answer).as_deref(),
+                Some("GRAPHQL_VALIDATION_FAILED"),
+                "{body}"
+            );
+            assert!(answer.get("data").is_none(), "{body}");
+        }
     }
 
     async fn bodies_over_the_limit_are_413(backend: Backend) {

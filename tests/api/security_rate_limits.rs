@@ -209,18 +209,23 @@ backend_tests! {
             1,
             "{body}"
         );
-        // A batch sums its entries against the per-request cap, and is refused whole.
+        // A batch sums its entries against the per-request cap, and is refused whole: each
+        // entry's answer is the refusal.
         let entry = json!({"query": LOGIN, "variables": {"u": "someone", "p": "a guess"}});
         let batch = json!([entry, entry, entry, entry]);
         for accept in ["application/json", GRAPHQL_RESPONSE] {
             let response = app.post_graphql(&batch, &[("accept", accept)]).await;
             assert_eq!(response.status(), 400);
             let body: serde_json::Value = response.json().await.unwrap();
-            assert_eq!(
-                error_code(&body).as_deref(),
-                Some("GRAPHQL_VALIDATION_FAILED"),
-                "{body}"
-            );
+            let answers = body.as_array().expect("a batch is answered with an array");
+            assert_eq!(answers.len(), 4, "{body}");
+            for answer in answers {
+                assert_eq!(
+                    error_code(answer).as_deref(),
+                    Some("GRAPHQL_VALIDATION_FAILED"),
+                    "{body}"
+                );
+            }
         }
         let response = app.post_graphql(&json!([entry, entry]), &[]).await;
         assert_eq!(response.status(), 200);

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use super::Endpoint;
 use super::classify::classify_errors;
 use super::negotiate::MediaType;
-use super::refusal::{limit_error, mutation_by_get, persisted_error, request_error, unavailable};
+use super::refusal::{
+    Shape, limit_error, mutation_by_get, persisted_error, request_error, unavailable,
+};
 use super::request::Requests;
 use crate::error::AppError;
 use crate::graphql::documents::Parsed;
@@ -53,6 +55,7 @@ pub(super) async fn execute(
         list: mut requests,
         batched,
     } = requests;
+    let shape = Shape::of(batched, requests.len());
     // Persisted queries first: a hash alone becomes its document, checked below like any.
     let mut to_keep = Vec::new();
     for request in &mut requests {
@@ -65,10 +68,10 @@ pub(super) async fn execute(
             Ok(Persisted::Register(_)) => {}
             Ok(Persisted::Lookup(hash)) => match endpoint.persisted.get(&hash).await {
                 Ok(Some(text)) => request.query = text,
-                Ok(None) => return persisted_error(media, batched, PersistedError::NotFound),
-                Err(e) => return unavailable(media, e),
+                Ok(None) => return persisted_error(media, shape, PersistedError::NotFound),
+                Err(e) => return unavailable(media, shape, e),
             },
-            Err(e) => return persisted_error(media, batched, e),
+            Err(e) => return persisted_error(media, shape, e),
         }
     }
     // Per request, what the cache found; `None` for a document that did not parse.
@@ -90,12 +93,12 @@ pub(super) async fn execute(
         writes |= mutation;
         let stats = match DocumentStats::measure(doc, operation_name.as_deref(), config) {
             Ok(stats) => stats,
-            Err(exceeded) => return limit_error(media, batched, exceeded),
+            Err(exceeded) => return limit_error(media, shape, exceeded),
         };
         auth_fields = auth_fields.saturating_add(stats.auth_fields);
     }
     if let Err(exceeded) = limits::check_auth_fields(auth_fields, config) {
-        return limit_error(media, batched, exceeded);
+        return limit_error(media, shape, exceeded);
     }
     // Kept only once within every limit, so a hash never stands for a refused document. A
     // store that fails costs the client a resend, not this answer.

@@ -10,6 +10,26 @@ use crate::graphql::errors;
 use crate::graphql::limits::LimitExceeded;
 use crate::graphql::persisted::PersistedError;
 
+/// What a refusal answers for: one request (an object), or a batch of this many (an array with
+/// the refusal in each entry's place, so that a batching client, Apollo's persisted-query
+/// link among them, finds an answer for each of its operations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    One,
+    Batch(usize),
+}
+
+impl Shape {
+    /// The shape of the answer to `count` requests, `batched` or not.
+    pub(super) fn of(batched: bool, count: usize) -> Self {
+        if batched {
+            Shape::Batch(count)
+        } else {
+            Shape::One
+        }
+    }
+}
+
 /// A request-level failure (before execution), in the shape of a GraphQL response.
 pub(super) fn request_error(
     status: StatusCode,
@@ -17,13 +37,24 @@ pub(super) fn request_error(
     code: &str,
     message: &str,
 ) -> Response {
-    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]});
-    (
-        status,
-        [(header::CONTENT_TYPE, media.as_str())],
-        body.to_string(),
-    )
-        .into_response()
+    refused(status, media, Shape::One, code, message)
+}
+
+/// A refusal of every request in `shape`: each answer has this error and no `data`.
+fn refused(
+    status: StatusCode,
+    media: MediaType,
+    shape: Shape,
+    code: &str,
+    message: &str,
+) -> Response {
+    let answer =
+        serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    let body = match shape {
+        Shape::One => answer.to_string(),
+        Shape::Batch(count) => serde_json::Value::Array(vec![answer; count]).to_string(),
+    };
+    (status, [(header::CONTENT_TYPE, media.as_str())], body).into_response()
 }
 
 /// A refusal made outside the GraphQL handler (an error of the HTTP layer, a method
@@ -93,45 +124,57 @@ pub(super) fn mutation_by_get(media: MediaType) -> Response {
 /// A request over a document limit is refused like a document that fails validation (it is
 /// one, of the server's own rules): 400 with `application/graphql-response+json`, 200 with
 /// `application/json` as the GraphQL-over-HTTP spec asks. A batch is refused whole with 400.
-pub(super) fn limit_error(media: MediaType, batched: bool, exceeded: LimitExceeded) -> Response {
-    let status = if batched || media == MediaType::GraphqlResponse {
+pub(super) fn limit_error(media: MediaType, shape: Shape, exceeded: LimitExceeded) -> Response {
+    refused(
+        invalid_status(media, shape),
+        media,
+        shape,
+        errors::VALIDATION_FAILED,
+        &exceeded.0,
+    )
+}
+
+/// The status of a request refused as invalid: 400, but 200 for a single request answered as
+/// `application/json`, as the GraphQL-over-HTTP spec asks.
+fn invalid_status(media: MediaType, shape: Shape) -> StatusCode {
+    if shape != Shape::One || media == MediaType::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
-    };
-    request_error(status, media, errors::VALIDATION_FAILED, &exceeded.0)
+    }
 }
 
 /// A persisted query that cannot be run: `PersistedQueryNotFound` (code
 /// `PERSISTED_QUERY_NOT_FOUND`, 200 as Apollo's clients expect, so that they send the document
 /// with its hash), or a malformed extension or a hash that is not the document's
 /// (`BAD_USER_INPUT`, status as for a document over a limit).
-pub(super) fn persisted_error(media: MediaType, batched: bool, error: PersistedError) -> Response {
+pub(super) fn persisted_error(media: MediaType, shape: Shape, error: PersistedError) -> Response {
     match error {
-        PersistedError::NotFound => request_error(
+        PersistedError::NotFound => refused(
             StatusCode::OK,
             media,
+            shape,
             errors::PERSISTED_QUERY_NOT_FOUND,
             "PersistedQueryNotFound",
         ),
-        PersistedError::Invalid(message) => {
-            let status = if batched || media == MediaType::GraphqlResponse {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            };
-            request_error(status, media, errors::BAD_USER_INPUT, message)
-        }
+        PersistedError::Invalid(message) => refused(
+            invalid_status(media, shape),
+            media,
+            shape,
+            errors::BAD_USER_INPUT,
+            message,
+        ),
     }
 }
 
 /// A dependency the request needs before any operation runs (Redis, for a persisted query)
 /// did not answer: 503, as any outage.
-pub(super) fn unavailable(media: MediaType, cause: anyhow::Error) -> Response {
+pub(super) fn unavailable(media: MediaType, shape: Shape, cause: anyhow::Error) -> Response {
     tracing::warn!(error = %cause, "persisted queries unavailable");
-    request_error(
+    refused(
         StatusCode::SERVICE_UNAVAILABLE,
         media,
+        shape,
         errors::refusal_code(StatusCode::SERVICE_UNAVAILABLE),
         "a service the server depends on is unavailable; retry shortly",
     )
