@@ -286,6 +286,7 @@ class Server:
             "RATE_LIMIT_PASSWORD_RESET_PER_IP": "off",
             "RATE_LIMIT_PASSWORD_RESET_PER_EMAIL": "off",
             "RATE_LIMIT_VERIFICATION_PER_USER": "off",
+            "RATE_LIMIT_PERSISTED_QUERIES_PER_IP": "off",
             **env,
         }
         self.workdir = workdir

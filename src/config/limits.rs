@@ -43,6 +43,10 @@ pub struct RateLimitConfig {
     /// `3/hour`, or `off`.
     #[arg(id = "rate-limit-verification-per-user", long = "rate-limit-verification-per-user", env = "RATE_LIMIT_VERIFICATION_PER_USER", value_name = "RATE_LIMIT_VERIFICATION_PER_USER", default_value = "3/hour", value_parser = parse_rate_limit)]
     pub verification_per_user: RateLimit,
+    /// RATE_LIMIT_PERSISTED_QUERIES_PER_IP: documents a client address may have kept as
+    /// persisted queries, e.g. `100/hour`, or `off`. Past it a document still runs, unkept.
+    #[arg(id = "rate-limit-persisted-queries-per-ip", long = "rate-limit-persisted-queries-per-ip", env = "RATE_LIMIT_PERSISTED_QUERIES_PER_IP", value_name = "RATE_LIMIT_PERSISTED_QUERIES_PER_IP", default_value = "100/hour", value_parser = parse_rate_limit)]
+    pub persisted_queries_per_ip: RateLimit,
     /// RATE_LIMIT_LOGIN_PER_IP: password checks (sign-ins, password changes) per client
     /// address, e.g. `30/min`, or `off`.
     #[arg(id = "rate-limit-login-per-ip", long = "rate-limit-login-per-ip", env = "RATE_LIMIT_LOGIN_PER_IP", value_name = "RATE_LIMIT_LOGIN_PER_IP", default_value = "30/min", value_parser = parse_rate_limit)]

@@ -6,8 +6,12 @@
 //! validation rule applies to it each time.
 //!
 //! Kept in a bounded in-process cache, and in Redis when the server has one (shared by
-//! replicas, each document for [`REDIS_TTL`] after it was last registered).
+//! replicas, each document for [`REDIS_TTL`] after it was last registered). Anyone may
+//! register documents, so each client address may have only so many new ones kept
+//! (`RATE_LIMIT_PERSISTED_QUERIES_PER_IP`): past that, a document runs but is not kept, and the
+//! client, finding its hash unknown, goes on sending the document with it.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use async_graphql::Value;
@@ -15,7 +19,10 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 
+use crate::config::RateLimitConfig;
+use crate::error::AppError;
 use crate::infra::redis::{self, Redis};
+use crate::ratelimit::{RateLimiter, Scope, address_key};
 
 /// How long Redis keeps a document after it was last registered.
 pub const REDIS_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -118,6 +125,16 @@ impl Weighter<String, String> for TextLength {
 pub struct PersistedQueries {
     local: Cache<String, String, TextLength>,
     shared: Option<SharedStore>,
+    /// Counts the new documents each client address has kept.
+    limiter: RateLimiter,
+}
+
+/// Whether [`PersistedQueries::keep`] kept a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    Yes,
+    /// Not kept: its client's address had kept as many new documents as it may.
+    OverLimit,
 }
 
 /// The Redis side of [`PersistedQueries`].
@@ -138,23 +155,26 @@ impl SharedStore {
 }
 
 impl PersistedQueries {
-    /// In-process only.
-    pub fn memory() -> Self {
+    /// In-process only, new documents counted per address under `limits`.
+    pub fn memory(limits: &RateLimitConfig) -> Self {
         PersistedQueries {
             local: Cache::with_weighter(ESTIMATED_DOCUMENTS, MEMORY_BYTES, TextLength),
             shared: None,
+            limiter: RateLimiter::in_memory(limits),
         }
     }
 
-    /// In Redis, under keys that begin with `prefix`, and in-process.
-    pub fn redis(pool: Redis, prefix: &str, timeout: Duration) -> Self {
+    /// In Redis, under keys that begin with `prefix`, and in-process; new documents counted
+    /// per address in Redis too, so that every replica counts them together.
+    pub fn redis(limits: &RateLimitConfig, pool: Redis, prefix: &str, timeout: Duration) -> Self {
         PersistedQueries {
+            limiter: RateLimiter::redis(limits, pool.clone(), prefix, timeout),
             shared: Some(SharedStore {
                 pool,
                 prefix: prefix.to_owned(),
                 timeout,
             }),
-            ..PersistedQueries::memory()
+            local: Cache::with_weighter(ESTIMATED_DOCUMENTS, MEMORY_BYTES, TextLength),
         }
     }
 
@@ -177,11 +197,28 @@ impl PersistedQueries {
         Ok(found)
     }
 
-    /// Keeps `text` under `hash` (its SHA-256, checked by [`read`]).
-    pub async fn put(&self, hash: &str, text: &str) -> anyhow::Result<()> {
+    /// Keeps `text` under `hash` (its SHA-256, checked by [`read`]) for the client at
+    /// `client`, unless that address has had as many new documents kept as it may. A document
+    /// this process holds already is not new: keeping it again only renews it in Redis.
+    pub async fn keep(
+        &self,
+        hash: &str,
+        text: &str,
+        client: Option<IpAddr>,
+    ) -> anyhow::Result<Kept> {
+        // Counts out of reach mean Redis is: the document is still kept in this process's
+        // bounded cache, and the write to Redis below reports the outage.
+        if self.local.get(hash).is_none()
+            && let Err(AppError::RateLimited { .. }) = self
+                .limiter
+                .check(Scope::PersistedQueriesPerIp, &address_key(client))
+                .await
+        {
+            return Ok(Kept::OverLimit);
+        }
         self.local.insert(hash.to_owned(), text.to_owned());
         let Some(shared) = &self.shared else {
-            return Ok(());
+            return Ok(Kept::Yes);
         };
         let key = shared.key(hash);
         redis::run(&shared.pool, shared.timeout, async move |c| {
@@ -193,7 +230,8 @@ impl PersistedQueries {
                 .query_async::<()>(c)
                 .await
         })
-        .await
+        .await?;
+        Ok(Kept::Yes)
     }
 }
 

@@ -2,7 +2,7 @@
 //! failed ones per username, second-factor codes per client address and wrong ones per user,
 //! registrations per client address, token refreshes per sign-in,
 //! email changes per user, password-reset requests per client address and per address asked
-//! for, verification mails per user.
+//! for, verification mails per user, persisted-query documents kept per client address.
 //!
 //! One [`RateLimiter`], used by the `signins` and `users` services, so GraphQL and REST
 //! share every limit. It
@@ -63,11 +63,13 @@ pub enum Scope {
     PasswordResetPerEmail,
     /// Verification mails one user asked for.
     VerificationPerUser,
+    /// Documents one client address had kept as persisted queries.
+    PersistedQueriesPerIp,
 }
 
 impl Scope {
     /// Every scope, in a fixed order.
-    pub const ALL: [Scope; 11] = [
+    pub const ALL: [Scope; 12] = [
         Scope::LoginPerIp,
         Scope::LoginFailuresPerUsernameAndIp,
         Scope::LoginFailuresPerUsername,
@@ -79,6 +81,7 @@ impl Scope {
         Scope::PasswordResetPerIp,
         Scope::PasswordResetPerEmail,
         Scope::VerificationPerUser,
+        Scope::PersistedQueriesPerIp,
     ];
 
     /// The scope's name in keys and logs.
@@ -95,6 +98,7 @@ impl Scope {
             Scope::PasswordResetPerIp => "reset-ip",
             Scope::PasswordResetPerEmail => "reset-email",
             Scope::VerificationPerUser => "verification-user",
+            Scope::PersistedQueriesPerIp => "persisted-ip",
         }
     }
 
@@ -113,6 +117,7 @@ impl Scope {
             Scope::PasswordResetPerIp => config.password_reset_per_ip.0,
             Scope::PasswordResetPerEmail => config.password_reset_per_email.0,
             Scope::VerificationPerUser => config.verification_per_user.0,
+            Scope::PersistedQueriesPerIp => config.persisted_queries_per_ip.0,
         }
     }
 }

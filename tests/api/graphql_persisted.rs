@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{Backend, PASSWORD, TestApp, backend_tests, error_code};
+use crate::support::{Backend, PASSWORD, TestApp, backend_tests, error_code, per_hour};
 
 const ME: &str = "{ me { id username } }";
 
@@ -122,6 +122,36 @@ backend_tests! {
         let batch = json!([{"extensions": extension(&hash)}, {"extensions": extension(&hash)}]);
         let (_, body) = post(&app, batch, Some(&alice.access)).await;
         assert_eq!(body[1]["data"]["me"]["username"], "alice", "{body}");
+    }
+
+    /// An address may have only so many new documents kept (`RATE_LIMIT_PERSISTED_QUERIES_PER_IP`):
+    /// past it a document still runs, but its hash alone stays unknown. Sending a document
+    /// already kept again is not a new one.
+    async fn an_address_has_only_so_many_documents_kept(backend: Backend) {
+        let app = TestApp::builder().persisted_queries_per_ip(per_hour(2)).spawn(backend).await;
+        let alice = app.register("alice", PASSWORD).await;
+        let documents = ["{ me { id } }", "{ me { username } }", "{ me { id username } }"];
+        for (n, document) in documents.iter().enumerate() {
+            let (status, body) = post(&app, json!({"query": document, "extensions": extension(&sha256(document))}),
+                                      Some(&alice.access)).await;
+            assert_eq!(status, 200, "{body}");
+            assert!(body["data"]["me"].is_object(), "{document} ran: {body}");
+            if n == 0 {
+                // Again: known already, so not counted.
+                let (_, body) = post(&app, json!({"query": document, "extensions": extension(&sha256(document))}),
+                                     Some(&alice.access)).await;
+                assert!(body.get("errors").is_none(), "{body}");
+            }
+        }
+        for (document, kept) in documents.iter().zip([true, true, false]) {
+            let (status, body) = get_by_hash(&app, &sha256(document), &alice.access).await;
+            if kept {
+                assert_eq!(status, 200, "{body}");
+                assert!(body["data"]["me"].is_object(), "{document}: {body}");
+            } else {
+                assert_not_found(status, &body);
+            }
+        }
     }
 
     /// A hash that is not its document's SHA-256 is BAD_USER_INPUT, runs nothing and keeps

@@ -16,7 +16,7 @@ use super::request::Requests;
 use crate::error::AppError;
 use crate::graphql::documents::Parsed;
 use crate::graphql::limits::{self, DocumentStats};
-use crate::graphql::persisted::{self, Persisted, PersistedError};
+use crate::graphql::persisted::{self, Kept, Persisted, PersistedError};
 use crate::graphql::{Caller, errors};
 use crate::signins::SignInContext;
 use crate::users::Freshness;
@@ -103,8 +103,12 @@ pub(super) async fn execute(
     // Kept only once within every limit, so a hash never stands for a refused document. A
     // store that fails costs the client a resend, not this answer.
     for (hash, text) in to_keep {
-        if let Err(e) = endpoint.persisted.put(&hash, &text).await {
-            tracing::warn!(error = %e, "cannot keep a persisted query");
+        match endpoint.persisted.keep(&hash, &text, call.context.ip).await {
+            Ok(Kept::Yes) => {}
+            Ok(Kept::OverLimit) => {
+                tracing::debug!(client = ?call.context.ip, "a persisted query not kept: over its address's limit");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot keep a persisted query"),
         }
     }
     // Reads of other users may come from a replica, unless the request writes: then every

@@ -65,11 +65,12 @@ impl Endpoint {
             gets: Arc::new(GetCache::default()),
             persisted: Arc::new(match state.dependencies.redis() {
                 Some(pool) => PersistedQueries::redis(
+                    &state.config.rate_limit,
                     pool.clone(),
                     &state.config.redis.key_prefix,
                     state.config.database.pool_timeout,
                 ),
-                None => PersistedQueries::memory(),
+                None => PersistedQueries::memory(&state.config.rate_limit),
             }),
             state,
         }

@@ -290,6 +290,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// `RATE_LIMIT_PERSISTED_QUERIES_PER_IP`.
+    pub fn persisted_queries_per_ip(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit.persisted_queries_per_ip = limit;
+        self
+    }
+
     /// `REQUIRE_EMAIL_VERIFICATION`.
     pub fn require_email_verification(mut self, required: bool) -> Self {
         self.config.lifecycle.require_email_verification = required;
@@ -594,6 +600,7 @@ impl TestApp {
             &mut limits.password_reset_per_ip,
             &mut limits.password_reset_per_email,
             &mut limits.verification_per_user,
+            &mut limits.persisted_queries_per_ip,
         ] {
             *limit = per_minute(1000);
         }
