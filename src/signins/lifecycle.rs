@@ -90,8 +90,7 @@ impl SignIns {
 
     /// Ends one of the caller's sessions (its access token and its refresh token). Another user's
     /// session id is NOT_FOUND, as an unknown one is: whether it exists is none of the caller's
-    /// business. So is the id a sign-in had before a refresh gave it a new one: only the ids
-    /// that `sessions` lists end a sign-in.
+    /// business.
     pub async fn revoke_session(&self, viewer: &Viewer, id: &str) -> Result<(), AppError> {
         viewer.require_verified()?;
         // Not a UUID: no such session, without asking either store.
@@ -99,14 +98,7 @@ impl SignIns {
             return Err(AppError::NotFound("session not found"));
         }
         let live = self.store.revoke(&viewer.user.id, id).await?;
-        let family =
-            match tokens::find_family_of_current_session(&self.db, &viewer.user.id, id).await? {
-                Some(family) => {
-                    self.end_family(&viewer.user.id, &family).await?;
-                    true
-                }
-                None => false,
-            };
+        let family = self.end_family_of_session(&viewer.user.id, id).await?;
         if live || family {
             self.events
                 .publish(&viewer.user.id, AccountEventKind::SessionEnded, Some(id))

@@ -86,20 +86,6 @@ backend_tests! {
         assert_eq!(app.me(&second.access).await, Err("UNAUTHENTICATED".into()));
     }
 
-    /// A refresh gives the sign-in a new session id; the old one is NOT_FOUND, as any id the
-    /// list does not show, and the sign-in goes on under its new id.
-    async fn a_session_id_given_up_by_a_refresh_is_not_found(app: TestApp) {
-        let first = app.register("rotator", "correct horse").await;
-        let other = app.login("rotator", "correct horse").await;
-        let renewed = app.refresh(&first.refresh).await;
-        assert_ne!(renewed.session_id(), first.session_id());
-        assert_eq!(revoke(&app, &other.access, &first.session_id()).await, Err("NOT_FOUND".into()));
-        assert_eq!(app.me(&renewed.access).await, Ok(renewed.user_id.clone()));
-        let again = app.refresh(&renewed.refresh).await;
-        assert_eq!(revoke(&app, &other.access, &again.session_id()).await, Ok(json!({"revokeSession": true})));
-        assert_eq!(app.me(&again.access).await, Err("UNAUTHENTICATED".into()));
-    }
-
     async fn another_users_session_is_not_found(app: TestApp) {
         let alice = app.register("alice_s", "correct horse").await;
         let bob = app.register("bob_s", "correct horse").await;

@@ -123,24 +123,6 @@ pub async fn find_family_of_session(
         .optional())
 }
 
-/// The refresh-token family whose live (unrotated) token issued the user's session
-/// `session_id`: the sign-in that `sessions` lists under that id. A rotated token's session id
-/// is a name the sign-in no longer goes by.
-pub async fn find_family_of_current_session(
-    db: &DbPool,
-    user_id: &str,
-    session_id: &str,
-) -> Result<Option<String>, DbError> {
-    with_conn!(db, |c| refresh_tokens::table
-        .filter(refresh_tokens::session_id.eq(session_id))
-        .filter(refresh_tokens::user_id.eq(user_id))
-        .filter(refresh_tokens::rotated_at.is_null())
-        .select(refresh_tokens::family_id)
-        .first::<String>(c)
-        .await
-        .optional())
-}
-
 /// The access sessions of a family's unrotated tokens: the only ones of the family that can
 /// still be live, as rotation ends the predecessor's session.
 pub async fn find_family_sessions(db: &DbPool, family_id: &str) -> Result<Vec<String>, DbError> {
