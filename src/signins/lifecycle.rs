@@ -90,23 +90,40 @@ impl SignIns {
 
     /// Ends one of the caller's sessions (its access token and its refresh token). Another user's
     /// session id is NOT_FOUND, as an unknown one is: whether it exists is none of the caller's
-    /// business.
+    /// business. An id the sign-in had before a refresh gave it a new one ends it too, under its
+    /// new id: the caller read the list before that refresh.
     pub async fn revoke_session(&self, viewer: &Viewer, id: &str) -> Result<(), AppError> {
         viewer.require_verified()?;
         // Not a UUID: no such session, without asking either store.
         if !validation::is_id(id) {
             return Err(AppError::NotFound("session not found"));
         }
-        let live = self.store.revoke(&viewer.user.id, id).await?;
-        let family = self.end_family_of_session(&viewer.user.id, id).await?;
-        if live || family {
-            self.events
-                .publish(&viewer.user.id, AccountEventKind::SessionEnded, Some(id))
-                .await;
-            Ok(())
-        } else {
-            Err(AppError::NotFound("session not found"))
+        let user_id = &viewer.user.id;
+        let mut ended = Vec::new();
+        if self.store.revoke(user_id, id).await? {
+            ended.push(id.to_owned());
         }
+        if let Some(family) = tokens::find_family_of_session(&self.db, user_id, id).await? {
+            for session in self.end_family(user_id, &family).await? {
+                if !ended.contains(&session) {
+                    ended.push(session);
+                }
+            }
+            // A family already wholly rotated away still was this sign-in.
+            if ended.is_empty() {
+                ended.push(id.to_owned());
+            }
+        }
+        if ended.is_empty() {
+            return Err(AppError::NotFound("session not found"));
+        }
+        // Each under the id its sockets know it by.
+        for session in &ended {
+            self.events
+                .publish(user_id, AccountEventKind::SessionEnded, Some(session))
+                .await;
+        }
+        Ok(())
     }
 
     /// Ends every session of the caller, the current one included, and every refresh token;

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use user_api::signins::store::SessionStore as _;
 
+use crate::support::ws::WsClient;
 use crate::support::{SignIn, TestApp, backend_tests, error_code};
 
 const SESSIONS: &str = "{ sessions { id createdAt expiresAt userAgent current } }";
@@ -84,6 +85,28 @@ backend_tests! {
         // Revoking the current session works like logout.
         assert_eq!(revoke(&app, &second.access, &second.session_id()).await, Ok(json!({"revokeSession": true})));
         assert_eq!(app.me(&second.access).await, Err("UNAUTHENTICATED".into()));
+    }
+
+    /// A refresh gives the sign-in a new session id; revoking the id it had when the list was
+    /// read still ends it, under whatever id it has now: a thief refreshing a stolen token
+    /// between the owner's list and revoke does not keep the sign-in alive.
+    async fn revoking_an_id_from_before_a_refresh_ends_the_sign_in(app: TestApp) {
+        let stolen = app.register("rotator", "correct horse").await;
+        let owner = app.login("rotator", "correct horse").await;
+        let listed = stolen.session_id();
+        let renewed = app.refresh(&stolen.refresh).await;
+        let again = app.refresh(&renewed.refresh).await;
+        assert_ne!(again.session_id(), listed);
+        let mut socket = WsClient::signed_in(&app, &again.access).await;
+        assert_eq!(revoke(&app, &owner.access, &listed).await, Ok(json!({"revokeSession": true})));
+        // Its socket hears that its session, under the id it knows, ended, and closes.
+        assert_eq!(socket.closed().await.0, 4403);
+        assert_eq!(app.me(&again.access).await, Err("UNAUTHENTICATED".into()));
+        assert_eq!(app.try_refresh(&again.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
+        assert_eq!(ids(&sessions(&app, &owner.access).await), [owner.session_id()]);
+        // Ended: its ids, old and new, are NOT_FOUND from then on.
+        assert_eq!(revoke(&app, &owner.access, &listed).await, Err("NOT_FOUND".into()));
+        assert_eq!(revoke(&app, &owner.access, &again.session_id()).await, Err("NOT_FOUND".into()));
     }
 
     async fn another_users_session_is_not_found(app: TestApp) {
