@@ -132,6 +132,7 @@ pub struct PersistedQueries {
 /// Whether [`PersistedQueries::keep`] kept a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kept {
+    /// Kept, or renewed.
     Yes,
     /// Not kept: its client's address had kept as many new documents as it may.
     OverLimit,
@@ -199,7 +200,8 @@ impl PersistedQueries {
 
     /// Keeps `text` under `hash` (its SHA-256, checked by [`read`]) for the client at
     /// `client`, unless that address has had as many new documents kept as it may. A document
-    /// this process holds already is not new: keeping it again only renews it in Redis.
+    /// kept already (in this process or in Redis) is not new: keeping it again only renews it
+    /// in Redis, whoever sends it.
     pub async fn keep(
         &self,
         hash: &str,
@@ -208,7 +210,8 @@ impl PersistedQueries {
     ) -> anyhow::Result<Kept> {
         // Counts out of reach mean Redis is: the document is still kept in this process's
         // bounded cache, and the write to Redis below reports the outage.
-        if self.local.get(hash).is_none()
+        let known = matches!(self.get(hash).await, Ok(Some(_)));
+        if !known
             && let Err(AppError::RateLimited { .. }) = self
                 .limiter
                 .check(Scope::PersistedQueriesPerIp, &address_key(client))

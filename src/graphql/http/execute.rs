@@ -10,7 +10,8 @@ use super::Endpoint;
 use super::classify::classify_errors;
 use super::negotiate::MediaType;
 use super::refusal::{
-    Shape, limit_error, mutation_by_get, persisted_error, request_error, unavailable,
+    Shape, limit_error, mutation_by_get, persisted_error, persisted_not_found_answer,
+    request_error, unavailable,
 };
 use super::request::Requests;
 use crate::error::AppError;
@@ -56,9 +57,12 @@ pub(super) async fn execute(
         batched,
     } = requests;
     let shape = Shape::of(batched, requests.len());
-    // Persisted queries first: a hash alone becomes its document, checked below like any.
+    // Persisted queries first: a hash alone becomes its document, checked below like any. In
+    // a batch, an unknown hash is answered in its entry's place and the others run: not
+    // finding a hash is a step of the protocol, after which the client resends that entry.
     let mut to_keep = Vec::new();
-    for request in &mut requests {
+    let mut unknown = vec![false; requests.len()];
+    for (at, request) in requests.iter_mut().enumerate() {
         match persisted::read(&request.query, &request.extensions) {
             Ok(Persisted::No) => {}
             Ok(Persisted::Register(hash)) if request.query.len() <= persisted::MAX_KEPT_TEXT => {
@@ -68,6 +72,7 @@ pub(super) async fn execute(
             Ok(Persisted::Register(_)) => {}
             Ok(Persisted::Lookup(hash)) => match endpoint.persisted.get(&hash).await {
                 Ok(Some(text)) => request.query = text,
+                Ok(None) if batched => unknown[at] = true,
                 Ok(None) => return persisted_error(media, shape, PersistedError::NotFound),
                 Err(e) => return unavailable(media, shape, e),
             },
@@ -78,7 +83,11 @@ pub(super) async fn execute(
     let mut parsed = Vec::with_capacity(requests.len());
     let mut auth_fields = 0usize;
     let mut writes = false;
-    for request in &mut requests {
+    for (request, unknown) in requests.iter_mut().zip(&unknown) {
+        if *unknown {
+            parsed.push(None);
+            continue;
+        }
         let operation_name = request.operation_name.clone();
         let Ok((doc, found)) = endpoint.documents.parse(request) else {
             // Execution reports the parse error in the request's own answer.
@@ -122,7 +131,11 @@ pub(super) async fn execute(
     let mut bodies = Vec::with_capacity(requests.len());
     let mut request_failed = false;
     let mut faults = Vec::new();
-    for (request, parsed) in requests.into_iter().zip(parsed) {
+    for ((request, parsed), unknown) in requests.into_iter().zip(parsed).zip(unknown) {
+        if unknown {
+            bodies.push(persisted_not_found_answer());
+            continue;
+        }
         let operation_name = request.operation_name.clone();
         let query_text = request.query.clone();
         let request = request.data(Caller::new(

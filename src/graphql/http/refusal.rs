@@ -40,6 +40,19 @@ pub(super) fn request_error(
     refused(status, media, Shape::One, code, message)
 }
 
+/// The answer to one request, refused with `code` and `message`: an error and no `data`.
+fn refusal_answer(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]})
+}
+
+/// The answer, in a batch, to an entry whose persisted-query hash is unknown.
+pub(super) fn persisted_not_found_answer() -> String {
+    refusal_answer(errors::PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_NOT_FOUND).to_string()
+}
+
+/// The message of an unknown persisted-query hash, as Apollo's clients look for it.
+const PERSISTED_QUERY_NOT_FOUND: &str = "PersistedQueryNotFound";
+
 /// A refusal of every request in `shape`: each answer has this error and no `data`.
 fn refused(
     status: StatusCode,
@@ -48,8 +61,7 @@ fn refused(
     code: &str,
     message: &str,
 ) -> Response {
-    let answer =
-        serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    let answer = refusal_answer(code, message);
     let body = match shape {
         Shape::One => answer.to_string(),
         Shape::Batch(count) => serde_json::Value::Array(vec![answer; count]).to_string(),
@@ -155,7 +167,7 @@ pub(super) fn persisted_error(media: MediaType, shape: Shape, error: PersistedEr
             media,
             shape,
             errors::PERSISTED_QUERY_NOT_FOUND,
-            "PersistedQueryNotFound",
+            PERSISTED_QUERY_NOT_FOUND,
         ),
         PersistedError::Invalid(message) => refused(
             invalid_status(media, shape),
