@@ -95,7 +95,10 @@ impl Live {
         let Some(awaiting) = AwaitingInit::enter(&self.awaiting_init, address_key(client)) else {
             return (
                 StatusCode::TOO_MANY_REQUESTS,
-                [(axum::http::header::RETRY_AFTER, "10")],
+                [(
+                    axum::http::header::RETRY_AFTER,
+                    INIT_TIMEOUT.as_secs().to_string(),
+                )],
                 "too many WebSocket connections from this address await connection_init",
             )
                 .into_response();
