@@ -113,6 +113,8 @@ def main():
         else:
             env = {"DATABASE_URL": "sqlite://data/users.db"}
         env["WS_MAX_CONNECTIONS"] = str(args.idle + args.subscribers + 100)
+        # The fan-out's subscribers are connections of one account.
+        env["WS_MAX_CONNECTIONS_PER_ACCOUNT"] = str(max(args.subscribers, 32))
         server = Server(env, workdir)
         try:
             print(f"== {backend}: {args.idle} idle subscriptions", flush=True)

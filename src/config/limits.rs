@@ -88,6 +88,10 @@ pub struct GraphqlLimitsConfig {
     /// holds at once; more are answered 503.
     #[arg(id = "ws-max-connections", long = "ws-max-connections", env = "WS_MAX_CONNECTIONS", value_name = "WS_MAX_CONNECTIONS", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub ws_max_connections: u32,
+    /// WS_MAX_CONNECTIONS_PER_ACCOUNT: most signed-in WebSocket connections one account
+    /// holds in one process; the next is closed with 4429.
+    #[arg(id = "ws-max-connections-per-account", long = "ws-max-connections-per-account", env = "WS_MAX_CONNECTIONS_PER_ACCOUNT", value_name = "WS_MAX_CONNECTIONS_PER_ACCOUNT", default_value = "32", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ws_max_connections_per_account: u32,
     /// WS_KEEPALIVE: seconds between the keep-alive pings of a WebSocket connection; one
     /// that answers nothing for three of them is dropped.
     #[arg(id = "ws-keepalive", long = "ws-keepalive", env = "WS_KEEPALIVE", value_name = "WS_KEEPALIVE", default_value = "15", value_parser = clap::value_parser!(u64).range(1..=3600))]

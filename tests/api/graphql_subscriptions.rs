@@ -387,6 +387,38 @@ backend_tests! {
         assert_open(&mut waiting[0]).await;
     }
 
+    /// `WS_MAX_CONNECTIONS_PER_ACCOUNT` (here 3): the next connection of the account is closed
+    /// with 4429 after its `connection_init`; another account is not affected, and a
+    /// connection that ends gives its place back.
+    async fn an_account_holds_at_most_its_share_of_connections(backend: Backend) {
+        let app = TestApp::builder().ws_max_connections_per_account(3).spawn(backend).await;
+        let alice = app.register("alice", PASSWORD).await;
+        let bob = app.register("bob", PASSWORD).await;
+        let mut open = Vec::new();
+        for _ in 0..3 {
+            open.push(WsClient::signed_in(&app, &alice.access).await);
+        }
+        let mut refused = WsClient::connect(&app, "graphql-transport-ws").await;
+        refused.send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", alice.access)}})).await;
+        let (code, reason) = refused.closed().await;
+        assert_eq!(code, 4429, "{reason}");
+        assert!(reason.contains("has 3 connections"), "{reason}");
+        let mut other = WsClient::signed_in(&app, &bob.access).await;
+        assert_open(&mut other).await;
+        drop(open.pop());
+        let mut again = None;
+        for _ in 0..50 {
+            let mut client = WsClient::connect(&app, "graphql-transport-ws").await;
+            client.send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", alice.access)}})).await;
+            if client.recv().await == Frame::Text(json!({"type": "connection_ack"})) {
+                again = Some(client);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_open(again.as_mut().expect("the place came back")).await;
+    }
+
     /// Keep-alive: the server pings every `WS_KEEPALIVE` (`ping`, or `ka` in the older
     /// dialect).
     async fn the_server_keeps_connections_alive(backend: Backend) {

@@ -2,6 +2,7 @@
 //! messages, runs its subscriptions, hears its account's events and keeps the connection
 //! alive; it is the only writer, and every write is bounded in time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::ClientMessage;
@@ -14,8 +15,9 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::counts::{Counted, Counts};
 use super::protocol::{Dialect, close, errors};
-use super::{Awaiting, INIT_TIMEOUT, MAX_SUBSCRIPTIONS, WRITE_TIMEOUT};
+use super::{INIT_TIMEOUT, MAX_SUBSCRIPTIONS, WRITE_TIMEOUT};
 use crate::error::AppError;
 use crate::events::{AccountEvent, AccountEventKind, Notice};
 use crate::graphql::errors::{BAD_REQUEST, PARSE_FAILED, VALIDATION_FAILED};
@@ -34,6 +36,8 @@ pub(super) struct Connection {
     pub(super) schema: ApiSchema,
     pub(super) validated_schema: ApiSchema,
     pub(super) state: AppState,
+    /// The signed-in connections of each account in this process.
+    pub(super) per_account: Arc<Counts>,
     pub(super) keepalive: Duration,
     pub(super) stopping: watch::Receiver<bool>,
 }
@@ -94,7 +98,7 @@ impl Connection {
         mut self,
         socket: WebSocket,
         dialect: Option<Dialect>,
-        awaiting: Awaiting,
+        awaiting: Counted,
     ) {
         let (sink, mut reader) = socket.split();
         let mut writer = Writer(sink);
@@ -118,7 +122,7 @@ impl Connection {
         writer: &mut Writer,
         reader: &mut SplitStream<WebSocket>,
         dialect: Dialect,
-        awaiting: Awaiting,
+        awaiting: Counted,
     ) -> Result<(), End> {
         let init = self.await_init(writer, reader).await;
         drop(awaiting);
@@ -136,6 +140,16 @@ impl Connection {
                 return Err(close_with(close::TRY_LATER, e.to_string()));
             }
             Err(e) => return Err(close_with(close::FORBIDDEN, e.to_string())),
+        };
+        // Counted until the connection ends.
+        let Some(_account) = Counts::enter(&self.per_account, watch.viewer.user.id.clone()) else {
+            return Err(close_with(
+                close::TOO_MANY_CONNECTIONS,
+                format!(
+                    "this account has {} connections open already",
+                    self.per_account.limit()
+                ),
+            ));
         };
         writer.text(Dialect::ack()).await?;
         self.signed_in(writer, reader, dialect, watch, token).await

@@ -12,11 +12,11 @@
 //! `protocol` holds the two dialects and the close codes; `connection` runs one connection.
 
 mod connection;
+mod counts;
 pub mod protocol;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -26,6 +26,7 @@ use prometheus::IntGauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use self::connection::Connection;
+use self::counts::Counts;
 use self::protocol::{Dialect, LEGACY_WS, TRANSPORT_WS};
 use super::ApiSchema;
 use crate::ratelimit::address_key;
@@ -58,7 +59,8 @@ pub struct Live {
     schema: ApiSchema,
     validated_schema: ApiSchema,
     slots: Arc<Semaphore>,
-    awaiting_init: Arc<AwaitingInit>,
+    awaiting_init: Arc<Counts>,
+    per_account: Arc<Counts>,
     keepalive: Duration,
     open: IntGauge,
     stopping: watch::Receiver<bool>,
@@ -74,7 +76,10 @@ impl Live {
             schema,
             validated_schema,
             slots: Arc::new(Semaphore::new(limits.ws_max_connections as usize)),
-            awaiting_init: Arc::default(),
+            awaiting_init: Arc::new(Counts::new(MAX_AWAITING_INIT_PER_ADDRESS)),
+            // A person has a few devices and tabs; without a cap, anyone who can register
+            // could take every one of `WS_MAX_CONNECTIONS` with one account.
+            per_account: Arc::new(Counts::new(limits.ws_max_connections_per_account as usize)),
             keepalive: Duration::from_secs(limits.ws_keepalive),
             open: state.metrics.ws_connections.clone(),
             stopping: state.stopping(),
@@ -92,7 +97,7 @@ impl Live {
         client: Option<IpAddr>,
         state: AppState,
     ) -> Response {
-        let Some(awaiting) = AwaitingInit::enter(&self.awaiting_init, address_key(client)) else {
+        let Some(awaiting) = Counts::enter(&self.awaiting_init, address_key(client)) else {
             return (
                 StatusCode::TOO_MANY_REQUESTS,
                 [(
@@ -125,52 +130,12 @@ impl Live {
                 schema: live.schema.clone(),
                 validated_schema: live.validated_schema.clone(),
                 state,
+                per_account: live.per_account.clone(),
                 keepalive: live.keepalive,
                 stopping: live.stopping.clone(),
             };
             connection.run(socket, dialect, awaiting).await;
         })
-    }
-}
-
-/// The connections that wait for `connection_init`, counted per client address.
-#[derive(Debug, Default)]
-struct AwaitingInit(Mutex<HashMap<String, usize>>);
-
-impl AwaitingInit {
-    /// Counts one more connection of the address `key`, unless it holds
-    /// [`MAX_AWAITING_INIT_PER_ADDRESS`] already.
-    fn enter(this: &Arc<Self>, key: String) -> Option<Awaiting> {
-        // A panic elsewhere while counting leaves the counts as they were: still usable.
-        let mut counts = this.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = counts.entry(key.clone()).or_default();
-        if *count >= MAX_AWAITING_INIT_PER_ADDRESS {
-            return None;
-        }
-        *count += 1;
-        Some(Awaiting {
-            counts: Arc::clone(this),
-            key,
-        })
-    }
-}
-
-/// One connection waiting for `connection_init`, counted until dropped: when the connection
-/// has sent it (or ended, or its upgrade never completed).
-pub(super) struct Awaiting {
-    counts: Arc<AwaitingInit>,
-    key: String,
-}
-
-impl Drop for Awaiting {
-    fn drop(&mut self) {
-        let mut counts = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = counts.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.key);
-            }
-        }
     }
 }
 

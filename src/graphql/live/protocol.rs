@@ -90,6 +90,9 @@ pub mod close {
     pub const DUPLICATE_ID: u16 = 4409;
     /// A second `connection_init`.
     pub const TOO_MANY_INITS: u16 = 4429;
+    /// The account holds as many connections as it may: "too many" too, and as final to
+    /// `graphql-ws` clients, which do not retry it.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4429;
     /// The server stops (or restarts): connect again.
     pub const RESTART: u16 = 1012;
     /// A dependency is out, or the client fell behind: connect again later.

@@ -345,6 +345,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// `WS_MAX_CONNECTIONS_PER_ACCOUNT`.
+    pub fn ws_max_connections_per_account(mut self, max: u32) -> Self {
+        self.config.graphql.ws_max_connections_per_account = max;
+        self
+    }
+
     /// Delivers mail to `other`'s SMTP server rather than to one of its own.
     pub fn delivering_to(mut self, other: &TestApp) -> Self {
         self.smtp_url = Some(other.mailbox.server.url());
