@@ -61,7 +61,8 @@ pub(super) async fn execute(
     // a batch, an unknown hash is answered in its entry's place and the others run: not
     // finding a hash is a step of the protocol, after which the client resends that entry.
     let mut to_keep = Vec::new();
-    let mut unknown = vec![false; requests.len()];
+    // Their positions; empty (allocating nothing) for all but such batches.
+    let mut unknown: Vec<usize> = Vec::new();
     for (at, request) in requests.iter_mut().enumerate() {
         match persisted::read(&request.query, &request.extensions) {
             Ok(Persisted::No) => {}
@@ -72,7 +73,7 @@ pub(super) async fn execute(
             Ok(Persisted::Register(_)) => {}
             Ok(Persisted::Lookup(hash)) => match endpoint.persisted.get(&hash).await {
                 Ok(Some(text)) => request.query = text,
-                Ok(None) if batched => unknown[at] = true,
+                Ok(None) if batched => unknown.push(at),
                 Ok(None) => return persisted_error(media, shape, PersistedError::NotFound),
                 Err(e) => return unavailable(media, shape, e),
             },
@@ -83,8 +84,8 @@ pub(super) async fn execute(
     let mut parsed = Vec::with_capacity(requests.len());
     let mut auth_fields = 0usize;
     let mut writes = false;
-    for (request, unknown) in requests.iter_mut().zip(&unknown) {
-        if *unknown {
+    for (at, request) in requests.iter_mut().enumerate() {
+        if unknown.contains(&at) {
             parsed.push(None);
             continue;
         }
@@ -131,8 +132,8 @@ pub(super) async fn execute(
     let mut bodies = Vec::with_capacity(requests.len());
     let mut request_failed = false;
     let mut faults = Vec::new();
-    for ((request, parsed), unknown) in requests.into_iter().zip(parsed).zip(unknown) {
-        if unknown {
+    for (at, (request, parsed)) in requests.into_iter().zip(parsed).enumerate() {
+        if unknown.contains(&at) {
             bodies.push(persisted_not_found_answer());
             continue;
         }
