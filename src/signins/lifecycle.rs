@@ -109,8 +109,9 @@ impl SignIns {
                     ended.push(session);
                 }
             }
-            // A family already wholly rotated away still was this sign-in.
-            if ended.is_empty() {
+            // The id asked for too: a socket signed in before a refresh still goes by it (a
+            // rotation ends that session without an event, so as not to close its socket).
+            if !ended.iter().any(|session| session == id) {
                 ended.push(id.to_owned());
             }
         }

@@ -94,13 +94,16 @@ backend_tests! {
         let stolen = app.register("rotator", "correct horse").await;
         let owner = app.login("rotator", "correct horse").await;
         let listed = stolen.session_id();
+        let mut first_socket = WsClient::signed_in(&app, &stolen.access).await;
         let renewed = app.refresh(&stolen.refresh).await;
         let again = app.refresh(&renewed.refresh).await;
         assert_ne!(again.session_id(), listed);
         let mut socket = WsClient::signed_in(&app, &again.access).await;
         assert_eq!(revoke(&app, &owner.access, &listed).await, Ok(json!({"revokeSession": true})));
-        // Its socket hears that its session, under the id it knows, ended, and closes.
+        // Its sockets hear that their session, under the id each knows, ended, and close: the
+        // one signed in before the refreshes as well as the one after.
         assert_eq!(socket.closed().await.0, 4403);
+        assert_eq!(first_socket.closed().await.0, 4403);
         assert_eq!(app.me(&again.access).await, Err("UNAUTHENTICATED".into()));
         assert_eq!(app.try_refresh(&again.refresh).await.err().as_deref(), Some("UNAUTHENTICATED"));
         assert_eq!(ids(&sessions(&app, &owner.access).await), [owner.session_id()]);
