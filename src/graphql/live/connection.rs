@@ -38,6 +38,9 @@ pub(super) struct Connection {
     pub(super) state: AppState,
     /// The signed-in connections of each account in this process.
     pub(super) per_account: Arc<Counts>,
+    /// This connection's place among its account's, once signed in; given back when the
+    /// connection is dropped, after its close frame went out.
+    pub(super) account: Option<Counted>,
     pub(super) keepalive: Duration,
     pub(super) stopping: watch::Receiver<bool>,
 }
@@ -142,7 +145,8 @@ impl Connection {
             Err(e) => return Err(close_with(close::FORBIDDEN, e.to_string())),
         };
         // Counted until the connection ends.
-        let Some(_account) = Counts::enter(&self.per_account, watch.viewer.user.id.clone()) else {
+        self.account = Counts::enter(&self.per_account, watch.viewer.user.id.clone());
+        if self.account.is_none() {
             return Err(close_with(
                 close::TOO_MANY_CONNECTIONS,
                 format!(
@@ -150,7 +154,7 @@ impl Connection {
                     self.per_account.limit()
                 ),
             ));
-        };
+        }
         writer.text(Dialect::ack()).await?;
         self.signed_in(writer, reader, dialect, watch, token).await
     }

@@ -131,6 +131,7 @@ impl Live {
                 validated_schema: live.validated_schema.clone(),
                 state,
                 per_account: live.per_account.clone(),
+                account: None,
                 keepalive: live.keepalive,
                 stopping: live.stopping.clone(),
             };
