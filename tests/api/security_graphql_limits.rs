@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Backend, GRAPHQL_RESPONSE, SignIn, TestApp, backend_tests, error_code};
+use crate::support::{
+    Backend, GRAPHQL_RESPONSE, SignIn, TestApp, assert_batch_refused, backend_tests, error_code,
+};
 
 /// The introspection query GraphiQL sends (graphql-js `getIntrospectionQuery` with every
 /// option on), the deepest and largest a well-behaved client sends.
@@ -302,16 +304,7 @@ backend_tests! {
         let response = app.post_graphql(&batch, &[]).await;
         assert_eq!(response.status(), 400);
         let body: Value = response.json().await.unwrap();
-        let answers = body.as_array().expect("a batch is answered with an array");
-        assert_eq!(answers.len(), 2, "{body}");
-        for answer in answers {
-            assert_eq!(
-                error_code(answer).as_deref(),
-                Some("GRAPHQL_VALIDATION_FAILED"),
-                "{body}"
-            );
-            assert!(answer.get("data").is_none(), "{body}");
-        }
+        assert_batch_refused(&body, 2, "GRAPHQL_VALIDATION_FAILED");
     }
 
     async fn bodies_over_the_limit_are_413(backend: Backend) {

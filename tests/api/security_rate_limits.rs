@@ -11,8 +11,8 @@ use crate::support::client::ApiClient;
 use crate::support::graphql::LOGIN;
 use crate::support::rest::{self, call};
 use crate::support::{
-    Backend, GRAPHQL_RESPONSE, NO_LIMIT, TestApp, backend_tests, error_code, per_hour, per_minute,
-    retry_after,
+    Backend, GRAPHQL_RESPONSE, NO_LIMIT, TestApp, assert_batch_refused, backend_tests, error_code,
+    per_hour, per_minute, retry_after,
 };
 
 backend_tests! {
@@ -217,15 +217,7 @@ backend_tests! {
             let response = app.post_graphql(&batch, &[("accept", accept)]).await;
             assert_eq!(response.status(), 400);
             let body: serde_json::Value = response.json().await.unwrap();
-            let answers = body.as_array().expect("a batch is answered with an array");
-            assert_eq!(answers.len(), 4, "{body}");
-            for answer in answers {
-                assert_eq!(
-                    error_code(answer).as_deref(),
-                    Some("GRAPHQL_VALIDATION_FAILED"),
-                    "{body}"
-                );
-            }
+            assert_batch_refused(&body, 4, "GRAPHQL_VALIDATION_FAILED");
         }
         let response = app.post_graphql(&json!([entry, entry]), &[]).await;
         assert_eq!(response.status(), 200);

@@ -207,6 +207,18 @@ impl ApiClient {
     }
 }
 
+/// Checks that `body` answers a batch of `entries` refused whole: an array with, in each
+/// entry's place, the error `code` and no `data`.
+#[track_caller]
+pub fn assert_batch_refused(body: &Value, entries: usize, code: &str) {
+    let answers = body.as_array().expect("a batch is answered with an array");
+    assert_eq!(answers.len(), entries, "{body}");
+    for answer in answers {
+        assert_eq!(error_code(answer).as_deref(), Some(code), "{body}");
+        assert!(answer.get("data").is_none(), "{body}");
+    }
+}
+
 /// `errors[0].extensions.code` of a GraphQL response.
 pub fn error_code(body: &Value) -> Option<String> {
     body["errors"][0]["extensions"]["code"]

@@ -19,8 +19,8 @@ pub mod ws;
 
 pub use app::{Backend, NO_LIMIT, TestApp, per_hour, per_minute, redis_connection};
 pub use graphql::{
-    GRAPHQL_RESPONSE, SignIn, assert_no_internals, error_code, error_field, error_reason, messages,
-    retry_after,
+    GRAPHQL_RESPONSE, SignIn, assert_batch_refused, assert_no_internals, error_code, error_field,
+    error_reason, messages, retry_after,
 };
 pub(crate) use runner::backend_tests;
 
