@@ -99,24 +99,20 @@ impl SignIns {
             return Err(AppError::NotFound("session not found"));
         }
         let user_id = &viewer.user.id;
-        let mut ended = Vec::new();
-        if self.store.revoke(user_id, id).await? {
-            ended.push(id.to_owned());
-        }
-        if let Some(family) = tokens::find_family_of_session(&self.db, user_id, id).await? {
-            for session in self.end_family(user_id, &family).await? {
-                if !ended.contains(&session) {
-                    ended.push(session);
+        let live = self.store.revoke(user_id, id).await?;
+        // The id asked for always: a socket signed in before a refresh still goes by it (a
+        // rotation ends that session without an event, so as not to close its socket).
+        let mut ended = vec![id.to_owned()];
+        match tokens::find_family_of_session(&self.db, user_id, id).await? {
+            Some(family) => {
+                for session in self.end_family(user_id, &family).await? {
+                    if !ended.contains(&session) {
+                        ended.push(session);
+                    }
                 }
             }
-            // The id asked for too: a socket signed in before a refresh still goes by it (a
-            // rotation ends that session without an event, so as not to close its socket).
-            if !ended.iter().any(|session| session == id) {
-                ended.push(id.to_owned());
-            }
-        }
-        if ended.is_empty() {
-            return Err(AppError::NotFound("session not found"));
+            None if !live => return Err(AppError::NotFound("session not found")),
+            None => {}
         }
         // Each under the id its sockets know it by.
         for session in &ended {
